@@ -1,0 +1,173 @@
+"""Typed configuration for every Vigil component (pydantic-settings).
+
+Precedence, highest first: explicit arguments, environment (``VIGIL_`` prefix, ``__`` between
+nested names, e.g. ``VIGIL_KAFKA__BOOTSTRAP_SERVERS``), a ``.env`` file, a YAML file
+(``VIGIL_CONFIG=path.yaml``, or ``vigil.yaml`` in the working directory), then the defaults here.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+import json
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, BeforeValidator, Field, PlainSerializer, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+from vigil.durations import format_duration, parse_duration
+
+CONFIG_FILE_ENV = "VIGIL_CONFIG"
+DEFAULT_CONFIG_FILE = "vigil.yaml"
+
+# Durations accept "10d"/"6h"/"10s" in env, YAML and code, and print back the same way.
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(parse_duration),
+    PlainSerializer(format_duration, return_type=str, when_used="json"),
+]
+
+# librdkafka option names whose values must never be printed.
+_SECRET_MARKERS = ("password", "secret", "token", "key.pem", "private", "jaas")
+
+
+class KafkaSettings(BaseModel):
+    bootstrap_servers: str = "127.0.0.1:9092"
+    # Passed through to every confluent-kafka client verbatim: security.protocol, sasl.*, ssl.*...
+    client: dict[str, str] = Field(default_factory=dict)
+
+    def client_config(self, **overrides: Any) -> dict[str, Any]:
+        """The librdkafka configuration for one client: bootstrap + pass-through + overrides."""
+        return {"bootstrap.servers": self.bootstrap_servers, **self.client, **overrides}
+
+    def masked_client(self) -> dict[str, str]:
+        return {
+            k: ("***" if any(m in k.lower() for m in _SECRET_MARKERS) else v) for k, v in self.client.items()
+        }
+
+
+class RedisSettings(BaseModel):
+    url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
+
+    def masked_url(self) -> str:
+        raw = self.url.get_secret_value()
+        parts = urlsplit(raw)
+        if parts.password is None:
+            return raw
+        user = parts.username or ""
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+        return parts._replace(netloc=f"{user}:***@{host}{port}").geturl()
+
+
+class TopicSettings(BaseModel):
+    events: str = "sensor-events"
+    scores: str = "sensor-scores"
+    alerts: str = "sensor-alerts"
+    dlq: str = "sensor-events.dlq"
+    events_partitions: int = Field(6, ge=1)
+    scores_partitions: int = Field(6, ge=1)
+    alerts_partitions: int = Field(3, ge=1)
+    dlq_partitions: int = Field(1, ge=1)
+    replication_factor: int = Field(1, ge=1)
+
+    def partitions(self) -> dict[str, int]:
+        """Every topic Vigil uses, with its partition count."""
+        return {
+            self.events: self.events_partitions,
+            self.scores: self.scores_partitions,
+            self.alerts: self.alerts_partitions,
+            self.dlq: self.dlq_partitions,
+        }
+
+
+class WindowSettings(BaseModel):
+    length: Duration = timedelta(days=10)
+    steps: int = Field(240, ge=1)
+    min_events: int = Field(10, ge=1)
+
+    @field_validator("length")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("window length must be positive, e.g. 10d")
+        return value
+
+
+class LocalServicesSettings(BaseModel):
+    """How `vigil services up` runs Kafka and Redis on this machine (ports come from the URLs)."""
+
+    kafka_controller_port: int = 9093
+    kafka_heap: str = "512m"
+    kafka_ready_timeout_s: float = Field(120.0, gt=0)
+    redis_ready_timeout_s: float = Field(30.0, gt=0)
+
+
+class VigilSettings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="VIGIL_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        extra="ignore",
+        validate_default=True,
+    )
+
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    redis: RedisSettings = Field(default_factory=RedisSettings)
+    topics: TopicSettings = Field(default_factory=TopicSettings)
+    window: WindowSettings = Field(default_factory=WindowSettings)
+    services: LocalServicesSettings = Field(default_factory=LocalServicesSettings)
+    features: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["feature_1", "feature_2"], min_length=1)
+    label_column: str = "10_days_alert_label"
+    data_dir: Path = Path("var")
+    model_dir: Path | None = None
+    log_format: str = Field("auto", pattern="^(auto|json|console)$")
+    log_level: str = "info"
+
+    @field_validator("features", mode="before")
+    @classmethod
+    def _split_features(cls, value: Any) -> Any:
+        # "a,b" from an environment variable or CLI flag, as well as a YAML/JSON list.
+        if isinstance(value, str):
+            if value.lstrip().startswith("["):
+                return json.loads(value)
+            return [f.strip() for f in value.split(",") if f.strip()]
+        return value
+
+    @property
+    def models_path(self) -> Path:
+        return self.model_dir if self.model_dir is not None else self.data_dir / "models"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, dotenv_settings, _yaml_source(settings_cls), file_secret_settings)
+
+    def masked(self) -> dict[str, Any]:
+        """The effective configuration as plain JSON data, secrets replaced by ``***``."""
+        data = self.model_dump(mode="json")
+        data["kafka"]["client"] = self.kafka.masked_client()
+        data["redis"]["url"] = self.redis.masked_url()
+        data["model_dir"] = str(self.models_path)
+        return data
+
+
+def _yaml_source(settings_cls: type[BaseSettings]) -> PydanticBaseSettingsSource:
+    explicit = os.environ.get(CONFIG_FILE_ENV)
+    if explicit and not Path(explicit).is_file():
+        raise FileNotFoundError(f"{CONFIG_FILE_ENV}={explicit}: no such configuration file")
+    return YamlConfigSettingsSource(settings_cls, yaml_file=explicit or DEFAULT_CONFIG_FILE)
