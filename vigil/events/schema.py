@@ -1,0 +1,186 @@
+"""The sensor event contract (DESIGN.md, Contracts: Event).
+
+``sensor_id`` (string), ``timestamp`` (ISO-8601 or epoch milliseconds), the configured numeric
+features and an optional 0/1 label. Unknown fields are ignored. The feature list is configuration,
+so the pydantic model is built per :class:`EventSchema`; field names are positional (``f0``...)
+with the real column names as aliases, since columns such as ``Volume Flow RateRMS`` or
+``10_days_alert_label`` are not Python identifiers.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import datetime, timezone
+from typing import Annotated, Any, Mapping, NamedTuple, Sequence
+
+from pydantic import BeforeValidator, ConfigDict, Field, ValidationError, create_model
+from pydantic_core import PydanticCustomError
+
+# Epoch-millisecond timestamps outside this range are almost always a unit mistake
+# (epoch seconds or microseconds), which would silently put events decades away.
+_MIN_TS_MS = int(datetime(1990, 1, 1, tzinfo=timezone.utc).timestamp() * 1000)
+_MAX_TS_MS = int(datetime(2100, 1, 1, tzinfo=timezone.utc).timestamp() * 1000)
+MAX_SENSOR_ID_LENGTH = 256
+
+
+class SensorEvent(NamedTuple):
+    """A validated event: what the buffer, featurisation and training consume."""
+
+    sensor_id: str
+    timestamp_ms: int
+    values: tuple[float, ...]
+    label: int | None
+
+
+class EventError(ValueError):
+    """An event that breaks the contract. ``reason`` is a stable code (DLQ header, metric label)."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+def _sensor_id(value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise PydanticCustomError(
+            "bad_sensor_id", "sensor_id must be a string, got {kind}", {"kind": type(value).__name__}
+        )
+    text = str(value).strip()
+    if not text or len(text) > MAX_SENSOR_ID_LENGTH:
+        raise PydanticCustomError(
+            "bad_sensor_id", "sensor_id must be 1 to {n} characters", {"n": MAX_SENSOR_ID_LENGTH}
+        )
+    return text
+
+
+def parse_timestamp_ms(value: Any) -> int:
+    """ISO-8601 text (UTC when no offset is given), epoch milliseconds, or a datetime → epoch ms."""
+    if isinstance(value, bool):
+        raise PydanticCustomError(
+            "bad_timestamp", "timestamp must be ISO-8601 text or epoch milliseconds, got a boolean"
+        )
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, (int, float)):
+        if not math.isfinite(value):
+            raise PydanticCustomError("bad_timestamp", "timestamp is {v}", {"v": value})
+        ms = int(value)
+        if not _MIN_TS_MS <= ms < _MAX_TS_MS:
+            raise PydanticCustomError(
+                "bad_timestamp",
+                "timestamp {v} is not epoch milliseconds between 1990 and 2100 (epoch seconds or microseconds?)",
+                {"v": value},
+            )
+        return ms
+    elif isinstance(value, str):
+        text = value.strip()
+        try:
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
+        except ValueError:
+            if text.lstrip("-").isdigit():
+                return parse_timestamp_ms(int(text))
+            raise PydanticCustomError(
+                "bad_timestamp", "timestamp {v} is neither ISO-8601 nor epoch milliseconds", {"v": repr(value[:64])}
+            ) from None
+    else:
+        raise PydanticCustomError(
+            "bad_timestamp", "timestamp must be ISO-8601 text or epoch milliseconds, got {kind}", {"kind": type(value).__name__}
+        )
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return parse_timestamp_ms(round(moment.timestamp() * 1000))
+
+
+def _feature(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise PydanticCustomError("not_numeric", "must be a number, got {kind}", {"kind": type(value).__name__})
+    number = float(value)
+    if not math.isfinite(number):
+        raise PydanticCustomError("not_finite", "must be a finite number, got {v}", {"v": str(number)})
+    return number
+
+
+def _label(value: Any) -> int | None:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None  # absent label: unlabelled event (pandas reads a missing cell as NaN)
+    if not isinstance(value, bool) and isinstance(value, (int, float)) and value in (0, 1):
+        return int(value)
+    raise PydanticCustomError("bad_label", "label must be 0 or 1, got {v}", {"v": repr(value)[:64]})
+
+
+SensorIdField = Annotated[str, BeforeValidator(_sensor_id)]
+TimestampField = Annotated[int, BeforeValidator(parse_timestamp_ms)]
+FeatureField = Annotated[float, BeforeValidator(_feature)]
+LabelField = Annotated[int | None, BeforeValidator(_label)]
+
+_REASON_BY_TYPE = {"missing": "missing_field", "json_invalid": "not_json", "model_type": "not_object"}
+
+
+class EventSchema:
+    """Validates raw events against the configured features and label column."""
+
+    def __init__(self, features: Sequence[str], label_column: str = "10_days_alert_label"):
+        if not features:
+            raise ValueError("an event schema needs at least one feature")
+        reserved = {"sensor_id", "timestamp", label_column}
+        clash = sorted(reserved & set(features))
+        if clash:
+            raise ValueError(f"feature names {clash} clash with sensor_id/timestamp/label column")
+        self.features = tuple(features)
+        self.label_column = label_column
+        fields: dict[str, Any] = {
+            "sensor_id": (SensorIdField, ...),
+            "timestamp": (TimestampField, ...),
+            "label": (LabelField, Field(None, alias=label_column)),
+        }
+        for i, name in enumerate(self.features):
+            fields[f"f{i}"] = (FeatureField, Field(..., alias=name))
+        self.model = create_model(
+            "SensorEventModel",
+            __config__=ConfigDict(extra="ignore", populate_by_name=False, frozen=True),
+            **fields,
+        )
+
+    def parse(self, data: Mapping[str, Any]) -> SensorEvent:
+        """Validate one decoded event; raises :class:`EventError` with a precise reason."""
+        try:
+            item = self.model.model_validate(data)
+        except ValidationError as exc:
+            raise _event_error(exc) from None
+        values = tuple(getattr(item, f"f{i}") for i in range(len(self.features)))
+        return SensorEvent(item.sensor_id, item.timestamp, values, item.label)
+
+    def parse_json(self, raw: bytes | str) -> SensorEvent:
+        """Decode and validate a Kafka message value (JSON object)."""
+        try:
+            data = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise EventError("not_json", f"value is not JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise EventError("not_object", f"value is JSON {type(data).__name__}, not an object")
+        return self.parse(data)
+
+    def to_record(self, event: SensorEvent) -> dict[str, Any]:
+        """The JSON-ready record of an event, with its real column names (for producing)."""
+        record: dict[str, Any] = {"sensor_id": event.sensor_id, "timestamp": event.timestamp_ms}
+        record.update(zip(self.features, event.values))
+        if event.label is not None:
+            record[self.label_column] = event.label
+        return record
+
+    def json_schema(self) -> dict[str, Any]:
+        return self.model.model_json_schema(by_alias=True)
+
+
+def _event_error(exc: ValidationError) -> EventError:
+    first = exc.errors(include_url=False)[0]
+    field = ".".join(str(p) for p in first["loc"]) or "event"
+    reason = _REASON_BY_TYPE.get(first["type"], first["type"])
+    if reason not in {"missing_field", "not_json", "not_object", "bad_sensor_id", "bad_timestamp",
+                      "not_numeric", "not_finite", "bad_label"}:
+        reason = "invalid"
+    more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    message = "field is missing" if reason == "missing_field" else first["msg"]
+    return EventError(reason, f"{field}: {message}{more}")
