@@ -1,0 +1,1 @@
+"""Kafka clients configured from settings, and topic administration."""
