@@ -1,0 +1,66 @@
+import pytest
+
+from vigil.cli.main import build_parser, main
+from vigil.events.files import read_events
+
+
+@pytest.fixture(autouse=True)
+def isolated(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    for key in list(__import__("os").environ):
+        if key.startswith("VIGIL_"):
+            monkeypatch.delenv(key)
+
+
+def test_help_lists_every_design_command(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args(["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    for command in ("services", "config", "simulate", "stream", "train", "evaluate", "demo"):
+        assert f"    {command}" in out
+
+
+def test_services_help_explains_each_action(capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["services", "--help"])
+    out = capsys.readouterr().out
+    for action in ("up", "down", "status", "topics"):
+        assert action in out
+    assert "Maven Central" in out and "AOF" in out
+
+
+def test_simulate_to_file_writes_a_fleet(tmp_path, capsys):
+    out_file = tmp_path / "fleet.parquet"
+    truth = tmp_path / "truth.csv"
+    code = main(["simulate", "--sensors", "20", "--days", "0.5", "--seed", "3",
+                 "--to-file", str(out_file), "--truth-out", str(truth)])
+    assert code == 0
+    frame = read_events(out_file)
+    assert frame.sensor_id.nunique() == 20
+    assert frame["10_days_alert_label"].max() == 1
+    assert f"{len(frame)} events from 20 sensors (1 alerting)" in capsys.readouterr().out
+    assert len(read_events(truth)) == 20
+
+
+def test_bad_duration_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["simulate", "--interval", "soon", "--to-file", "x.csv"])
+    assert exit_info.value.code == 2
+    assert "not a duration: 'soon'" in capsys.readouterr().err
+
+
+def test_unsupported_output_type_is_a_clear_error(capsys):
+    assert main(["simulate", "--sensors", "2", "--days", "0.1", "--to-file", "fleet.xlsx"]) == 1
+    assert "unknown event file type '.xlsx'" in capsys.readouterr().err
+
+
+def test_pending_commands_say_so(capsys):
+    assert main(["stream"]) == 1
+    assert "not implemented yet" in capsys.readouterr().err
+
+
+def test_services_refuse_remote_hosts(monkeypatch, capsys):
+    monkeypatch.setenv("VIGIL_KAFKA__BOOTSTRAP_SERVERS", "kafka.example.internal:9092")
+    assert main(["services", "status"]) == 1
+    assert "not on 127.0.0.1" in capsys.readouterr().err

@@ -1,0 +1,1 @@
+"""The ``vigil`` command line: one entry point, one module per subcommand group."""

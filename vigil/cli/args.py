@@ -1,0 +1,25 @@
+"""argparse types whose errors say what was wrong and how to write it instead."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import timedelta
+
+from vigil.durations import parse_duration
+
+
+def duration_arg(text: str) -> timedelta:
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value

@@ -1,0 +1,73 @@
+"""``vigil``: entry point. Each subcommand module registers its parser and handler."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from pydantic import ValidationError
+
+from vigil import __version__
+from vigil.cli import config_cmd, demo, placeholders, services_cmd, simulate_cmd
+from vigil.errors import VigilError
+from vigil.logging import configure_logging
+from vigil.settings import CONFIG_FILE_ENV, VigilSettings
+
+COMMANDS = (services_cmd, config_cmd, simulate_cmd, demo, placeholders)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vigil",
+        description=(
+            "Vigil: streaming anomaly detection for sensor fleets. Events arrive on Kafka, each "
+            "sensor's last 10 days live in Redis, an LSTM encoder-latent autoencoder scores them, "
+            "and scores and alerts go back to Kafka."
+        ),
+        epilog=(
+            "Configuration comes from VIGIL_* environment variables (nested with __, e.g. "
+            "VIGIL_KAFKA__BOOTSTRAP_SERVERS), a .env file, or a YAML file (--config). "
+            "`vigil config show` prints what is in effect."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"vigil {__version__}")
+    parser.add_argument("--config", metavar="FILE", help=f"YAML configuration file (or set {CONFIG_FILE_ENV})")
+    parser.add_argument("--log-format", choices=["auto", "json", "console"], help="log line format (default: auto)")
+    parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="default: info")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module in COMMANDS:
+        module.register(sub)
+    return parser
+
+
+def load_settings(args: argparse.Namespace) -> VigilSettings:
+    if args.config:
+        os.environ[CONFIG_FILE_ENV] = args.config
+    try:
+        settings = VigilSettings()
+    except ValidationError as exc:
+        raise VigilError(f"invalid configuration:\n{exc}") from None
+    except FileNotFoundError as exc:
+        raise VigilError(str(exc)) from None
+    overrides = {k: v for k, v in (("log_format", args.log_format), ("log_level", args.log_level)) if v}
+    return settings.model_copy(update=overrides) if overrides else settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings(args)
+        configure_logging(settings.log_format, settings.log_level)
+        return int(args.handler(args, settings) or 0)
+    except VigilError as exc:
+        print(f"vigil: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("vigil: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,33 @@
+"""Read back what was produced: from recorded end offsets, so older data in a topic is skipped."""
+
+from __future__ import annotations
+
+import time
+from typing import Iterator
+
+from confluent_kafka import Consumer, Message, TopicPartition
+
+from vigil.errors import VigilError
+
+
+def end_offsets(consumer: Consumer, topic: str, timeout_s: float = 10.0) -> dict[int, int]:
+    """Each partition's high watermark: where the next produced message will land."""
+    meta = consumer.list_topics(topic, timeout=timeout_s).topics.get(topic)
+    if meta is None or meta.error is not None or not meta.partitions:
+        raise VigilError(f"topic {topic} does not exist; run `vigil services up` (or `vigil services topics`)")
+    return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout_s)[1] for p in meta.partitions}
+
+
+def read_from(
+    consumer: Consumer, topic: str, offsets: dict[int, int], expected: int, timeout_s: float = 60.0
+) -> Iterator[Message]:
+    """Yield up to ``expected`` messages starting at ``offsets``; stop early only at the timeout."""
+    consumer.assign([TopicPartition(topic, p, o) for p, o in offsets.items()])
+    deadline = time.monotonic() + timeout_s
+    seen = 0
+    while seen < expected and time.monotonic() < deadline:
+        for msg in consumer.consume(num_messages=1000, timeout=0.5):
+            if msg.error() is not None:
+                raise VigilError(f"consuming {topic}: {msg.error()}")
+            seen += 1
+            yield msg
