@@ -1,0 +1,44 @@
+"""Integration tests run against the real local Kafka broker and Redis server.
+
+`vigil services up` is idempotent: the README's test command starts the services first, and this
+fixture makes a bare `pytest tests/integration` work too.
+"""
+
+import uuid
+
+import pytest
+import redis
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from vigil.services import services_up
+from vigil.settings import VigilSettings
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "tests/integration/" in str(item.fspath):
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def settings() -> VigilSettings:
+    settings = VigilSettings()
+    services_up(settings)
+    return settings
+
+
+@pytest.fixture
+def redis_client(settings):
+    client = redis.Redis.from_url(settings.redis.url.get_secret_value())
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def fresh_topic(settings):
+    """A topic of 6 partitions used by one test only, deleted afterwards."""
+    admin = AdminClient(settings.kafka.client_config())
+    name = f"it-{uuid.uuid4().hex[:10]}"
+    admin.create_topics([NewTopic(name, num_partitions=6, replication_factor=1)])[name].result()
+    yield name
+    admin.delete_topics([name])[name].result()
