@@ -8,8 +8,6 @@ from vigil.errors import VigilError
 
 PENDING = {
     "stream": "run the streamer: Kafka → Redis rolling buffers → batched scoring → scores and alerts",
-    "train": "train the encoder-latent autoencoder on event files or the live buffers",
-    "evaluate": "score event files with a trained model and report PR-AUC, ROC-AUC and F1",
 }
 
 

@@ -1,0 +1,61 @@
+import numpy as np
+import pytest
+
+from vigil.errors import VigilError
+from vigil.model.training import TrainConfig, train_autoencoder
+from vigil.registry import ModelMeta, ModelRegistry, resolve_model_dir
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    x = np.random.default_rng(0).normal(0, 1, (32, 6, 3)).astype(np.float32)
+    return train_autoencoder(x, TrainConfig(latent_dim=8, bottleneck=4, epochs=1, dense_epochs=1)), x
+
+
+def _meta(version):
+    return ModelMeta(version=version, created_at="2026-01-01T00:00:00+00:00", features=["a"], label_column=None,
+                     window={"length_ms": 60_000, "steps": 6, "n_features": 1},
+                     fleet_stats={"scale_floor": [0.1], "count_per_bin": 1.0},
+                     threshold={"value": 0.5, "method": "quantile", "detail": {}}, metrics={}, training={})
+
+
+def test_save_promote_load(tmp_path, tiny_model):
+    model, x = tiny_model
+    registry = ModelRegistry(tmp_path)
+    assert registry.current_version() is None
+    registry.save(model, _meta("v1"))
+    assert registry.current_version() is None  # saving does not promote
+    registry.promote("v1")
+    loaded = registry.load()
+    assert loaded.version == "v1" and loaded.threshold == 0.5 and loaded.spec.steps == 6
+    assert np.allclose(loaded.score(x), loaded.score(x))
+    registry.save(model, _meta("v2"))
+    registry.promote("v2")
+    assert registry.versions() == ["v1", "v2"] and registry.current_version() == "v2"
+    registry.promote("v1")  # rollback
+    assert registry.load().version == "v1"
+
+
+def test_versions_are_immutable_and_pointer_targets_must_exist(tmp_path, tiny_model):
+    registry = ModelRegistry(tmp_path)
+    registry.save(tiny_model[0], _meta("v1"))
+    with pytest.raises(VigilError, match="already exists"):
+        registry.save(tiny_model[0], _meta("v1"))
+    with pytest.raises(VigilError, match="no model version v9"):
+        registry.promote("v9")
+    assert not list(tmp_path.glob(".*"))  # no staging or pointer temp files left behind
+
+
+def test_half_written_versions_are_invisible(tmp_path):
+    (tmp_path / ".v3.partial").mkdir()
+    (tmp_path / "v4").mkdir()  # no meta.json: not a version
+    assert ModelRegistry(tmp_path).versions() == []
+
+
+def test_model_dir_may_name_a_version(tmp_path, tiny_model):
+    registry = ModelRegistry(tmp_path)
+    registry.save(tiny_model[0], _meta("v1"))
+    root, version = resolve_model_dir(tmp_path / "v1")
+    assert root.root == tmp_path and version == "v1"
+    root, version = resolve_model_dir(tmp_path)
+    assert root.root == tmp_path and version is None

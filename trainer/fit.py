@@ -1,0 +1,125 @@
+"""One training path: event table → windows → model → threshold → registry (DESIGN.md, trainer).
+
+``vigil train --events FILE`` calls :func:`fit_and_register`; the periodic trainer job will call
+it with windows sampled from the live Redis buffers instead of a file.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import numpy as np
+
+from vigil.events.frame import EventTable, SensorSeries
+from vigil.features import FleetStats, WindowSpec
+from vigil.features.dataset import build_windows
+from vigil.logging import get_logger
+from vigil.model.threshold import choose_threshold, window_metrics
+from vigil.model.training import TrainConfig, make_scorer, score_windows, train_autoencoder
+from vigil.registry import ModelMeta, ModelRegistry
+
+log = get_logger("trainer")
+TARGET_TRAINING_WINDOWS = 10_000
+
+
+@dataclass
+class TrainResult:
+    version: str
+    path: str
+    meta: ModelMeta
+    seconds: float
+    summary: dict = field(default_factory=dict)
+
+
+def default_stride(table: EventTable, target_windows: int = TARGET_TRAINING_WINDOWS) -> int:
+    """A stride giving about ``target_windows`` windows over the whole table."""
+    return max(1, math.ceil(table.n_events / target_windows))
+
+
+def split_sensors(table: EventTable, fraction: float, seed: int) -> tuple[list[SensorSeries], list[SensorSeries]]:
+    """Hold out ``fraction`` of the sensors, stratified by whether a sensor ever has label 1."""
+    rng = np.random.default_rng(seed)
+    train, val = [], []
+    positive = [s for s in table if np.nanmax(s.labels, initial=0) == 1]
+    negative = [s for s in table if np.nanmax(s.labels, initial=0) != 1]
+    for group in (positive, negative):
+        order = rng.permutation(len(group))
+        n_val = int(round(len(group) * fraction))
+        if len(group) >= 2 and fraction > 0:
+            n_val = max(1, min(n_val, len(group) - 1))
+        val += [group[i] for i in order[:n_val]]
+        train += [group[i] for i in order[n_val:]]
+    return train, val
+
+
+def _normal_part(s: SensorSeries) -> SensorSeries:
+    keep = s.labels != 1  # NaN (unlabelled) counts as normal
+    return SensorSeries(s.sensor_id, s.ts_ms[keep], s.values[keep], s.labels[keep])
+
+
+def fit_and_register(
+    table: EventTable,
+    spec: WindowSpec,
+    config: TrainConfig,
+    registry: ModelRegistry,
+    every: int | None = None,
+    min_events: int = 10,
+    validation_fraction: float = 0.2,
+    source: dict | None = None,
+    verbose: int = 0,
+    promote: bool = True,
+) -> TrainResult:
+    started = time.monotonic()
+    every = every or default_stride(table)
+    train_sensors, val_sensors = split_sensors(table, validation_fraction, config.seed)
+    if not train_sensors:
+        raise ValueError("no sensors to train on")
+    stats = FleetStats.fit(
+        ((s.sensor_id, s.ts_ms, s.values) for s in map(_normal_part, table)),
+        spec.length_ms, spec.steps, per_sensor=spec.baseline == "sensor",
+    )
+    train_windows = build_windows(train_sensors, spec, stats, every=every, min_events=min_events)
+    normal = train_windows.subset(train_windows.label != 1)
+    if len(normal) == 0:
+        raise ValueError(f"no normal training window has {min_events}+ events; lower --min-events or widen --window")
+    log.info("training", windows=len(normal), sensors=len(train_sensors), every=every, steps=spec.steps)
+    model = train_autoencoder(normal.x, config, verbose=verbose)
+    scorer = make_scorer(model)
+
+    val_windows = build_windows(val_sensors, spec, stats, every=every, min_events=min_events)
+    calib = val_windows if len(val_windows) else normal  # tiny tables: calibrate on training windows
+    val_scores = score_windows(scorer, calib.x)
+    threshold = choose_threshold(val_scores, calib.label)
+    metrics = window_metrics(val_scores, calib.label, threshold.value)
+    metrics["on"] = "validation sensors" if len(val_windows) else "training windows"
+
+    version = registry.new_version()
+    meta = ModelMeta(
+        version=version,
+        created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        parent_version=registry.current_version(),
+        features=list(table.features),
+        label_column=table.label_column,
+        window=spec.to_dict(),
+        fleet_stats=stats.to_dict(),
+        threshold=threshold.to_dict(),
+        metrics=metrics,
+        training={
+            "data": {**(source or {}), "n_events": table.n_events, "n_sensors": len(table.series),
+                     "dropped_rows": table.dropped,
+                     "first_event_ms": int(min(s.ts_ms[0] for s in table)),
+                     "last_event_ms": int(max(s.ts_ms[-1] for s in table))},
+            "sensors": {"train": len(train_sensors), "validation": len(val_sensors)},
+            "windows": {"train": len(normal), "validation": len(val_windows), "every": every,
+                        "min_events": min_events},
+            "config": config.to_dict(),
+        },
+    )
+    path = registry.save(model, meta)
+    if promote:
+        registry.promote(version)
+    seconds = time.monotonic() - started
+    return TrainResult(version, str(path), meta, seconds)

@@ -1,0 +1,121 @@
+"""``vigil train --events FILE``: fit the encoder-latent autoencoder and register a new version."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+from vigil.cli.args import duration_arg, positive_int
+from vigil.cli.output import table
+from vigil.errors import VigilError
+from vigil.events.files import read_events
+from vigil.events.frame import default_features, event_table
+from vigil.features import WindowSpec
+from vigil.model import OBJECTIVES
+from vigil.model.training import TrainConfig
+from vigil.registry import ModelRegistry
+from vigil.settings import VigilSettings
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "train",
+        help="train the model on an event file and make it the current version",
+        description=(
+            "Train the encoder-latent autoencoder on the normal windows (label 0, or all windows "
+            "when there is no label) of an event file (CSV, Parquet or JSONL with sensor_id, "
+            "timestamp, features and an optional label column). A part of the sensors is held "
+            "out to choose the alert threshold (F1-optimal when it has labels, the 99th percentile "
+            "of normal scores otherwise). Writes a new version to the model directory and points "
+            "CURRENT at it."
+        ),
+    )
+    parser.add_argument("--events", type=Path, required=True, metavar="FILE", help="event file to train on")
+    add_event_arguments(parser)
+    parser.add_argument("--window", type=duration_arg, help="window length, e.g. 10d, 6h, 10s (default: settings, 10d)")
+    parser.add_argument("--steps", type=positive_int, help="time bins per window (default: settings, 240)")
+    parser.add_argument("--baseline", choices=["window", "sensor"], default="window",
+                        help="normalise by the window's early part (default) or by per-sensor statistics")
+    parser.add_argument("--every", type=positive_int, metavar="K",
+                        help="a training window at every K-th event per sensor (default: about 10,000 windows)")
+    parser.add_argument("--min-events", type=positive_int, help="fewest events a window needs (default: settings, 10)")
+    parser.add_argument("--epochs", type=positive_int, default=TrainConfig.epochs,
+                        help=f"encoder training epochs, with early stopping (default {TrainConfig.epochs})")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--latent-dim", type=positive_int, default=TrainConfig.latent_dim, help="latent size (default 100)")
+    parser.add_argument("--objective", choices=OBJECTIVES, default=TrainConfig.objective,
+                        help="training objective (default pretrain_freeze; naive reproduces the collapse)")
+    parser.add_argument("--validation-fraction", type=float, default=0.2,
+                        help="share of sensors held out for the threshold (default 0.2)")
+    parser.add_argument("--no-promote", action="store_true", help="register the version without making it current")
+    parser.set_defaults(handler=_train)
+
+
+def add_event_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model-dir", type=Path, metavar="DIR", help="model registry (default: settings, var/models)")
+    parser.add_argument("--features", help="comma-separated feature columns (default: every numeric column "
+                        "other than sensor_id, timestamp and the label)")
+    parser.add_argument("--label-column", help="label column (default: settings, 10_days_alert_label)")
+
+
+def load_table(args: argparse.Namespace, settings: VigilSettings, features: list[str] | None = None):
+    frame = read_events(args.events)
+    label = args.label_column or settings.label_column
+    if features is None:
+        features = [f.strip() for f in args.features.split(",") if f.strip()] if args.features else default_features(frame, label)
+    return event_table(frame, features, label)
+
+
+def _train(args: argparse.Namespace, settings: VigilSettings) -> int:
+    from trainer.fit import fit_and_register  # TensorFlow loads here, not for every CLI call
+
+    if not 0 <= args.validation_fraction < 1:
+        raise VigilError("--validation-fraction must be in [0, 1)")
+    tbl = load_table(args, settings)
+    if not tbl.series:
+        raise VigilError(f"{args.events}: no valid events")
+    length = args.window or settings.window.length
+    try:
+        spec = WindowSpec(int(length.total_seconds() * 1000), args.steps or settings.window.steps,
+                          len(tbl.features), baseline=args.baseline)
+    except ValueError as exc:
+        raise VigilError(str(exc)) from None
+    config = TrainConfig(latent_dim=args.latent_dim, epochs=args.epochs, seed=args.seed, objective=args.objective)
+    registry = ModelRegistry(args.model_dir or settings.models_path)
+    print(f"training on {tbl.n_events} events from {len(tbl.series)} sensors; features {list(tbl.features)}"
+          + (f"; dropped {tbl.dropped}" if tbl.dropped else ""), file=sys.stderr)
+    source = {"file": str(args.events), "sha256": _sha256(args.events)}
+    verbose = 1 if sys.stdout.isatty() else 2  # a live bar on a terminal, one line per epoch in logs
+    try:
+        result = fit_and_register(tbl, spec, config, registry, every=args.every,
+                                  min_events=args.min_events or settings.window.min_events,
+                                  validation_fraction=args.validation_fraction, source=source,
+                                  verbose=verbose, promote=not args.no_promote)
+    except ValueError as exc:
+        raise VigilError(str(exc)) from None
+    meta = result.meta
+    m = meta.metrics
+    rows = [
+        ("version", meta.version + ("" if args.no_promote else " (current)")),
+        ("path", result.path),
+        ("windows", f"{meta.training['windows']['train']} train, {meta.training['windows']['validation']} validation"),
+        ("sensors", f"{meta.training['sensors']['train']} train, {meta.training['sensors']['validation']} validation"),
+        ("threshold", f"{meta.threshold['value']:.5g} ({meta.threshold['method']})"),
+        *((k, "-" if m.get(k) is None else f"{m[k]:.3f}") for k in ("pr_auc", "roc_auc", "f1", "precision", "recall")),
+        ("time", f"{result.seconds:.0f}s"),
+    ]
+    print(table(rows, ("", "")).split("\n", 1)[1])
+    print(json.dumps({"version": meta.version, "seconds": round(result.seconds, 1), **{k: m.get(k) for k in
+                      ("pr_auc", "roc_auc", "f1", "threshold", "n_windows")}}))
+    return 0
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

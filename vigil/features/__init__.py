@@ -1,0 +1,11 @@
+"""Window featurisation: one sensor's events inside a window → a fixed [steps, channels] tensor.
+
+The streamer, the trainer and the evaluator all call :func:`featurize_window` (through
+:func:`featurize_windows` for many windows), so a window scored online is the same tensor as the
+same window in training or evaluation.
+"""
+
+from vigil.features.normalizer import FleetStats
+from vigil.features.window import WindowSpec, featurize_window, featurize_windows, n_channels
+
+__all__ = ["FleetStats", "WindowSpec", "featurize_window", "featurize_windows", "n_channels"]

@@ -1,0 +1,107 @@
+"""Fitting the encoder-latent autoencoder (see :mod:`vigil.model.autoencoder` for the why)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+
+import keras
+import numpy as np
+
+from vigil.model.autoencoder import EncoderLatentAutoencoder
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    latent_dim: int = 100
+    bottleneck: int = 32
+    objective: str = "pretrain_freeze"
+    epochs: int = 20  # encoder (sequence reconstruction) or joint epochs
+    dense_epochs: int = 60  # dense autoencoder on frozen latents: cheap, so more of them
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    patience: int = 4
+    seed: int = 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def seed_everything(seed: int) -> None:
+    """Python, NumPy and backend seeds; deterministic kernels where the backend has a switch."""
+    keras.utils.set_random_seed(seed)
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf  # only to request deterministic ops; the model itself is backend-free
+
+        tf.config.experimental.enable_op_determinism()
+    os.environ.setdefault("PYTHONHASHSEED", str(seed))
+
+
+def _fit_kwargs(config: TrainConfig, n: int, verbose: int) -> dict:
+    callbacks = []
+    kwargs = {"batch_size": config.batch_size, "verbose": verbose, "shuffle": True}
+    if n >= 20:  # enough windows to hold some out for early stopping
+        kwargs["validation_split"] = 0.1
+        callbacks.append(keras.callbacks.EarlyStopping(patience=config.patience, restore_best_weights=True))
+    kwargs["callbacks"] = callbacks
+    return kwargs
+
+
+def train_autoencoder(x: np.ndarray, config: TrainConfig = TrainConfig(), verbose: int = 0) -> EncoderLatentAutoencoder:
+    """Train on normal windows ``x`` (``[n, steps, channels]``) and return the fitted model."""
+    if len(x) == 0:
+        raise ValueError("no training windows")
+    seed_everything(config.seed)
+    x = np.asarray(x, dtype=np.float32)
+    # Shuffle once up front so validation_split (the tail) holds out a random part.
+    x = x[np.random.default_rng(config.seed).permutation(len(x))]
+    _, steps, channels = x.shape
+    model = EncoderLatentAutoencoder(steps, channels, config.latent_dim, config.bottleneck, config.objective)
+    model.build((None, steps, channels))
+    fit = _fit_kwargs(config, len(x), verbose)
+    if config.objective == "pretrain_freeze":
+        _pretrain_then_freeze(model, x, config, fit)
+    else:
+        model.sequence_decoder.trainable = config.objective == "joint"  # unused by the naive loss
+        model.compile(optimizer=keras.optimizers.Adam(config.learning_rate))
+        model.fit(x, epochs=config.epochs, **fit)
+        model.standardize.trainable = False  # inference uses the moving statistics from here on
+    return model
+
+
+def _pretrain_then_freeze(model: EncoderLatentAutoencoder, x: np.ndarray, config: TrainConfig, fit: dict) -> None:
+    inputs = keras.Input(x.shape[1:])
+    sequence_ae = keras.Model(inputs, model.sequence_decoder(model.encoder(inputs)))
+    sequence_ae.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss="mse")
+    sequence_ae.fit(x, x, epochs=config.epochs, **fit)
+
+    model.encoder.trainable = False
+    encoder = keras.Model(inputs, model.encoder(inputs))
+    h = encoder.predict(x, batch_size=512, verbose=0)
+    model.set_latent_statistics(h.mean(axis=0), h.var(axis=0))
+    model.standardize.trainable = False
+    z = keras.Model(inputs, model.latent(inputs)).predict(x, batch_size=512, verbose=0)
+
+    latent_in = keras.Input((model.latent_dim,))
+    dense_ae = keras.Model(latent_in, model.reconstruct_latent(latent_in))
+    dense_ae.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss="mse")
+    dense_ae.fit(z, z, epochs=config.dense_epochs, **fit)
+
+
+def make_scorer(model: EncoderLatentAutoencoder) -> keras.Model:
+    """A functional model mapping windows to scores (one compiled graph for batch scoring)."""
+    inputs = keras.Input((model.steps, model.channels))
+    return keras.Model(inputs, model.score(inputs))
+
+
+def score_windows(scorer: keras.Model, x: np.ndarray, batch_size: int = 512) -> np.ndarray:
+    if len(x) == 0:
+        return np.empty(0, dtype=np.float64)
+    return np.asarray(scorer.predict(np.asarray(x, np.float32), batch_size=batch_size, verbose=0), dtype=np.float64)
+
+
+def latent_spread(model: EncoderLatentAutoencoder, x: np.ndarray) -> float:
+    """Mean over latent units of the standard deviation across windows of the encoder's output."""
+    inputs = keras.Input((model.steps, model.channels))
+    h = keras.Model(inputs, model.encode(inputs)).predict(np.asarray(x, np.float32), verbose=0)
+    return float(h.std(axis=0).mean())

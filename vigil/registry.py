@@ -1,0 +1,144 @@
+"""The model registry: versioned artifact directories and an atomic ``CURRENT`` pointer.
+
+An artifact (DESIGN.md, Contracts: Model artifact) is a directory ``<root>/<version>/`` holding
+``model.keras`` (loaded in safe mode) and ``meta.json``: feature list, window spec, normalisation
+statistics, threshold and how it was chosen, validation metrics and the training data.
+A version is written under a temporary name and renamed into place, so a reader never sees half
+an artifact; ``CURRENT`` is replaced with ``os.replace``, so it always names a complete version.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+from pydantic import BaseModel
+
+from vigil import __version__
+from vigil.errors import VigilError
+from vigil.features import FleetStats, WindowSpec
+from vigil.model import EncoderLatentAutoencoder
+from vigil.model.threshold import Threshold
+from vigil.model.training import make_scorer, score_windows
+
+POINTER = "CURRENT"
+MODEL_FILE = "model.keras"
+META_FILE = "meta.json"
+
+
+class ModelMeta(BaseModel):
+    version: str
+    created_at: str
+    parent_version: str | None = None
+    code_version: str = __version__
+    keras_version: str = keras.__version__
+    backend: str = keras.backend.backend()
+    features: list[str]
+    label_column: str | None
+    window: dict[str, Any]
+    fleet_stats: dict[str, Any]
+    threshold: dict[str, Any]
+    metrics: dict[str, Any]
+    training: dict[str, Any]
+
+
+@dataclass
+class LoadedModel:
+    path: Path
+    meta: ModelMeta
+    model: EncoderLatentAutoencoder
+
+    @property
+    def version(self) -> str:
+        return self.meta.version
+
+    @cached_property
+    def spec(self) -> WindowSpec:
+        return WindowSpec(**self.meta.window)
+
+    @cached_property
+    def stats(self) -> FleetStats:
+        return FleetStats.from_dict(self.meta.fleet_stats)
+
+    @property
+    def threshold(self) -> float:
+        return float(self.meta.threshold["value"])
+
+    @cached_property
+    def scorer(self) -> keras.Model:
+        return make_scorer(self.model)
+
+    def score(self, x: np.ndarray) -> np.ndarray:
+        return score_windows(self.scorer, x)
+
+
+class ModelRegistry:
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    def new_version(self) -> str:
+        return f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+
+    def save(self, model: EncoderLatentAutoencoder, meta: ModelMeta) -> Path:
+        """Write a complete version directory (not yet current)."""
+        final = self.root / meta.version
+        if final.exists():
+            raise VigilError(f"model version {meta.version} already exists in {self.root}")
+        staging = self.root / f".{meta.version}.partial"
+        staging.mkdir(parents=True)
+        try:
+            model.save(staging / MODEL_FILE)
+            (staging / META_FILE).write_text(meta.model_dump_json(indent=2))
+            os.replace(staging, final)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return final
+
+    def promote(self, version: str) -> None:
+        if not (self.root / version / META_FILE).is_file():
+            raise VigilError(f"no model version {version} in {self.root}")
+        tmp = self.root / f".{POINTER}.{os.getpid()}.tmp"
+        with open(tmp, "w") as handle:
+            handle.write(version + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, self.root / POINTER)
+
+    def current_version(self) -> str | None:
+        try:
+            return (self.root / POINTER).read_text().strip() or None
+        except FileNotFoundError:
+            return None
+
+    def versions(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if (p / META_FILE).is_file() and not p.name.startswith("."))
+
+    def load(self, version: str | None = None) -> LoadedModel:
+        version = version or self.current_version()
+        if version is None:
+            raise VigilError(f"no current model in {self.root}: train one with `vigil train --events FILE`")
+        path = self.root / version
+        if not (path / META_FILE).is_file():
+            raise VigilError(f"model version {version} not found in {self.root}")
+        meta = ModelMeta.model_validate_json((path / META_FILE).read_text())
+        model = keras.saving.load_model(path / MODEL_FILE, safe_mode=True)
+        return LoadedModel(path, meta, model)
+
+
+def resolve_model_dir(path: Path) -> tuple[ModelRegistry, str | None]:
+    """``--model-dir`` may name a registry root (use its current version) or one version's directory."""
+    path = Path(path)
+    if (path / META_FILE).is_file():
+        return ModelRegistry(path.parent), path.name
+    return ModelRegistry(path), None
