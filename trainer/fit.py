@@ -17,6 +17,7 @@ from vigil.events.frame import EventTable, SensorSeries
 from vigil.features import FleetStats, WindowSpec
 from vigil.features.dataset import build_windows
 from vigil.logging import get_logger
+from vigil.model.config import DEFAULT_QUANTILE
 from vigil.model.threshold import choose_threshold, window_metrics
 from vigil.model.training import TrainConfig, make_scorer, score_windows, train_autoencoder
 from vigil.registry import ModelMeta, ModelRegistry
@@ -71,6 +72,7 @@ def fit_and_register(
     source: dict | None = None,
     verbose: int = 0,
     promote: bool = True,
+    threshold_quantile: float = DEFAULT_QUANTILE,
 ) -> TrainResult:
     started = time.monotonic()
     every = every or default_stride(table)
@@ -92,7 +94,7 @@ def fit_and_register(
     val_windows = build_windows(val_sensors, spec, stats, every=every, min_events=min_events)
     calib = val_windows if len(val_windows) else normal  # tiny tables: calibrate on training windows
     val_scores = score_windows(scorer, calib.x)
-    threshold = choose_threshold(val_scores, calib.label)
+    threshold = choose_threshold(val_scores, calib.label, quantile=threshold_quantile)
     metrics = window_metrics(val_scores, calib.label, threshold.value)
     metrics["on"] = "validation sensors" if len(val_windows) else "training windows"
 

@@ -26,8 +26,7 @@ def score_table(loaded: LoadedModel, table: EventTable, every: int | None = None
         "window_end": end.strftime("%Y-%m-%dT%H:%M:%S.%f").str[:-3] + "Z",
         "score": scores,
         "alert": (scores >= loaded.threshold).astype(int),
-        "label": pd.array(np.where(np.isfinite(windows.label), windows.label, np.nan)).astype("Int64")
-        if windows.labelled else pd.array([pd.NA] * len(windows), dtype="Int64"),
+        "label": pd.Series(windows.label).astype("Int64"),  # NaN (unlabelled) becomes <NA>
     }, columns=SCORE_COLUMNS)
 
 

@@ -26,7 +26,7 @@ from pydantic import BaseModel
 from vigil import __version__
 from vigil.errors import VigilError
 from vigil.features import FleetStats, WindowSpec
-from vigil.model import EncoderLatentAutoencoder
+from vigil.model.autoencoder import EncoderLatentAutoencoder
 from vigil.model.threshold import Threshold
 from vigil.model.training import make_scorer, score_windows
 

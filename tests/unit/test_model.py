@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from vigil.model import EncoderLatentAutoencoder
+from vigil.model.autoencoder import EncoderLatentAutoencoder
 from vigil.model.training import TrainConfig, latent_spread, make_scorer, score_windows, train_autoencoder
 
 TOY = np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9], dtype=np.float32).reshape(1, 9, 1)

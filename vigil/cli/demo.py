@@ -12,7 +12,7 @@ from collections import Counter
 from datetime import datetime, timezone
 
 from vigil.cli.output import Progress, table
-from vigil.cli.services_cmd import _print_services
+from vigil.cli.services_cmd import print_services
 from vigil.cli.simulate_cmd import add_fleet_arguments, fleet_spec
 from vigil.events import EventError, EventSchema
 from vigil.kafka.clients import make_consumer, make_producer
@@ -39,7 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _demo(args: argparse.Namespace, settings: VigilSettings) -> int:
     statuses, _topics = services_up(settings)
-    _print_services(statuses, as_json=False)
+    print_services(statuses, as_json=False)
 
     run_id = secrets.token_hex(3)
     fleet = generate_fleet(fleet_spec(args, settings, id_prefix=f"demo-{run_id}-"))

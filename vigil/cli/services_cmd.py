@@ -35,7 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         action.set_defaults(handler=handler)
 
 
-def _print_services(statuses, as_json: bool) -> None:
+def print_services(statuses, as_json: bool) -> None:
     if as_json:
         print(json.dumps([asdict(s) for s in statuses]))
         return
@@ -58,7 +58,7 @@ def _up(args: argparse.Namespace, settings: VigilSettings) -> int:
         print(json.dumps({"services": [asdict(s) for s in statuses], "topics": [asdict(t) for t in topics],
                           "seconds": round(time.monotonic() - started, 2)}))
         return 0
-    _print_services(statuses, False)
+    print_services(statuses, False)
     print()
     _print_topics(topics, False)
     fresh = [s.name for s in statuses if s.started_now]
@@ -79,7 +79,7 @@ def _down(args: argparse.Namespace, settings: VigilSettings) -> int:
 
 def _status(args: argparse.Namespace, settings: VigilSettings) -> int:
     statuses = services_status(settings)
-    _print_services(statuses, args.json)
+    print_services(statuses, args.json)
     return 0 if all(s.running for s in statuses) else 3  # 3: LSB "not running", handy in scripts
 
 

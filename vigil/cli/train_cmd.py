@@ -14,9 +14,7 @@ from vigil.errors import VigilError
 from vigil.events.files import read_events
 from vigil.events.frame import default_features, event_table
 from vigil.features import WindowSpec
-from vigil.model import OBJECTIVES
-from vigil.model.training import TrainConfig
-from vigil.registry import ModelRegistry
+from vigil.model.config import DEFAULT_QUANTILE, OBJECTIVES, TrainConfig
 from vigil.settings import VigilSettings
 
 
@@ -46,6 +44,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help=f"encoder training epochs, with early stopping (default {TrainConfig.epochs})")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--latent-dim", type=positive_int, default=TrainConfig.latent_dim, help="latent size (default 100)")
+    parser.add_argument("--bottleneck", type=positive_int, default=TrainConfig.bottleneck,
+                        help="width of the dense autoencoder's middle layer (default 32)")
+    parser.add_argument("--threshold-quantile", type=float, default=DEFAULT_QUANTILE,
+                        help="quantile of normal validation scores used as the threshold when the "
+                             f"validation windows are unlabelled (default {DEFAULT_QUANTILE})")
     parser.add_argument("--objective", choices=OBJECTIVES, default=TrainConfig.objective,
                         help="training objective (default pretrain_freeze; naive reproduces the collapse)")
     parser.add_argument("--validation-fraction", type=float, default=0.2,
@@ -71,9 +74,12 @@ def load_table(args: argparse.Namespace, settings: VigilSettings, features: list
 
 def _train(args: argparse.Namespace, settings: VigilSettings) -> int:
     from trainer.fit import fit_and_register  # TensorFlow loads here, not for every CLI call
+    from vigil.registry import ModelRegistry
 
     if not 0 <= args.validation_fraction < 1:
         raise VigilError("--validation-fraction must be in [0, 1)")
+    if not 0 < args.threshold_quantile < 1:
+        raise VigilError("--threshold-quantile must be between 0 and 1, e.g. 0.99")
     tbl = load_table(args, settings)
     if not tbl.series:
         raise VigilError(f"{args.events}: no valid events")
@@ -83,7 +89,8 @@ def _train(args: argparse.Namespace, settings: VigilSettings) -> int:
                           len(tbl.features), baseline=args.baseline)
     except ValueError as exc:
         raise VigilError(str(exc)) from None
-    config = TrainConfig(latent_dim=args.latent_dim, epochs=args.epochs, seed=args.seed, objective=args.objective)
+    config = TrainConfig(latent_dim=args.latent_dim, bottleneck=args.bottleneck, epochs=args.epochs,
+                         seed=args.seed, objective=args.objective)
     registry = ModelRegistry(args.model_dir or settings.models_path)
     print(f"training on {tbl.n_events} events from {len(tbl.series)} sensors; features {list(tbl.features)}"
           + (f"; dropped {tbl.dropped}" if tbl.dropped else ""), file=sys.stderr)
@@ -93,7 +100,8 @@ def _train(args: argparse.Namespace, settings: VigilSettings) -> int:
         result = fit_and_register(tbl, spec, config, registry, every=args.every,
                                   min_events=args.min_events or settings.window.min_events,
                                   validation_fraction=args.validation_fraction, source=source,
-                                  verbose=verbose, promote=not args.no_promote)
+                                  verbose=verbose, promote=not args.no_promote,
+                                  threshold_quantile=args.threshold_quantile)
     except ValueError as exc:
         raise VigilError(str(exc)) from None
     meta = result.meta

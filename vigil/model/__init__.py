@@ -1,5 +1,5 @@
-"""The encoder-latent autoencoder: layers, model, training, thresholds."""
+"""The encoder-latent autoencoder: config, layers, model, training, thresholds.
 
-from vigil.model.autoencoder import OBJECTIVES, EncoderLatentAutoencoder
-
-__all__ = ["OBJECTIVES", "EncoderLatentAutoencoder"]
+Import the submodules directly (``vigil.model.autoencoder``...): importing this package alone
+does not load Keras, so the CLI starts fast.
+"""

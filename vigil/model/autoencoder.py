@@ -29,10 +29,8 @@ from __future__ import annotations
 import keras
 from keras import layers, ops
 
+from vigil.model.config import OBJECTIVES
 from vigil.model.layers import LatentReconstructionLoss, ReconstructionError, SequenceReconstructionLoss
-
-OBJECTIVES = ("pretrain_freeze", "joint", "naive")
-
 
 @keras.saving.register_keras_serializable(package="vigil")
 class EncoderLatentAutoencoder(keras.Model):

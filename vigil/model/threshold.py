@@ -7,7 +7,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from sklearn.metrics import average_precision_score, precision_recall_curve, precision_recall_fscore_support, roc_auc_score
 
-DEFAULT_QUANTILE = 0.99
+from vigil.model.config import DEFAULT_QUANTILE
+
 
 
 @dataclass(frozen=True)

@@ -3,28 +3,11 @@
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
-
 import keras
 import numpy as np
 
 from vigil.model.autoencoder import EncoderLatentAutoencoder
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    latent_dim: int = 100
-    bottleneck: int = 32
-    objective: str = "pretrain_freeze"
-    epochs: int = 20  # encoder (sequence reconstruction) or joint epochs
-    dense_epochs: int = 60  # dense autoencoder on frozen latents: cheap, so more of them
-    batch_size: int = 64
-    learning_rate: float = 1e-3
-    patience: int = 4
-    seed: int = 0
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+from vigil.model.config import TrainConfig
 
 
 def seed_everything(seed: int) -> None:
