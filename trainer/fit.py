@@ -79,6 +79,8 @@ def fit_and_register(
     train_sensors, val_sensors = split_sensors(table, validation_fraction, config.seed)
     if not train_sensors:
         raise ValueError("no sensors to train on")
+    # Normalisation statistics come from every sensor's normal events (no labels are used beyond
+    # "not 1"): with baseline="sensor" each held-out sensor needs its own reference statistics too.
     stats = FleetStats.fit(
         ((s.sensor_id, s.ts_ms, s.values) for s in map(_normal_part, table)),
         spec.length_ms, spec.steps, per_sensor=spec.baseline == "sensor",

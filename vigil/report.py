@@ -65,10 +65,15 @@ def _histogram(scores, labels, threshold):
     return fig
 
 
+def _curve(x, y):
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    ax.plot(x, y)
+    return fig, ax
+
+
 def _pr_curve(y, s, metrics):
     precision, recall, _ = precision_recall_curve(y, s)
-    fig, ax = plt.subplots(figsize=(5, 3.6))
-    ax.plot(recall, precision)
+    fig, ax = _curve(recall, precision)
     ax.axhline(y.mean(), color="grey", linestyle=":", label=f"base rate {y.mean():.3f}")
     if metrics.get("recall") is not None:
         ax.plot([metrics["recall"]], [metrics["precision"]], "ko", label="at threshold")
@@ -79,8 +84,7 @@ def _pr_curve(y, s, metrics):
 
 def _roc_curve(y, s, metrics):
     fpr, tpr, _ = roc_curve(y, s)
-    fig, ax = plt.subplots(figsize=(5, 3.6))
-    ax.plot(fpr, tpr)
+    fig, ax = _curve(fpr, tpr)
     ax.plot([0, 1], [0, 1], color="grey", linestyle=":")
     ax.set(xlabel="false positive rate", ylabel="true positive rate", title=f"ROC curve (AUC {metrics.get('roc_auc', 0):.3f})")
     return fig
