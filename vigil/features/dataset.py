@@ -32,10 +32,6 @@ class WindowSet:
     def subset(self, mask: np.ndarray) -> "WindowSet":
         return WindowSet(self.x[mask], self.sensor_id[mask], self.end_ms[mask], self.n_events[mask], self.label[mask])
 
-    @property
-    def labelled(self) -> bool:
-        return bool(np.isfinite(self.label).any())
-
 
 def window_end_indices(n_events: int, every: int | None) -> np.ndarray:
     """Indices of the events windows end at: the last one (``every=None``) or every K-th."""
