@@ -18,6 +18,8 @@ step "Debian packages"
 packages=(redis-server)
 command -v java >/dev/null 2>&1 || packages+=(default-jre-headless)
 command -v mvn >/dev/null 2>&1 || packages+=(maven)
+# Debian's own python3 ships venv support separately.
+"${PYTHON:-python3}" -c 'import ensurepip' >/dev/null 2>&1 || packages+=(python3-venv)
 if command -v apt-get >/dev/null 2>&1; then
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
