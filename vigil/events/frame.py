@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from vigil.errors import VigilError
-from vigil.events.schema import _MAX_TS_MS, _MIN_TS_MS
+from vigil.events.schema import MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS
 
 RESERVED = ("sensor_id", "timestamp")
 
@@ -98,7 +98,7 @@ def _timestamps_ms(column: pd.Series) -> np.ndarray:
         parsed = pd.to_datetime(column, utc=True)
     elif pd.api.types.is_numeric_dtype(column):
         ms = column.to_numpy(dtype=np.float64, na_value=np.nan)
-        ok = np.isfinite(ms) & (ms >= _MIN_TS_MS) & (ms < _MAX_TS_MS)
+        ok = np.isfinite(ms) & (ms >= MIN_TIMESTAMP_MS) & (ms < MAX_TIMESTAMP_MS)
         return np.where(ok, np.nan_to_num(ms), -1).astype(np.int64)
     else:
         text = column.astype(str).str.strip()
@@ -107,5 +107,5 @@ def _timestamps_ms(column: pd.Series) -> np.ndarray:
         from_numbers = pd.to_datetime(numeric, unit="ms", utc=True, errors="coerce")
         parsed = parsed.fillna(from_numbers)
     ms = parsed.to_numpy(dtype="datetime64[ms]").astype(np.int64)
-    ok = parsed.notna().to_numpy() & (ms >= _MIN_TS_MS) & (ms < _MAX_TS_MS)
+    ok = parsed.notna().to_numpy() & (ms >= MIN_TIMESTAMP_MS) & (ms < MAX_TIMESTAMP_MS)
     return np.where(ok, ms, -1)

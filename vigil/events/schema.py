@@ -19,8 +19,8 @@ from pydantic_core import PydanticCustomError
 
 # Epoch-millisecond timestamps outside this range are almost always a unit mistake
 # (epoch seconds or microseconds), which would silently put events decades away.
-_MIN_TS_MS = int(datetime(1990, 1, 1, tzinfo=timezone.utc).timestamp() * 1000)
-_MAX_TS_MS = int(datetime(2100, 1, 1, tzinfo=timezone.utc).timestamp() * 1000)
+MIN_TIMESTAMP_MS = int(datetime(1990, 1, 1, tzinfo=timezone.utc).timestamp() * 1000)
+MAX_TIMESTAMP_MS = int(datetime(2100, 1, 1, tzinfo=timezone.utc).timestamp() * 1000)
 MAX_SENSOR_ID_LENGTH = 256
 
 
@@ -67,7 +67,7 @@ def parse_timestamp_ms(value: Any) -> int:
         if not math.isfinite(value):
             raise PydanticCustomError("bad_timestamp", "timestamp is {v}", {"v": value})
         ms = int(value)
-        if not _MIN_TS_MS <= ms < _MAX_TS_MS:
+        if not MIN_TIMESTAMP_MS <= ms < MAX_TIMESTAMP_MS:
             raise PydanticCustomError(
                 "bad_timestamp",
                 "timestamp {v} is not epoch milliseconds between 1990 and 2100 (epoch seconds or microseconds?)",

@@ -8,6 +8,7 @@ the pom's hash) make every start after the first take seconds.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import re
 import shutil
@@ -145,8 +146,9 @@ class LocalKafka:
         return [p for p in (self.port, self.controller_port) if port_open(self.host, p)]
 
 
+@functools.cache
 def java_home_check() -> str:
-    """The java binary, checked to be Java 17 or newer."""
+    """The java binary, checked to be Java 17 or newer (once per process: it runs `java -version`)."""
     java = shutil.which("java")
     if java is None:
         raise VigilError(f"Java is not installed; Kafka 4 needs Java {MIN_JAVA}+: apt-get install openjdk-17-jre-headless")

@@ -30,7 +30,7 @@ class ManagedProcess:
             pid = int(self.pid_file.read_text().strip())
         except (FileNotFoundError, ValueError):
             return None
-        if _cmdline(pid) is not None and self.marker in _cmdline(pid):
+        if self.marker in (_cmdline(pid) or ""):
             return pid
         self.pid_file.unlink(missing_ok=True)
         return None
