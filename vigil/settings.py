@@ -56,6 +56,11 @@ class KafkaSettings(BaseModel):
 
 class RedisSettings(BaseModel):
     url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
+    # Every key Vigil writes starts with this, so several deployments can share one Redis.
+    key_prefix: str = Field("vigil", pattern=r"^[A-Za-z0-9_.:-]+$")
+    # A sensor's buffer is split into this many time chunks per window: old chunks are dropped
+    # whole, and a chunk is rewritten to its exact size once time moves past it.
+    chunks_per_window: int = Field(10, ge=1, le=1000)
 
     def masked_url(self) -> str:
         raw = self.url.get_secret_value()
@@ -102,6 +107,24 @@ class WindowSettings(BaseModel):
         return value
 
 
+class StreamSettings(BaseModel):
+    """How `vigil stream` batches, scores and alerts (DESIGN.md, Shape, steps 1-6)."""
+
+    group_id: str = "vigil-streamer"
+    poll_events: int = Field(5000, ge=1, description="most messages taken from Kafka per consume call")
+    max_batch_windows: int = Field(512, ge=1, description="most windows scored in one model call")
+    max_wait: Duration = Field(timedelta(milliseconds=250), description="longest a ready window waits for its batch")
+    score_every_events: int = Field(1, ge=1, description="a window is ready after this many new events")
+    score_min_interval: Duration = Field(timedelta(0), description="and at most once per this wall-clock interval")
+    scoring: bool = True  # off: ingest only (buffers fill, nothing is scored)
+    max_event_bytes: int = Field(16_384, ge=64, description="larger messages go to the DLQ as oversized")
+    alert_cooldown: Duration = Field(timedelta(days=1), description="event time before a still-anomalous sensor is alerted again")
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(9108, ge=0, le=65535, description="Prometheus /metrics, /healthz, /readyz (0: off)")
+    model_poll: Duration = Field(timedelta(seconds=5), description="how often the model pointer is checked")
+    retry_max_backoff: Duration = Field(timedelta(seconds=30), description="cap of the wait between retries in an outage")
+
+
 class LocalServicesSettings(BaseModel):
     """How `vigil services up` runs Kafka and Redis on this machine (ports come from the URLs)."""
 
@@ -124,6 +147,7 @@ class VigilSettings(BaseSettings):
     redis: RedisSettings = Field(default_factory=RedisSettings)
     topics: TopicSettings = Field(default_factory=TopicSettings)
     window: WindowSettings = Field(default_factory=WindowSettings)
+    stream: StreamSettings = Field(default_factory=StreamSettings)
     services: LocalServicesSettings = Field(default_factory=LocalServicesSettings)
     features: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["feature_1", "feature_2"], min_length=1)
     label_column: str = "10_days_alert_label"

@@ -1,3 +1,5 @@
+import json
+
 import pytest
 
 from vigil.cli.main import build_parser, main
@@ -55,9 +57,28 @@ def test_unsupported_output_type_is_a_clear_error(capsys):
     assert "unknown event file type '.xlsx'" in capsys.readouterr().err
 
 
-def test_pending_commands_say_so(capsys):
-    assert main(["stream"]) == 1
-    assert "not implemented yet" in capsys.readouterr().err
+@pytest.mark.parametrize("topic, field", [("scores", "model_version"), ("alerts", "alert_id"), ("events", "timestamp")])
+def test_schema_prints_each_topics_json_schema(capsys, topic, field):
+    assert main(["schema", topic]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert field in doc["properties"]
+
+
+def test_schema_documents_dead_letter_headers(capsys):
+    assert main(["schema", "dlq"]) == 0
+    assert "vigil.reason" in json.loads(capsys.readouterr().out)["headers"]
+
+
+def test_inspect_names_an_unreachable_redis(monkeypatch, capsys):
+    monkeypatch.setenv("VIGIL_REDIS__URL", "redis://127.0.0.1:1/0")
+    assert main(["inspect", "--sensor", "s-1"]) == 1
+    assert "cannot reach Redis at redis://127.0.0.1:1/0" in capsys.readouterr().err
+
+
+def test_stream_help_explains_draining(capsys):
+    with pytest.raises(SystemExit):
+        main(["stream", "--help"])
+    assert "SIGTERM" in capsys.readouterr().out
 
 
 def test_services_refuse_remote_hosts(monkeypatch, capsys):

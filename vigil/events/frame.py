@@ -13,6 +13,7 @@ from typing import Iterator, Sequence
 import numpy as np
 import pandas as pd
 
+from vigil.buffer.layout import quantize
 from vigil.errors import VigilError
 from vigil.events.schema import MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS
 
@@ -83,6 +84,9 @@ def event_table(frame: pd.DataFrame, features: Sequence[str], label_column: str 
             raise VigilError(f"label column {label_column!r} must hold 0/1, found {frame[label_column][invalid].iloc[0]!r}")
     else:
         label_column = None
+    # The stream's buffer keeps float32 values; rounding files the same way makes an offline
+    # window the very tensor the streamer scores.
+    values = quantize(values)
     order = np.lexsort((ts[keep], sensor.to_numpy()[keep]))
     sid, t, v, y = sensor.to_numpy()[keep][order], ts[keep][order], values[keep][order], labels[keep][order]
     bounds = np.flatnonzero(np.r_[True, sid[1:] != sid[:-1], True])

@@ -96,7 +96,10 @@ def parse_timestamp_ms(value: Any) -> int:
 def _feature(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise PydanticCustomError("not_numeric", "must be a number, got {kind}", {"kind": type(value).__name__})
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an integer beyond float range
+        number = math.inf
     if not math.isfinite(number):
         raise PydanticCustomError("not_finite", "must be a finite number, got {v}", {"v": str(number)})
     return number
@@ -114,6 +117,10 @@ SensorIdField = Annotated[str, BeforeValidator(_sensor_id)]
 TimestampField = Annotated[int, BeforeValidator(parse_timestamp_ms)]
 FeatureField = Annotated[float, BeforeValidator(_feature)]
 LabelField = Annotated[int | None, BeforeValidator(_label)]
+
+# Stable reason codes (DLQ header ``vigil.reason``, metric label): what can be wrong with a message.
+REASONS = frozenset({"empty", "oversized", "not_json", "not_object", "missing_field", "bad_sensor_id",
+                     "bad_timestamp", "not_numeric", "not_finite", "bad_label", "invalid"})
 
 _REASON_BY_TYPE = {"missing": "missing_field", "json_invalid": "not_json", "model_type": "not_object"}
 
@@ -178,8 +185,7 @@ def _event_error(exc: ValidationError) -> EventError:
     first = exc.errors(include_url=False)[0]
     field = ".".join(str(p) for p in first["loc"]) or "event"
     reason = _REASON_BY_TYPE.get(first["type"], first["type"])
-    if reason not in {"missing_field", "not_json", "not_object", "bad_sensor_id", "bad_timestamp",
-                      "not_numeric", "not_finite", "bad_label"}:
+    if reason not in REASONS:
         reason = "invalid"
     more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
     message = "field is missing" if reason == "missing_field" else first["msg"]

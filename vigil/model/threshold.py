@@ -58,4 +58,6 @@ def window_metrics(scores: np.ndarray, labels: np.ndarray, threshold: float) -> 
     else:
         out.update(f1=None, precision=None, recall=None)
     out["alert_rate"] = float((np.asarray(scores) >= threshold).mean()) if len(scores) else None
+    normal = y == 0
+    out["false_positive_rate"] = float((s[normal] >= threshold).mean()) if normal.any() else None
     return out

@@ -8,6 +8,7 @@ import numpy as np
 
 from vigil.model.autoencoder import EncoderLatentAutoencoder
 from vigil.model.config import TrainConfig
+from vigil.model.predictor import BatchPredictor
 
 
 def seed_everything(seed: int) -> None:
@@ -78,9 +79,8 @@ def make_scorer(model: EncoderLatentAutoencoder) -> keras.Model:
 
 
 def score_windows(scorer: keras.Model, x: np.ndarray, batch_size: int = 512) -> np.ndarray:
-    if len(x) == 0:
-        return np.empty(0, dtype=np.float64)
-    return np.asarray(scorer.predict(np.asarray(x, np.float32), batch_size=batch_size, verbose=0), dtype=np.float64)
+    """Scores of many windows, through the same padded-bucket path the streamer uses."""
+    return BatchPredictor(scorer, max_batch=batch_size)(x)
 
 
 def latent_spread(model: EncoderLatentAutoencoder, x: np.ndarray) -> float:

@@ -1,0 +1,308 @@
+"""``Streamer``: composes the stages of DESIGN.md's Shape into one loop.
+
+A *cycle* consumes until a scoring batch is full (``max_batch_windows`` ready sensors) or the
+oldest ready window has waited ``max_wait`` (or, with nothing waiting to be scored, after each
+consume call). Each consume call is decoded (bad messages → DLQ) and applied to Redis at once.
+The cycle then scores the ready windows, publishes scores and alerts, waits for Kafka to
+acknowledge every record (DLQ included), records the scored state in Redis, and only then commits
+the consumed offsets. A crash anywhere re-reads uncommitted messages; the buffer ignores the ones
+it already applied, and re-published records carry the same ``alert_id``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import orjson
+import redis
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
+
+from vigil.buffer import BufferLayout, RollingBuffer
+from vigil.events.decode import EventDecoder
+from vigil.events.outputs import ScoreRecord
+from vigil.events.schema import EventSchema
+from vigil.kafka.clients import make_consumer, make_producer
+from vigil.logging import get_logger
+from vigil.registry import ModelRegistry
+from vigil.settings import VigilSettings
+from streamer.alerts import AlertPolicy
+from streamer.health import Health, serve
+from streamer.ingest import DeadLetter, split_messages
+from streamer.metrics import StreamMetrics
+from streamer.models import ModelWatcher
+from streamer.publish import Outgoing, Publisher
+from streamer.readiness import ReadySet
+from streamer.retry import Stopped, retrying
+from streamer.scoring import ScoredWindow, score_sensors
+
+log = get_logger("streamer")
+
+# Commit failures that mean the partitions moved to another member: its re-read is idempotent.
+_LOST_OWNERSHIP = {KafkaError.ILLEGAL_GENERATION, KafkaError.UNKNOWN_MEMBER_ID,
+                   KafkaError.REBALANCE_IN_PROGRESS, KafkaError._NO_OFFSET}
+LAG_EVERY_S = 5.0
+
+
+class Streamer:
+    def __init__(self, settings: VigilSettings, registry: ModelRegistry | None = None):
+        s = settings.stream
+        self.settings = settings
+        self.stop_event = threading.Event()
+        self.metrics = StreamMetrics()
+        self.health = Health()
+        self.topic = settings.topics.events
+        window_ms = int(settings.window.length.total_seconds() * 1000)
+        layout = BufferLayout(settings.redis.key_prefix, len(settings.features), window_ms,
+                              settings.redis.chunks_per_window)
+        self.redis = redis.Redis.from_url(settings.redis.url.get_secret_value(), socket_timeout=30,
+                                          socket_connect_timeout=5, health_check_interval=30)
+        self.buffer = RollingBuffer(self.redis, layout, self.topic)
+        self.decoder = EventDecoder(EventSchema(settings.features, settings.label_column), s.max_event_bytes)
+        self.consumer = make_consumer(settings, s.group_id)
+        self.publisher = Publisher(make_producer(settings, **{"linger.ms": 5}), self.stop_event, self._on_retry)
+        self.ready = ReadySet(s.score_every_events, s.score_min_interval.total_seconds(), settings.window.min_events)
+        self.alerts = AlertPolicy(int(s.alert_cooldown.total_seconds() * 1000))
+        self.models = (
+            ModelWatcher(registry or ModelRegistry(settings.models_path), settings.features, window_ms,
+                         s.max_batch_windows, s.model_poll.total_seconds())
+            if s.scoring else None
+        )
+        self.uncommitted: dict[int, int] = {}  # partition → last offset processed, not yet committed
+        self._assigned: set[int] = set()
+        self._next_lag = 0.0
+        self._model_version: str | None = None
+        self._server = None
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def run(self) -> int:
+        """Until :meth:`stop`: returns 0 after a clean drain, 1 if a dependency stayed away."""
+        s = self.settings.stream
+        if s.metrics_port:
+            self._server = serve(s.metrics_host, s.metrics_port, self.metrics.registry, self.health)
+        self.consumer.subscribe([self.topic], on_assign=self._on_assign, on_revoke=self._on_revoke,
+                                on_lost=self._on_lost)
+        if self.models is not None:
+            self.health.set("model", "no model loaded yet")
+            if self.models.wait_loaded(60.0) is None:
+                log.warning("no usable model yet: ingesting only; scoring starts once one is promoted",
+                            model_dir=str(self.models.registry.root))
+            self._model_check()
+        self.health.set("startup", None)
+        log.info("streaming", topic=self.topic, group=s.group_id, scoring=s.scoring,
+                 max_batch=s.max_batch_windows, max_wait=str(s.max_wait))
+        code = 0
+        try:
+            while not self.stop_event.is_set():
+                self._cycle()
+            self.ready.release_due(time.monotonic(), everything=True)
+            self._finish_cycle()
+        except Stopped as exc:
+            log.error("stopping before the last batch was committed; it will be re-read (idempotently)",
+                      dependency=str(exc))
+            code = 1
+        finally:
+            self._close()
+        log.info("stopped", exit_code=code)
+        return code
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    def _close(self) -> None:
+        try:
+            self.consumer.close()
+        except (KafkaException, RuntimeError) as exc:
+            log.warning("consumer close failed", error=str(exc))
+        self.publisher.producer.flush(5)
+        if self.models is not None:
+            self.models.close()
+        if self._server is not None:
+            self._server.shutdown()
+
+    # -- one cycle -----------------------------------------------------------------------------
+    def _cycle(self) -> None:
+        s = self.settings.stream
+        max_wait = s.max_wait.total_seconds()
+        while not self.stop_event.is_set():
+            self.health.beat()
+            now = time.monotonic()
+            self.ready.release_due(now)
+            if self.ready.first_ready_at is not None:
+                remaining = self.ready.first_ready_at + max_wait - now
+                if len(self.ready) >= s.max_batch_windows or remaining <= 0:
+                    break
+                timeout = remaining
+            else:
+                timeout = 0.5
+            messages = self.consumer.consume(s.poll_events, timeout)
+            if messages:
+                self._ingest(messages)
+            if not self.ready and (self.uncommitted or not messages):
+                break  # nothing waits to be scored: make what was consumed durable now
+        self._finish_cycle()
+        self._model_check()
+        self._report_lag()
+
+    def _ingest(self, messages: list) -> None:
+        got = split_messages(messages, self.decoder)
+        for err in got.errors:
+            self._consumer_error(err)
+        if got.last_offsets:
+            self.health.set("kafka", None)
+        self.metrics.consumed.inc(len(messages) - len(got.errors))
+        for dead in got.dead:
+            self._dead_letter(dead)
+        result = self._retrying(lambda: self.buffer.apply(got.batch), "redis")
+        writes = self.metrics.buffer_writes
+        writes.labels("added").inc(result.added)
+        writes.labels("duplicate").inc(result.duplicates)
+        writes.labels("too_old").inc(result.too_old)
+        for partition, offset in got.last_offsets.items():
+            self.uncommitted[partition] = max(offset, self.uncommitted.get(partition, -1))
+        if self.models is not None and self.models.active is not None:
+            self.ready.offer(result.states, time.monotonic())
+
+    def _finish_cycle(self) -> None:
+        """Score what is ready, publish, wait for acks, record scored state, commit."""
+        scored: list[ScoredWindow] = []
+        meta: dict[str, dict] = {}
+        model = self.models.active if self.models is not None else None
+        states = self.ready.take()
+        if states and model is not None:
+            size = self.settings.stream.max_batch_windows
+            for start in range(0, len(states), size):
+                part = states[start : start + size]
+                t0 = time.perf_counter()
+                windows = self._retrying(
+                    lambda: score_sensors(self.buffer, model, part, self.settings.window.min_events), "redis"
+                )
+                self.metrics.scoring_seconds.observe(time.perf_counter() - t0)
+                self.metrics.batch_windows.observe(len(windows))
+                scored += windows
+            now_ms = int(time.time() * 1000)
+            for window in scored:
+                meta[window.sensor_id] = {"pending": 0, "scored_end": window.window_end,
+                                          **self._publish_score(window, model, now_ms)}
+        self._retrying(self.publisher.flush, "kafka")
+        if scored:
+            published_ms = time.time() * 1000
+            for window in scored:
+                self.metrics.end_to_end_seconds.observe(max(published_ms - window.window_end, 0) / 1000)
+            self._retrying(lambda: self.buffer.update_meta(meta), "redis")
+            self.ready.mark_scored(list(meta), time.monotonic())
+        self._commit()
+
+    def _publish_score(self, window: ScoredWindow, model, now_ms: int) -> dict[str, str]:
+        topics = self.settings.topics
+        threshold = model.loaded.threshold
+        record = ScoreRecord(sensor_id=window.sensor_id, window_start=window.window_start,
+                             window_end=window.window_end, n_events=window.n_events, score=window.score,
+                             threshold=threshold, alert=window.score >= threshold,
+                             model_version=model.version, scored_at=now_ms)
+        key = window.sensor_id.encode()
+        self.publisher.send(Outgoing(topics.scores, key, orjson.dumps(record.model_dump())))
+        self.metrics.scores.inc()
+        alert, fields = self.alerts.decide(window, threshold, model.version, now_ms)
+        if alert is not None:
+            self.publisher.send(Outgoing(topics.alerts, key, orjson.dumps(alert.model_dump())))
+            self.metrics.alerts.labels(alert.kind).inc()
+            log.info("alert" if alert.kind == "alert" else "alert cleared", sensor_id=window.sensor_id,
+                     score=round(window.score, 4), threshold=round(threshold, 4), alert_id=alert.alert_id)
+        return fields
+
+    def _dead_letter(self, dead: DeadLetter) -> None:
+        msg = dead.message
+        self.metrics.dead_lettered.labels(dead.reason).inc()
+        value, headers = msg.value() or b"", dead.headers()
+        try:
+            self.publisher.send(Outgoing(self.settings.topics.dlq, msg.key() or b"", value, headers))
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.MSG_SIZE_TOO_LARGE:
+                raise
+            # Larger than the DLQ topic takes: keep the head, and say how long the original was.
+            headers.append(("vigil.truncated_from", str(len(value)).encode()))
+            self.publisher.send(Outgoing(self.settings.topics.dlq, msg.key() or b"", value[:65536], headers))
+
+    def _commit(self) -> None:
+        if not self.uncommitted:
+            return
+        offsets = [TopicPartition(self.topic, p, o + 1) for p, o in sorted(self.uncommitted.items())]
+
+        def commit() -> None:
+            try:
+                self.consumer.commit(offsets=offsets, asynchronous=False)
+            except KafkaException as exc:
+                if exc.args[0].code() not in _LOST_OWNERSHIP:
+                    raise
+                log.warning("partitions moved before commit; the new owner re-reads them", error=str(exc))
+
+        self._retrying(commit, "kafka")
+        self.uncommitted.clear()
+        self.metrics.commits.inc()
+
+    # -- rebalance -----------------------------------------------------------------------------
+    def _on_assign(self, _consumer, partitions: list[TopicPartition]) -> None:
+        self._assigned = {tp.partition for tp in partitions}
+        log.info("partitions assigned", partitions=sorted(self._assigned))
+
+    def _on_revoke(self, _consumer, partitions: list[TopicPartition]) -> None:
+        # Finish and commit what was consumed before the partitions go to another member.
+        log.info("partitions revoked", partitions=sorted(tp.partition for tp in partitions))
+        self.ready.release_due(time.monotonic(), everything=True)
+        try:
+            self._finish_cycle()
+        except Stopped:
+            log.error("could not commit before revocation; the new owner re-reads (idempotently)")
+        self._assigned -= {tp.partition for tp in partitions}
+
+    def _on_lost(self, _consumer, partitions: list[TopicPartition]) -> None:
+        lost = {tp.partition for tp in partitions}
+        log.warning("partitions lost without a chance to commit", partitions=sorted(lost))
+        self._assigned -= lost
+        for p in lost:
+            self.uncommitted.pop(p, None)
+
+    # -- helpers -------------------------------------------------------------------------------
+    def _retrying(self, action, dependency: str):
+        result = retrying(action, dependency, self.stop_event, self._on_retry,
+                          self.settings.stream.retry_max_backoff.total_seconds())
+        self.health.set(dependency, None)
+        return result
+
+    def _on_retry(self, dependency: str) -> None:
+        self.metrics.retries.labels(dependency).inc()
+        self.health.set(dependency, "unavailable, retrying")
+        self.health.beat()
+
+    def _consumer_error(self, err: KafkaError) -> None:
+        if err.fatal():
+            raise KafkaException(err)
+        self.metrics.retries.labels("kafka").inc()
+        self.health.set("kafka", err.str())
+        log.warning("consumer error", error=err.str())
+
+    def _model_check(self) -> None:
+        if self.models is None:
+            return
+        active = self.models.poll()
+        if active is not None and active.version != self._model_version:
+            self._model_version = active.version
+            self.metrics.model_swaps.inc()
+            self.metrics.model_version.clear()
+            self.metrics.model_version.labels(active.version).set(1)
+            self.health.set("model", None)
+
+    def _report_lag(self) -> None:
+        now = time.monotonic()
+        if now < self._next_lag or not self._assigned:
+            return
+        self._next_lag = now + LAG_EVERY_S
+        tps = [TopicPartition(self.topic, p) for p in sorted(self._assigned)]
+        try:
+            for tp in self.consumer.position(tps):
+                _low, high = self.consumer.get_watermark_offsets(tp, cached=True)
+                if tp.offset >= 0 and high >= 0:
+                    self.metrics.lag.labels(str(tp.partition)).set(max(high - tp.offset, 0))
+        except KafkaException as exc:
+            log.debug("lag unavailable", error=str(exc))

@@ -1,0 +1,32 @@
+"""The streamer's Prometheus metrics, on a registry of its own (several streamers per process in tests)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+_LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600, 86400)
+
+
+class StreamMetrics:
+    def __init__(self) -> None:
+        self.registry = r = CollectorRegistry()
+        self.consumed = Counter("vigil_events_consumed", "messages taken from the events topic", registry=r)
+        self.dead_lettered = Counter("vigil_events_dead_lettered", "invalid messages sent to the DLQ", ["reason"], registry=r)
+        self.buffer_writes = Counter(
+            "vigil_buffer_writes", "valid events by what the buffer did with them", ["result"], registry=r
+        )
+        self.batch_windows = Histogram(
+            "vigil_batch_windows", "windows per scoring batch", buckets=(1, 8, 32, 64, 128, 256, 512, 1024, 4096), registry=r
+        )
+        self.scoring_seconds = Histogram("vigil_scoring_seconds", "read + featurise + score of one batch", registry=r)
+        self.end_to_end_seconds = Histogram(
+            "vigil_end_to_end_seconds", "from a window's newest event time to its score's publication",
+            buckets=_LATENCY_BUCKETS, registry=r,
+        )
+        self.scores = Counter("vigil_scores_published", "scores published", registry=r)
+        self.alerts = Counter("vigil_alerts_published", "alert records published", ["kind"], registry=r)
+        self.lag = Gauge("vigil_consumer_lag", "messages behind the partition's end", ["partition"], registry=r)
+        self.retries = Counter("vigil_retries", "waits for an unavailable dependency", ["dependency"], registry=r)
+        self.commits = Counter("vigil_offset_commits", "offset commits after durable batches", registry=r)
+        self.model_swaps = Counter("vigil_model_swaps", "models loaded (first load included)", registry=r)
+        self.model_version = Gauge("vigil_model_info", "the model in use (value 1)", ["version"], registry=r)

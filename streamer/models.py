@@ -1,0 +1,87 @@
+"""Step 4's model, hot-swapped: the registry's ``CURRENT`` pointer is checked every ``model_poll``;
+a new version is loaded (and its smallest batch shape compiled) in a background thread, and the
+streamer switches to it between batches. A version that does not fit the stream (other features,
+a longer window than the buffer keeps) is refused with an error log and the old one stays.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from vigil.logging import get_logger
+from vigil.model.predictor import BatchPredictor
+from vigil.registry import LoadedModel, ModelRegistry
+
+log = get_logger("streamer")
+
+
+@dataclass
+class ActiveModel:
+    loaded: LoadedModel
+    predict: BatchPredictor
+
+    @property
+    def version(self) -> str:
+        return self.loaded.version
+
+
+class ModelWatcher:
+    def __init__(self, registry: ModelRegistry, features: list[str], window_ms: int, max_batch: int, poll_s: float):
+        self.registry = registry
+        self.features = list(features)
+        self.window_ms = window_ms
+        self.max_batch = max_batch
+        self.poll_s = poll_s
+        self.active: ActiveModel | None = None
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="model-loader")
+        self._loading: tuple[str, Future] | None = None
+        self._refused: set[str] = set()
+        self._next_check = 0.0
+
+    def poll(self) -> ActiveModel | None:
+        """Between batches: start loading a new current version, or switch to one that loaded."""
+        if self._loading is not None and self._loading[1].done():
+            version, future = self._loading
+            self._loading = None
+            try:
+                self.active = future.result()
+                log.info("model in use", version=version, threshold=self.active.loaded.threshold)
+            except Exception as exc:  # a broken artifact must not stop the stream
+                self._refused.add(version)
+                log.error("cannot use model version", version=version, error=str(exc))
+        now = time.monotonic()
+        if self._loading is None and now >= self._next_check:
+            self._next_check = now + self.poll_s
+            current = self.registry.current_version()
+            in_use = self.active.version if self.active else None
+            if current and current != in_use and current not in self._refused:
+                self._loading = (current, self._pool.submit(self._load, current))
+        return self.active
+
+    def wait_loaded(self, timeout_s: float) -> ActiveModel | None:
+        """Block (startup) until the first model is usable or ``timeout_s`` passes."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.poll() is not None:
+                return self.active
+            time.sleep(0.05)
+        return self.active
+
+    def _load(self, version: str) -> ActiveModel:
+        loaded = self.registry.load(version)
+        if list(loaded.meta.features) != self.features:
+            raise ValueError(f"model features {loaded.meta.features} differ from the stream's {self.features}")
+        if loaded.spec.length_ms > self.window_ms:
+            raise ValueError(
+                f"model window {loaded.spec.length_ms} ms is longer than the buffer's {self.window_ms} ms"
+            )
+        predict = BatchPredictor(loaded.scorer, max_batch=self.max_batch)
+        predict(np.zeros((1, loaded.spec.steps, loaded.spec.channels), np.float32))  # compile off the hot path
+        return ActiveModel(loaded, predict)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)

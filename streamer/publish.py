@@ -1,0 +1,75 @@
+"""Step 5: produce scores, alerts and dead letters; ``flush`` returns once every record is acked.
+
+The producer is idempotent (no duplicates from its own retries). A record whose delivery finally
+fails (e.g. the broker stayed away past ``message.timeout.ms``) is produced again by ``flush``:
+offsets are only committed after it returns, so nothing is lost.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+from confluent_kafka import KafkaError, KafkaException, Producer
+
+from vigil.logging import get_logger
+from streamer.retry import Stopped
+
+log = get_logger("streamer")
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    topic: str
+    key: bytes
+    value: bytes
+    headers: list[tuple[str, bytes]] | None = None
+
+
+class Publisher:
+    def __init__(self, producer: Producer, stop: threading.Event, on_retry=lambda _dep: None):
+        self.producer = producer
+        self.stop = stop
+        self.on_retry = on_retry
+        self._failed: list[tuple[Outgoing, KafkaError]] = []
+        self._in_flight = 0
+
+    def send(self, record: Outgoing) -> None:
+        def on_delivery(err: KafkaError | None, _msg) -> None:
+            self._in_flight -= 1
+            if err is not None:
+                self._failed.append((record, err))
+
+        while True:
+            try:
+                self.producer.produce(record.topic, value=record.value, key=record.key,
+                                      headers=record.headers, on_delivery=on_delivery)
+                self._in_flight += 1
+                return
+            except BufferError:
+                self.producer.poll(0.05)  # local queue full: serve delivery reports first
+
+    def flush(self, stop_grace_s: float = 30.0) -> None:
+        """Block until every record sent so far is acknowledged (re-sending failures)."""
+        waited, stop_seen = 0.0, None
+        while True:
+            self.producer.flush(1.0)
+            if self._failed:
+                failed, self._failed = self._failed, []
+                self.on_retry("kafka")
+                log.warning("records not acknowledged, producing them again", count=len(failed),
+                            error=str(failed[0][1]))
+                for record, _err in failed:
+                    self.send(record)
+                continue
+            if self._in_flight <= 0:
+                return
+            waited += 1.0
+            if waited % 10 == 0:
+                self.on_retry("kafka")
+                log.warning("waiting for Kafka to acknowledge records", pending=self._in_flight, waited_s=waited)
+            if self.stop.is_set():
+                stop_seen = stop_seen or time.monotonic()
+                if time.monotonic() - stop_seen > stop_grace_s:
+                    raise Stopped("kafka") from KafkaException(KafkaError(KafkaError._TIMED_OUT))

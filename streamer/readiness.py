@@ -1,0 +1,59 @@
+"""Step 3: which sensors' windows are ready to score.
+
+A window is ready when the sensor has at least ``min_events`` stored events and
+``every_events`` new events since its last score; with ``min_interval_s`` a sensor is scored at
+most once per that wall-clock interval (its window waits, deferred, and is scored when the
+interval has passed even if no further event arrives). A sensor is scored once per batch, at its
+newest event, however many events it received since.
+"""
+
+from __future__ import annotations
+
+from vigil.buffer import SensorState
+
+
+class ReadySet:
+    def __init__(self, every_events: int = 1, min_interval_s: float = 0.0, min_events: int = 1):
+        self.every_events = every_events
+        self.min_interval_s = min_interval_s
+        self.min_events = min_events
+        self.ready: dict[str, SensorState] = {}
+        self.deferred: dict[str, tuple[float, SensorState]] = {}
+        self.first_ready_at: float | None = None
+        self._last_scored: dict[str, float] = {}
+
+    def __len__(self) -> int:
+        return len(self.ready)
+
+    def offer(self, states: dict[str, SensorState], now: float) -> None:
+        for sensor_id, state in states.items():
+            if state.pending < self.every_events or state.n_stored < self.min_events:
+                continue
+            due = self._last_scored.get(sensor_id, -float("inf")) + self.min_interval_s
+            if due > now:
+                self.deferred[sensor_id] = (due, state)
+            else:
+                self.deferred.pop(sensor_id, None)
+                self._add(sensor_id, state, now)
+
+    def release_due(self, now: float, everything: bool = False) -> None:
+        """Move deferred sensors whose interval has passed (or all of them) to ready."""
+        for sensor_id, (due, state) in list(self.deferred.items()):
+            if everything or due <= now:
+                del self.deferred[sensor_id]
+                self._add(sensor_id, state, now)
+
+    def take(self) -> list[SensorState]:
+        states = list(self.ready.values())
+        self.ready.clear()
+        self.first_ready_at = None
+        return states
+
+    def mark_scored(self, sensor_ids: list[str], now: float) -> None:
+        if self.min_interval_s > 0:
+            self._last_scored.update(dict.fromkeys(sensor_ids, now))
+
+    def _add(self, sensor_id: str, state: SensorState, now: float) -> None:
+        self.ready[sensor_id] = state
+        if self.first_ready_at is None:
+            self.first_ready_at = now

@@ -1,0 +1,55 @@
+"""``EventBatch``: validated events of one consume call, columnar, in Kafka order."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from vigil.events.schema import SensorEvent
+
+
+@dataclass
+class EventBatch:
+    n_features: int
+    sensor_ids: list[str] = field(default_factory=list)
+    partitions: list[int] = field(default_factory=list)
+    offsets: list[int] = field(default_factory=list)
+    timestamps: list[int] = field(default_factory=list)
+    values: list[tuple[float, ...]] = field(default_factory=list)
+
+    def add(self, event: SensorEvent, partition: int, offset: int) -> None:
+        self.sensor_ids.append(event.sensor_id)
+        self.partitions.append(partition)
+        self.offsets.append(offset)
+        self.timestamps.append(event.timestamp_ms)
+        self.values.append(event.values)
+
+    def __len__(self) -> int:
+        return len(self.offsets)
+
+    def groups(self) -> dict[tuple[str, int], list[int]]:
+        """Row indices per (sensor, partition), each in offset order."""
+        out: dict[tuple[str, int], list[int]] = {}
+        for i, key in enumerate(zip(self.sensor_ids, self.partitions)):
+            rows = out.get(key)
+            if rows is None:
+                out[key] = [i]
+            else:
+                rows.append(i)
+        return out
+
+    def last_offsets(self) -> dict[int, int]:
+        """The highest offset per partition in this batch."""
+        out: dict[int, int] = {}
+        for partition, offset in zip(self.partitions, self.offsets):
+            if offset > out.get(partition, -1):
+                out[partition] = offset
+        return out
+
+    def packed(self, dtype: np.dtype) -> np.ndarray:
+        records = np.empty(len(self), dtype=dtype)
+        records["offset"] = self.offsets
+        records["ts"] = self.timestamps
+        records["v"] = np.asarray(self.values, dtype=np.float32).reshape(len(self), self.n_features)
+        return records

@@ -1,0 +1,173 @@
+"""``RollingBuffer``: each sensor's last window of events in Redis, applied idempotently.
+
+``apply`` writes one consume batch: one Lua script call per (sensor, partition) plus the
+per-partition applied offsets, all in one MULTI/EXEC transaction. The script skips events at or
+below the offset it already applied for that partition, so a batch re-consumed after a crash
+changes nothing. ``read`` fetches the windows of many sensors in one pipeline.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import numpy as np
+import redis
+
+from vigil.buffer.batch import EventBatch
+from vigil.buffer.layout import BufferLayout
+from vigil.buffer.scripts import APPLY
+
+
+@dataclass(frozen=True)
+class SensorState:
+    """A sensor's buffer after an apply (what readiness and reads need)."""
+
+    sensor_id: str
+    n_stored: int
+    newest_ms: int
+    first_chunk: int
+    open_chunk: int
+    pending: int  # events since the last score
+
+
+@dataclass
+class ApplyResult:
+    states: dict[str, SensorState]
+    added: int = 0
+    duplicates: int = 0
+    too_old: int = 0
+
+
+@dataclass(frozen=True)
+class SensorWindow:
+    sensor_id: str
+    ts_ms: np.ndarray
+    values: np.ndarray
+    meta: dict[str, str]
+
+
+class RollingBuffer:
+    def __init__(self, client: redis.Redis, layout: BufferLayout, topic: str):
+        self.client = client
+        self.layout = layout
+        self.topic = topic
+        self._apply = client.register_script(APPLY)
+
+    def apply(self, batch: EventBatch) -> ApplyResult:
+        result = ApplyResult({})
+        if not len(batch):
+            return result
+        layout = self.layout
+        groups = batch.groups()
+        order = np.fromiter((i for rows in groups.values() for i in rows), dtype=np.intp, count=len(batch))
+        blob = batch.packed(layout.input_dtype)[order].tobytes()
+        size = layout.input_dtype.itemsize
+        pipe = self.client.pipeline(transaction=True)
+        start = 0
+        for (sensor_id, partition), rows in groups.items():
+            end = start + len(rows) * size
+            self._apply(
+                keys=[layout.meta_key(sensor_id)],
+                args=[layout.chunk_prefix(sensor_id), partition, layout.window_ms, layout.chunk_ms,
+                      layout.ttl_ms, layout.record_bytes - 4, blob[start:end]],
+                client=pipe,
+            )
+            start = end
+        pipe.hset(self.layout.offsets_key(self.topic), mapping=batch.last_offsets())
+        replies = pipe.execute()
+        for (sensor_id, _), reply in zip(groups, replies):
+            added, dup, old, n, newest, first, open_, pending = (int(x) for x in reply)
+            result.added += added
+            result.duplicates += dup
+            result.too_old += old
+            if newest >= 0:
+                result.states[sensor_id] = SensorState(sensor_id, n, newest, first, open_, pending)
+        return result
+
+    def read(self, states: list[SensorState]) -> list[SensorWindow]:
+        """Each sensor's events in its window ``(newest - length, newest]``, plus its meta hash."""
+        pipe = self.client.pipeline(transaction=False)
+        spans = []
+        for state in states:
+            chunks = list(range(state.first_chunk, state.open_chunk + 1))
+            spans.append(chunks)
+            pipe.hgetall(self.layout.meta_key(state.sensor_id))
+            pipe.mget([self.layout.chunk_key(state.sensor_id, c) for c in chunks])
+        replies = pipe.execute()
+        out = []
+        for i, (state, chunks) in enumerate(zip(states, spans)):
+            meta, data = replies[2 * i], replies[2 * i + 1]
+            ts, values = self.layout.decode_chunks(list(zip(chunks, data)))
+            keep = ts > state.newest_ms - self.layout.window_ms
+            out.append(SensorWindow(state.sensor_id, ts[keep], values[keep], _text(meta)))
+        return out
+
+    def state(self, sensor_id: str) -> SensorState | None:
+        meta = _text(self.client.hgetall(self.layout.meta_key(sensor_id)))
+        if "newest" not in meta:
+            return None
+        return SensorState(sensor_id, int(meta["n"]), int(meta["newest"]), int(meta["first"]),
+                           int(meta["open"]), int(meta["pending"]))
+
+    def update_meta(self, fields: dict[str, dict[str, str | int]]) -> None:
+        """Write per-sensor meta fields (scored marks, alert state) in one pipeline."""
+        if not fields:
+            return
+        pipe = self.client.pipeline(transaction=False)
+        for sensor_id, mapping in fields.items():
+            pipe.hset(self.layout.meta_key(sensor_id), mapping=mapping)
+        pipe.execute()
+
+    def partition_offsets(self) -> dict[int, int]:
+        raw = self.client.hgetall(self.layout.offsets_key(self.topic))
+        return {int(k): int(v) for k, v in raw.items()}
+
+    def inspect(self, sensor_id: str) -> dict | None:
+        """What ``vigil inspect --sensor`` prints; None when Redis holds nothing for the sensor."""
+        state = self.state(sensor_id)
+        if state is None:
+            return None
+        window = self.read([state])[0]
+        meta = window.meta
+        partitions = {k[2:]: int(v) for k, v in meta.items() if k.startswith("o:")}
+        topic_offsets = self.partition_offsets()
+        return {
+            "sensor_id": sensor_id,
+            "n_events": len(window.ts_ms),
+            "n_stored": state.n_stored,
+            "first_timestamp": _iso(window.ts_ms[0]) if len(window.ts_ms) else None,
+            "last_timestamp": _iso(state.newest_ms),
+            "first_timestamp_ms": int(window.ts_ms[0]) if len(window.ts_ms) else None,
+            "last_timestamp_ms": state.newest_ms,
+            "window_ms": self.layout.window_ms,
+            "chunks": state.open_chunk - state.first_chunk + 1,
+            "memory_bytes": self.memory_usage(sensor_id),
+            "events_since_last_score": state.pending,
+            "last_scored_window_end_ms": int(meta["scored_end"]) if meta.get("scored_end") else None,
+            "open_alert_id": meta.get("alert_id") or None,
+            "applied_offsets": {
+                p: {"sensor": off, "partition": topic_offsets.get(int(p))} for p, off in sorted(partitions.items())
+            },
+            "topic": self.topic,
+        }
+
+    def memory_usage(self, sensor_id: str) -> int:
+        """Bytes Redis reports for all of the sensor's keys (``MEMORY USAGE``, exact)."""
+        keys = [self.layout.meta_key(sensor_id)]
+        state = self.state(sensor_id)
+        if state is not None:
+            keys += [self.layout.chunk_key(sensor_id, c) for c in range(state.first_chunk, state.open_chunk + 1)]
+        pipe = self.client.pipeline(transaction=False)
+        for key in keys:
+            pipe.memory_usage(key, samples=0)
+        return sum(x or 0 for x in pipe.execute())
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _text(mapping: dict) -> dict[str, str]:
+    return {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
+            for k, v in mapping.items()}

@@ -1,0 +1,92 @@
+"""The Lua scripts that change a sensor's buffer; each runs atomically inside Redis.
+
+A script touches only keys that share the sensor's hash tag, so it runs unchanged on Redis Cluster.
+Numbers written back go through ``string.format('%d')``: Lua's default number formatting turns
+13-digit millisecond timestamps into exponent notation.
+"""
+
+# KEYS[1]: the sensor's meta hash.
+# ARGV: chunk key prefix, partition, window ms, chunk ms, ttl ms, value bytes per record, packed
+# events (per event: offset and timestamp as little-endian doubles, then the values).
+# Returns {added, duplicates, too_old, stored, newest, first_chunk, open_chunk, pending}.
+APPLY = r"""
+local meta, prefix = KEYS[1], ARGV[1]
+local part, window, chunk = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local ttl, vsize, blob = tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
+local field = 'o:' .. part
+local m = redis.call('HMGET', meta, field, 'newest', 'first', 'open', 'n', 'pending')
+local applied = tonumber(m[1]) or -1
+local newest, first, open = tonumber(m[2]), tonumber(m[3]), tonumber(m[4])
+local n, pending = tonumber(m[5]) or 0, tonumber(m[6]) or 0
+local function fmt(x) return string.format('%d', x) end
+local function key(b) return prefix .. fmt(b) end
+
+-- Per event, in offset order: skip what this partition already applied (replay), drop what is
+-- older than the window, and collect the rest per time chunk as 4-byte offset + values records.
+local pieces, added, dup, old = {}, 0, 0, 0
+local step = 16 + vsize
+local start_applied = applied
+for pos = 1, #blob, step do
+  local off, ts = struct.unpack('<dd', blob, pos)
+  if off <= applied then
+    dup = dup + 1
+  else
+    applied = off
+    if newest and ts <= newest - window then
+      old = old + 1
+    else
+      local b = math.floor(ts / chunk)
+      local list = pieces[b]
+      if not list then list = {}; pieces[b] = list end
+      list[#list + 1] = struct.pack('<I4', ts - b * chunk) .. string.sub(blob, pos + 16, pos + step - 1)
+      if not newest or ts > newest then newest = ts end
+      added = added + 1
+    end
+  end
+end
+
+if added > 0 then
+  local top = math.floor(newest / chunk)
+  local previous_open = open
+  for b, list in pairs(pieces) do
+    redis.call('APPEND', key(b), table.concat(list))
+    redis.call('PEXPIRE', key(b), ttl)
+    if not first or b < first then first = b end
+  end
+  -- APPEND leaves room to grow; a chunk that time has moved past is rewritten to its exact size.
+  local closed = {}
+  if previous_open and previous_open < top then closed[previous_open] = true end
+  for b in pairs(pieces) do if b < top then closed[b] = true end end
+  for b in pairs(closed) do
+    local value = redis.call('GET', key(b))
+    if value then redis.call('SET', key(b), value, 'PX', ttl) end
+  end
+  open = top
+  n = n + added
+  pending = pending + added
+  -- Chunks whose every possible timestamp is at or before newest - window leave whole.
+  local last_out = math.floor((newest - window + 1) / chunk) - 1
+  if first <= last_out then
+    local doomed = {}
+    for b = first, math.min(last_out, previous_open or last_out) do doomed[b] = true end
+    for b in pairs(pieces) do if b <= last_out then doomed[b] = true end end
+    for b in pairs(doomed) do
+      local size = redis.call('STRLEN', key(b))
+      if size > 0 then
+        n = n - size / (4 + vsize)
+        redis.call('DEL', key(b))
+      end
+    end
+    first = last_out + 1
+  end
+  redis.call('HSET', meta, 'newest', fmt(newest), 'first', fmt(first), 'open', fmt(open),
+             'n', fmt(n), 'pending', fmt(pending))
+end
+if applied ~= start_applied then
+  redis.call('HSET', meta, field, fmt(applied))
+end
+if added > 0 or applied ~= start_applied then
+  redis.call('PEXPIRE', meta, ttl)
+end
+return {added, dup, old, n, newest or -1, first or -1, open or -1, pending}
+"""

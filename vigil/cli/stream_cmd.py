@@ -1,0 +1,182 @@
+"""``vigil stream``, ``vigil inspect --sensor ID``, ``vigil tail TOPIC`` and ``vigil schema TOPIC``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from vigil.cli.args import positive_int
+from vigil.errors import VigilError
+from vigil.settings import VigilSettings
+
+TOPIC_CHOICES = ("alerts", "scores", "dlq", "events")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    stream = sub.add_parser(
+        "stream",
+        help="run the streamer: Kafka → Redis rolling buffers → batched scoring → scores and alerts",
+        description=(
+            "Consume the events topic in a consumer group, keep each sensor's rolling window in "
+            "Redis, score ready windows in batches with the current model, and publish scores and "
+            "alerts. Invalid events go to the DLQ topic with the reason. Offsets are committed only "
+            "after Redis and Kafka acknowledged the batch. SIGTERM/SIGINT drain, commit and exit 0. "
+            "Prometheus metrics, /healthz and /readyz are served on --metrics-port."
+        ),
+        epilog="Tuning lives in settings under `stream` (vigil config show): e.g. VIGIL_STREAM__MAX_WAIT=100ms.",
+    )
+    stream.add_argument("--model-dir", type=Path, help="model registry (default: settings, var/models)")
+    stream.add_argument("--group-id", help="consumer group (default: settings, vigil-streamer)")
+    stream.add_argument("--no-score", action="store_true", help="ingest only: fill the buffers, score nothing")
+    stream.add_argument("--metrics-port", type=int, help="port for /metrics, /healthz, /readyz (0: off; default 9108)")
+    stream.set_defaults(handler=_stream)
+
+    inspect = sub.add_parser(
+        "inspect",
+        help="print one sensor's rolling buffer as JSON",
+        description="Print a sensor's buffer in Redis as one JSON object: events in its window, first and "
+                    "last timestamps, Redis memory, the last applied Kafka offsets and its alert state.",
+    )
+    inspect.add_argument("--sensor", required=True, metavar="ID", help="sensor_id")
+    inspect.set_defaults(handler=_inspect)
+
+    tail = sub.add_parser(
+        "tail",
+        help="follow alerts (or scores, dead letters, events) as they are published",
+        description="Print records of a Vigil topic as they arrive, one line each (or JSON with --json). "
+                    "Starts at the end of the topic unless --from-beginning.",
+    )
+    tail.add_argument("topic", choices=TOPIC_CHOICES, nargs="?", default="alerts", help="default: alerts")
+    tail.add_argument("--from-beginning", action="store_true", help="start at the oldest retained record")
+    tail.add_argument("--max", type=positive_int, help="stop after this many records")
+    tail.add_argument("--idle-exit", type=float, metavar="SECONDS", help="stop after this long without a record")
+    tail.add_argument("--json", action="store_true", help="print each record's JSON value as is")
+    tail.set_defaults(handler=_tail)
+
+    schema = sub.add_parser(
+        "schema",
+        help="print the JSON Schema of a topic's records",
+        description="Print the JSON Schema (generated from the pydantic models) of events, scores or alerts, "
+                    "or the dead-letter headers.",
+    )
+    schema.add_argument("topic", choices=TOPIC_CHOICES)
+    schema.set_defaults(handler=_schema)
+
+
+def _stream(args: argparse.Namespace, settings: VigilSettings) -> int:
+    from streamer.app import Streamer  # imports Keras: only for this command
+
+    stream = settings.stream.model_copy(update={
+        k: v for k, v in (("group_id", args.group_id), ("metrics_port", args.metrics_port)) if v is not None
+    } | ({"scoring": False} if args.no_score else {}))
+    settings = settings.model_copy(update={"stream": stream, **({"model_dir": args.model_dir} if args.model_dir else {})})
+    streamer = Streamer(settings)
+
+    def on_signal(signum, _frame) -> None:
+        if streamer.stop_event.is_set():
+            raise KeyboardInterrupt  # a second signal: stop without draining
+        print(f"vigil stream: {signal.Signals(signum).name}, draining and committing", file=sys.stderr)
+        streamer.stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    return streamer.run()
+
+
+def _inspect(args: argparse.Namespace, settings: VigilSettings) -> int:
+    import redis
+
+    from vigil.buffer import BufferLayout, RollingBuffer
+
+    layout = BufferLayout(settings.redis.key_prefix, len(settings.features),
+                          int(settings.window.length.total_seconds() * 1000), settings.redis.chunks_per_window)
+    client = redis.Redis.from_url(settings.redis.url.get_secret_value(), socket_connect_timeout=5)
+    buffer = RollingBuffer(client, layout, settings.topics.events)
+    try:
+        report = buffer.inspect(args.sensor)
+    except redis.ConnectionError as exc:
+        raise VigilError(f"cannot reach Redis at {settings.redis.masked_url()}: {exc}") from None
+    if report is None:
+        raise VigilError(f"no buffer for sensor {args.sensor!r} (never seen, or silent for longer than the window)")
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+def _tail(args: argparse.Namespace, settings: VigilSettings) -> int:
+    from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, TopicPartition
+
+    from vigil.kafka.clients import make_consumer
+    from vigil.kafka.reading import end_offsets
+
+    topic = getattr(settings.topics, args.topic)
+    consumer = make_consumer(settings, group_id=f"vigil-tail-{time.time_ns()}")
+    partitions = end_offsets(consumer, topic)
+    start = OFFSET_BEGINNING if args.from_beginning else OFFSET_END
+    consumer.assign([TopicPartition(topic, p, start) for p in partitions])
+    seen, last = 0, time.monotonic()
+    try:
+        while args.max is None or seen < args.max:
+            msg = consumer.poll(0.5)
+            if msg is None:
+                if args.idle_exit is not None and time.monotonic() - last > args.idle_exit:
+                    break
+                continue
+            if msg.error() is not None:
+                print(f"vigil tail: {msg.error()}", file=sys.stderr)
+                continue
+            seen, last = seen + 1, time.monotonic()
+            print(msg.value().decode(errors="replace") if args.json else describe(args.topic, msg), flush=True)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        consumer.close()
+    return 0
+
+
+def describe(topic: str, msg) -> str:
+    """One readable line per record."""
+    if topic == "dlq":
+        headers = {k: v.decode(errors="replace") for k, v in (msg.headers() or [])}
+        return (f"{headers.get('vigil.reason', '?'):<14} {headers.get('vigil.detail', '')}  "
+                f"(from {headers.get('vigil.source.topic')}[{headers.get('vigil.source.partition')}]@"
+                f"{headers.get('vigil.source.offset')})")
+    try:
+        data = json.loads(msg.value())
+    except ValueError:
+        return repr(msg.value()[:200])
+    if topic == "events":
+        return json.dumps(data)
+    end = _iso(data["window_end"])
+    if topic == "scores":
+        flag = "ALERT" if data["alert"] else "ok"
+        return (f"{end}  {data['sensor_id']:<24} score {data['score']:.4f} / {data['threshold']:.4f}  "
+                f"{flag:<5} ({data['n_events']} events, model {data['model_version']})")
+    relation, word = (">=", "ALERT  ") if data["kind"] == "alert" else ("< ", "cleared")
+    return (f"{end}  {word} {data['sensor_id']:<24} score {data['score']:.4f} {relation} {data['threshold']:.4f}"
+            f"  ({data['n_events']} events)  id {data['alert_id'][:12]}")
+
+
+def _schema(args: argparse.Namespace, settings: VigilSettings) -> int:
+    from vigil.events import EventSchema
+    from vigil.events.outputs import DLQ_HEADERS, AlertRecord, ScoreRecord
+
+    if args.topic == "events":
+        doc = EventSchema(settings.features, settings.label_column).json_schema()
+    elif args.topic == "scores":
+        doc = ScoreRecord.model_json_schema()
+    elif args.topic == "alerts":
+        doc = AlertRecord.model_json_schema()
+    else:
+        doc = {"title": "Dead letter", "description": "value and key: the original message's bytes",
+               "headers": DLQ_HEADERS}
+    print(json.dumps(doc, indent=2))
+    return 0
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat(timespec="seconds")

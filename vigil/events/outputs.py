@@ -1,0 +1,64 @@
+"""What Vigil publishes (DESIGN.md, Contracts: Score and Alert), as pydantic models.
+
+Times are epoch milliseconds, like the event contract. ``vigil schema scores|alerts|events|dlq``
+prints the JSON Schema of each topic, generated from these models.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# Headers on every dead-letter record; its value and key are the original message's bytes.
+DLQ_HEADERS = {
+    "vigil.reason": "stable reason code (see REASONS in vigil/events/schema.py)",
+    "vigil.detail": "human-readable detail: which field and what was wrong",
+    "vigil.source.topic": "topic the message was read from",
+    "vigil.source.partition": "its partition (decimal text)",
+    "vigil.source.offset": "its offset (decimal text)",
+}
+
+
+class ScoreRecord(BaseModel):
+    """One scored window: value of a ``sensor-scores`` record (key: sensor_id)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    sensor_id: str
+    window_start: int = Field(description="epoch ms; the window is (window_start, window_end]")
+    window_end: int = Field(description="epoch ms of the sensor's newest event")
+    n_events: int
+    score: float = Field(description="reconstruction error of the window's latent; higher is more anomalous")
+    threshold: float = Field(description="the model's alert threshold")
+    alert: bool = Field(description="score >= threshold")
+    model_version: str
+    scored_at: int = Field(description="epoch ms (wall clock) when the score was computed")
+
+
+class AlertRecord(BaseModel):
+    """An alert opened or cleared: value of a ``sensor-alerts`` record (key: sensor_id).
+
+    ``alert_id`` is derived from (sensor, window end, model version, kind), so a record published
+    twice (e.g. re-scored after a crash) carries the same id and consumers can deduplicate.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    alert_id: str
+    kind: Literal["alert", "cleared"]
+    clears: str | None = Field(None, description="for kind=cleared: the alert_id it clears")
+    sensor_id: str
+    window_start: int
+    window_end: int
+    n_events: int
+    score: float
+    threshold: float
+    model_version: str
+    scored_at: int
+
+
+def alert_id(sensor_id: str, window_end: int, model_version: str, kind: str) -> str:
+    digest = hashlib.sha256(f"{sensor_id}\x00{window_end}\x00{model_version}\x00{kind}".encode())
+    return digest.hexdigest()[:32]

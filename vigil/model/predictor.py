@@ -1,0 +1,40 @@
+"""``BatchPredictor``: score any number of windows through one compiled function.
+
+Keras compiles ``predict_on_batch`` once per input shape (TensorFlow traces a ``tf.function``,
+JAX jits). Batches are padded up to a power-of-two bucket (at least ``min_bucket``, at most
+``max_batch``), so a stream of ragged batches reuses a handful of compiled shapes instead of
+tracing for every new size; larger inputs go through in ``max_batch`` slices.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+
+class BatchPredictor:
+    def __init__(self, scorer: keras.Model, max_batch: int = 512, min_bucket: int = 8):
+        if max_batch < 1 or min_bucket < 1:
+            raise ValueError("max_batch and min_bucket must be positive")
+        self.scorer = scorer
+        self.max_batch = max_batch
+        self.min_bucket = min(min_bucket, max_batch)
+
+    def bucket(self, n: int) -> int:
+        """The padded size a batch of ``n`` windows (``n <= max_batch``) runs at."""
+        size = self.min_bucket
+        while size < n:
+            size *= 2
+        return min(size, self.max_batch)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float32)
+        out = np.empty(len(x), dtype=np.float64)
+        for start in range(0, len(x), self.max_batch):
+            part = x[start : start + self.max_batch]
+            size = self.bucket(len(part))
+            if size > len(part):
+                part = np.concatenate([part, np.zeros((size - len(part), *part.shape[1:]), np.float32)])
+            scores = np.asarray(keras.ops.convert_to_numpy(self.scorer.predict_on_batch(part)))
+            out[start : start + self.max_batch] = scores.reshape(-1)[: min(self.max_batch, len(x) - start)]
+        return out
