@@ -16,7 +16,7 @@ import redis
 
 from vigil.buffer.batch import EventBatch
 from vigil.buffer.layout import BufferLayout
-from vigil.buffer.scripts import APPLY
+from vigil.buffer.scripts import APPLY, RAISE_OFFSETS
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,7 @@ class RollingBuffer:
         self.layout = layout
         self.topic = topic
         self._apply = client.register_script(APPLY)
+        self._raise_offsets = client.register_script(RAISE_OFFSETS)
 
     def apply(self, batch: EventBatch) -> ApplyResult:
         result = ApplyResult({})
@@ -74,7 +75,8 @@ class RollingBuffer:
                 client=pipe,
             )
             start = end
-        pipe.hset(self.layout.offsets_key(self.topic), mapping=batch.last_offsets())
+        offsets = [x for pair in sorted(batch.last_offsets().items()) for x in pair]
+        self._raise_offsets(keys=[layout.offsets_key(self.topic)], args=offsets, client=pipe)
         replies = pipe.execute()
         for (sensor_id, _), reply in zip(groups, replies):
             added, dup, old, n, newest, first, open_, pending = (int(x) for x in reply)

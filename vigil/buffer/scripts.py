@@ -90,3 +90,13 @@ if added > 0 or applied ~= start_applied then
 end
 return {added, dup, old, n, newest or -1, first or -1, open or -1, pending}
 """
+
+# KEYS[1]: the topic's applied-offsets hash. ARGV: partition, offset pairs. Offsets only move
+# forward, so a replayed batch does not rewind them.
+RAISE_OFFSETS = r"""
+for i = 1, #ARGV, 2 do
+  local current = tonumber(redis.call('HGET', KEYS[1], ARGV[i]) or '-1')
+  if tonumber(ARGV[i + 1]) > current then redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+end
+return 0
+"""

@@ -1,0 +1,210 @@
+"""The streamer end to end against the real Kafka and Redis (DESIGN.md, Shape)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from confluent_kafka import TopicPartition
+
+from streamer.app import Streamer
+from trainer.fit import fit_and_register
+from vigil.events import EventSchema
+from vigil.events.frame import event_table
+from vigil.features import WindowSpec
+from vigil.features.dataset import build_windows
+from vigil.kafka.clients import make_consumer, make_producer
+from vigil.kafka.events import produce_frame
+from vigil.model.config import TrainConfig
+from vigil.registry import ModelRegistry
+from vigil.simulate import FleetSpec, generate_fleet
+
+from tests.integration.streaming import counter, isolated_settings, read_all, running, topics_of, values, wait_consumed, wait_for
+
+DAY = 86_400_000
+
+
+@pytest.fixture(scope="module")
+def registry(settings, tmp_path_factory) -> ModelRegistry:
+    """A quickly trained model (a few epochs): good enough to separate clear anomalies."""
+    registry = ModelRegistry(tmp_path_factory.mktemp("models"))
+    fleet = generate_fleet(FleetSpec(sensors=200, days=11, seed=101))
+    table = event_table(fleet.events, settings.features, settings.label_column)
+    spec = WindowSpec(10 * DAY, settings.window.steps, len(settings.features))
+    fit_and_register(table, spec, TrainConfig(epochs=4, dense_epochs=30), registry,
+                     min_events=settings.window.min_events)
+    return registry
+
+
+def test_scores_equal_offline_scores_and_alerts_follow_them(settings, registry):
+    cfg = isolated_settings(settings, model_dir=registry.root)
+    fleet = generate_fleet(FleetSpec(sensors=60, days=11, alert_fraction=0.1, seed=202))
+    with topics_of(cfg):
+        produce_frame(make_producer(cfg), cfg.topics.events, fleet.events)
+        with running(Streamer(cfg)) as streamer:
+            wait_consumed(streamer, len(fleet.events))
+        scores = values(read_all(cfg, cfg.topics.scores))
+        alerts = values(read_all(cfg, cfg.topics.alerts))
+
+    # Offline: the last window of every sensor, as `vigil evaluate --last` cuts and scores it.
+    model = registry.load()
+    table = event_table(fleet.events, cfg.features, cfg.label_column)
+    offline = build_windows(table, model.spec, model.stats, every=None, min_events=cfg.window.min_events)
+    offline_scores = dict(zip(offline.sensor_id, model.score(offline.x)))
+    last_online = {}
+    for record in scores:
+        if record["window_end"] >= last_online.get(record["sensor_id"], {}).get("window_end", -1):
+            last_online[record["sensor_id"]] = record
+    assert set(last_online) == set(offline_scores)
+    for sensor_id, end, n in zip(offline.sensor_id, offline.end_ms, offline.n_events):
+        online = last_online[sensor_id]
+        assert (online["window_end"], online["n_events"]) == (end, n)
+        assert online["score"] == pytest.approx(offline_scores[sensor_id], rel=1e-5, abs=1e-7)
+        assert online["model_version"] == model.version and online["threshold"] == model.threshold
+
+    # Alert state at the end: open exactly for sensors whose last window is over the threshold.
+    open_alert = {}
+    for record in sorted(alerts, key=lambda r: r["window_end"]):
+        open_alert[record["sensor_id"]] = record["kind"] == "alert"
+    alerting_now = {s for s, is_open in open_alert.items() if is_open}
+    assert alerting_now == {s for s, score in offline_scores.items() if score >= model.threshold}
+    assert len({r["alert_id"] for r in alerts}) == len(alerts)
+
+    # Against the truth: anomalous sensors are found; normal ones alert no more than the model's
+    # measured false-positive rate allows (plus three binomial standard errors).
+    truth = fleet.truth.set_index("sensor_id")["alerting"]
+    anomalous = set(truth[truth].index)
+    normal = set(truth[~truth].index)
+    found = alerting_now & anomalous
+    assert len(found) >= len(anomalous) / 2, (found, anomalous)
+    fpr = model.meta.metrics["false_positive_rate"]
+    allowed = fpr + 3 * math.sqrt(max(fpr * (1 - fpr), 0.01) / len(normal))
+    assert len(alerting_now & normal) / len(normal) <= allowed
+
+
+def make_malformed(valid: dict) -> list[tuple[bytes, str]]:
+    """100 invalid messages across every kind of mistake, with the reason each must get."""
+    def js(**changes):
+        data = {**valid, **changes}
+        return json.dumps({k: v for k, v in data.items() if v is not ...}).encode()
+
+    kinds = [
+        (b"definitely not json", "not_json"),
+        (b"\x00\x01\x02binary", "not_json"),
+        (b'["a", "list"]', "not_object"),
+        (js(sensor_id=...), "missing_field"),
+        (js(timestamp=...), "missing_field"),
+        (js(feature_2=...), "missing_field"),
+        (js(feature_1=float("nan")).replace(b"NaN", b"NaN"), "not_finite"),
+        (js(feature_1="12.5"), "not_numeric"),
+        (js(feature_2=[1, 2]), "not_numeric"),
+        (js(timestamp="the day after tomorrow"), "bad_timestamp"),
+        (js(timestamp=1767225600), "bad_timestamp"),
+        (js(sensor_id=""), "bad_sensor_id"),
+        (js(**{"10_days_alert_label": 7}), "bad_label"),
+        (js(padding="x" * 20_000), "oversized"),
+        (b"", "empty"),
+    ]
+    return [kinds[i % len(kinds)] for i in range(100)]
+
+
+def test_malformed_messages_go_to_the_dlq_with_reasons_while_valid_events_flow(settings):
+    cfg = isolated_settings(settings, scoring=False)
+    fleet = generate_fleet(FleetSpec(sensors=20, days=2, seed=303))
+    schema = EventSchema(cfg.features, cfg.label_column)
+    valid = [json.dumps(schema.to_record(schema.parse(r))).encode()
+             for r in fleet.events.to_dict("records")]
+    bad = make_malformed(json.loads(valid[0]))
+    stride = len(valid) // len(bad)
+    with topics_of(cfg):
+        producer = make_producer(cfg)
+        expected_reason = {}
+        for i, value in enumerate(valid):
+            producer.produce(cfg.topics.events, value, key=str(json.loads(value)["sensor_id"]).encode())
+            if i % stride == 0 and i // stride < len(bad):
+                raw, reason = bad[i // stride]
+                producer.produce(cfg.topics.events, raw, key=f"bad-{i}".encode())
+                expected_reason[raw] = reason
+            producer.poll(0)
+        assert producer.flush(30) == 0
+        with running(Streamer(cfg)) as streamer:
+            wait_consumed(streamer, len(valid) + len(bad))
+        dead = read_all(cfg, cfg.topics.dlq)
+        events = {(m.partition(), m.offset()): m.value() for m in read_all(cfg, cfg.topics.events)}
+
+    assert counter(streamer, "vigil_buffer_writes_total", result="added") == len(valid)
+    assert len(dead) == len(bad)
+    reasons = {}
+    for m in dead:
+        headers = {k: v.decode() for k, v in m.headers()}
+        source = (int(headers["vigil.source.partition"]), int(headers["vigil.source.offset"]))
+        assert headers["vigil.source.topic"] == cfg.topics.events
+        assert events[source] == m.value()  # the original bytes, traceable to their offset
+        assert headers["vigil.reason"] == expected_reason.get(m.value(), "empty"), headers
+        assert headers["vigil.detail"]
+        reasons[headers["vigil.reason"]] = reasons.get(headers["vigil.reason"], 0) + 1
+    assert len(reasons) >= 10
+    for reason, n in reasons.items():
+        assert counter(streamer, "vigil_events_dead_lettered_total", reason=reason) == n
+
+
+def snapshot(client, prefix: str) -> dict:
+    return {k: client.dump(k) for k in sorted(client.scan_iter(f"{prefix}:*"))}
+
+
+def test_replaying_the_topic_from_offset_zero_leaves_every_buffer_unchanged(settings, redis_client):
+    cfg = isolated_settings(settings, scoring=False)
+    fleet = generate_fleet(FleetSpec(sensors=30, days=3, seed=404))
+    with topics_of(cfg):
+        produce_frame(make_producer(cfg), cfg.topics.events, fleet.events)
+        with running(Streamer(cfg)) as first:
+            wait_consumed(first, len(fleet.events))
+        before = snapshot(redis_client, cfg.redis.key_prefix)
+        replay = cfg.model_copy(update={"stream": cfg.stream.model_copy(update={"group_id": cfg.stream.group_id + "-replay"})})
+        with running(Streamer(replay)) as second:
+            wait_consumed(second, len(fleet.events))
+        after = snapshot(redis_client, cfg.redis.key_prefix)
+    assert counter(first, "vigil_buffer_writes_total", result="added") == len(fleet.events)
+    assert counter(second, "vigil_buffer_writes_total", result="duplicate") == len(fleet.events)
+    assert counter(second, "vigil_buffer_writes_total", result="added") == 0
+    assert len(before) > 30 and after == before
+
+
+def test_offsets_are_committed_after_the_batch_is_durable(settings, redis_client):
+    cfg = isolated_settings(settings, scoring=False)
+    fleet = generate_fleet(FleetSpec(sensors=10, days=2, seed=505))
+    with topics_of(cfg):
+        produce_frame(make_producer(cfg), cfg.topics.events, fleet.events)
+        with running(Streamer(cfg)) as streamer:
+            wait_consumed(streamer, len(fleet.events))
+            applied = streamer.buffer.partition_offsets()
+        consumer = make_consumer(cfg, group_id=cfg.stream.group_id)
+        committed = consumer.committed([TopicPartition(cfg.topics.events, p) for p in range(6)], timeout=10)
+        consumer.close()
+    assert {tp.partition: tp.offset - 1 for tp in committed if tp.offset >= 0} == applied
+
+
+def test_a_new_model_version_is_picked_up_without_a_restart(settings, registry):
+    cfg = isolated_settings(settings, model_dir=registry.root)
+    fleet = generate_fleet(FleetSpec(sensors=5, days=11, alert_fraction=0.0, seed=606))
+    events = fleet.events.sort_values("timestamp")
+    head, tail = events.iloc[: len(events) - 50], events.iloc[len(events) - 50 :]
+    first_version = registry.current_version()
+    with topics_of(cfg):
+        with running(Streamer(cfg)) as streamer:
+            produce_frame(make_producer(cfg), cfg.topics.events, head)
+            wait_consumed(streamer, len(head))
+            loaded = registry.load()
+            new_version = registry.new_version()
+            registry.save(loaded.model, loaded.meta.model_copy(update={"version": new_version}))
+            registry.promote(new_version)
+            wait_for(lambda: counter(streamer, "vigil_model_info", version=new_version) == 1, what="model swap")
+            produce_frame(make_producer(cfg), cfg.topics.events, tail)
+            wait_consumed(streamer, len(events))
+        scores = values(read_all(cfg, cfg.topics.scores))
+    registry.promote(first_version)
+    versions = [r["model_version"] for r in sorted(scores, key=lambda r: r["scored_at"])]
+    assert versions[0] == first_version and versions[-1] == new_version
+    assert set(versions) == {first_version, new_version}

@@ -1,0 +1,90 @@
+import json
+
+import pytest
+
+from vigil.events.decode import EventDecoder
+from vigil.events.schema import EventError, EventSchema
+
+SCHEMA = EventSchema(["feature_1", "feature_2"])
+DECODER = EventDecoder(SCHEMA, max_bytes=512)
+
+VALID = [
+    {"sensor_id": "s-1", "timestamp": 1767225600000, "feature_1": 1.5, "feature_2": -2, "10_days_alert_label": 0},
+    {"sensor_id": " s-2 ", "timestamp": 1767225600000, "feature_1": 0.0, "feature_2": 3.25},
+    {"sensor_id": "s-3", "timestamp": "2026-01-01T00:00:00Z", "feature_1": 1, "feature_2": 2},  # ISO: slow path
+    {"sensor_id": 42, "timestamp": 1767225600000, "feature_1": 1, "feature_2": 2},  # numeric id: slow path
+    {"sensor_id": "s-4", "timestamp": 1767225600000, "feature_1": 1, "feature_2": 2, "10_days_alert_label": None},
+    {"sensor_id": "s-5", "timestamp": 1767225600000, "feature_1": 1e300, "feature_2": 2, "extra": "ignored"},
+]
+
+INVALID = [
+    (b"not json at all", "not_json"),
+    (b"[1, 2]", "not_object"),
+    (b'{"timestamp": 1767225600000, "feature_1": 1, "feature_2": 2}', "missing_field"),
+    (b'{"sensor_id": "s", "feature_1": 1, "feature_2": 2}', "missing_field"),
+    (b'{"sensor_id": "s", "timestamp": 1767225600000, "feature_1": 1}', "missing_field"),
+    (b'{"sensor_id": "s", "timestamp": 1767225600000, "feature_1": NaN, "feature_2": 2}', "not_finite"),
+    (b'{"sensor_id": "s", "timestamp": 1767225600000, "feature_1": "1.5", "feature_2": 2}', "not_numeric"),
+    (b'{"sensor_id": "s", "timestamp": 1767225600000, "feature_1": true, "feature_2": 2}', "not_numeric"),
+    (b'{"sensor_id": "s", "timestamp": "yesterday", "feature_1": 1, "feature_2": 2}', "bad_timestamp"),
+    (b'{"sensor_id": "s", "timestamp": 1767225600, "feature_1": 1, "feature_2": 2}', "bad_timestamp"),
+    (b'{"sensor_id": "", "timestamp": 1767225600000, "feature_1": 1, "feature_2": 2}', "bad_sensor_id"),
+    (b'{"sensor_id": "s", "timestamp": 1767225600000, "feature_1": 1, "feature_2": 2, "10_days_alert_label": 2}', "bad_label"),
+    (b'{"sensor_id": "s", "timestamp": 1767225600000, "feature_1": 1e999, "feature_2": 2}', "not_finite"),
+    (b'{"sensor_id": "s", "timestamp": 1767225600000, "feature_1": ' + b"9" * 400 + b', "feature_2": 2}', "not_finite"),
+    (b"\xff\xfe\x00garbage", "not_json"),
+    (b"", "empty"),
+    (None, "empty"),
+    (b'{"sensor_id": "s", "pad": "' + b"x" * 600 + b'"}', "oversized"),
+]
+
+
+@pytest.mark.parametrize("event", VALID)
+def test_decoder_accepts_what_the_schema_accepts_with_the_same_result(event):
+    raw = json.dumps(event).encode()
+    assert DECODER.decode(raw) == SCHEMA.parse_json(raw)
+
+
+@pytest.mark.parametrize("raw, reason", INVALID)
+def test_decoder_rejects_with_the_schema_reason(raw, reason):
+    with pytest.raises(EventError) as caught:
+        DECODER.decode(raw)
+    assert caught.value.reason == reason
+    if reason not in ("empty", "oversized"):  # the schema never sees those (transport limits)
+        with pytest.raises(EventError) as full:
+            SCHEMA.parse_json(raw)
+        assert full.value.reason == reason
+
+
+def test_fast_path_takes_the_common_case_without_pydantic():
+    raw = json.dumps(VALID[0]).encode()
+    event = DECODER._fast(raw)
+    assert event is not None and event.values == (1.5, -2.0) and event.label == 0
+    assert DECODER._fast(json.dumps(VALID[2]).encode()) is None  # ISO text → the full validator
+
+
+def test_fast_path_never_accepts_what_pydantic_rejects():
+    # Boundary values on each rule: the fast path may decline (None) but must not accept invalid data.
+    edge = [
+        {"sensor_id": "s", "timestamp": 631152000000 - 1, "feature_1": 1, "feature_2": 2},
+        {"sensor_id": "s" * 257, "timestamp": 1767225600000, "feature_1": 1, "feature_2": 2},
+        {"sensor_id": "   ", "timestamp": 1767225600000, "feature_1": 1, "feature_2": 2},
+        {"sensor_id": "s", "timestamp": 1767225600000, "feature_1": 1, "feature_2": 2, "10_days_alert_label": True},
+        {"sensor_id": "s", "timestamp": 1767225600000, "feature_1": 1, "feature_2": 2, "10_days_alert_label": 0.5},
+    ]
+    for data in edge:
+        raw = json.dumps(data).encode()
+        fast = DECODER._fast(raw)
+        try:
+            full = SCHEMA.parse_json(raw)
+        except EventError:
+            assert fast is None, data
+        else:
+            assert fast in (None, full), data
+
+
+def test_huge_integer_feature_is_not_finite_not_a_crash():
+    raw = json.dumps({"sensor_id": "s", "timestamp": 1767225600000, "feature_1": 10**400, "feature_2": 2}).encode()
+    with pytest.raises(EventError) as caught:
+        DECODER.decode(raw)
+    assert caught.value.reason == "not_finite"

@@ -1,0 +1,98 @@
+"""Readiness, alert policy and the record layout: pure logic, no services."""
+
+import numpy as np
+import pytest
+
+from streamer.alerts import AlertPolicy
+from streamer.readiness import ReadySet
+from streamer.scoring import ScoredWindow
+from vigil.buffer import BufferLayout, EventBatch, SensorState
+from vigil.events.outputs import alert_id
+from vigil.events.schema import SensorEvent
+
+DAY = 86_400_000
+
+
+def state(sid, pending, n=20):
+    return SensorState(sid, n, 1000, 0, 0, pending)
+
+
+def test_every_k_events_and_min_events():
+    ready = ReadySet(every_events=3, min_events=10)
+    ready.offer({"a": state("a", 2), "b": state("b", 3), "c": state("c", 5, n=9)}, now=0.0)
+    assert [s.sensor_id for s in ready.take()] == ["b"]
+
+
+def test_min_interval_defers_then_releases_without_new_events():
+    ready = ReadySet(min_interval_s=10.0)
+    ready.offer({"a": state("a", 1)}, now=0.0)
+    ready.mark_scored([s.sensor_id for s in ready.take()], now=0.0)
+    ready.offer({"a": state("a", 1)}, now=4.0)
+    assert len(ready) == 0 and "a" in ready.deferred
+    ready.release_due(now=9.0)
+    assert len(ready) == 0
+    ready.release_due(now=10.0)
+    assert [s.sensor_id for s in ready.take()] == ["a"]
+
+
+def test_first_ready_time_starts_the_batch_clock():
+    ready = ReadySet()
+    ready.offer({"a": state("a", 1)}, now=5.0)
+    ready.offer({"b": state("b", 1)}, now=7.0)
+    assert ready.first_ready_at == 5.0
+    ready.take()
+    assert ready.first_ready_at is None
+
+
+def window(score, end, meta=None):
+    return ScoredWindow("s-1", end - 10 * DAY, end, 100, score, meta or {})
+
+
+def test_alert_then_quiet_while_anomalous_then_again_after_cooldown_then_cleared():
+    policy = AlertPolicy(cooldown_ms=DAY)
+    first, fields = policy.decide(window(0.9, 10 * DAY), 0.5, "v1", 0)
+    assert first.kind == "alert" and fields["alert_id"] == first.alert_id
+    meta = {"alert_id": first.alert_id, "alert_end": str(10 * DAY)}
+    assert policy.decide(window(0.9, 10 * DAY + DAY // 2, meta), 0.5, "v1", 0) == (None, {})
+    again, fields = policy.decide(window(0.9, 11 * DAY, meta), 0.5, "v1", 0)
+    assert again.kind == "alert" and again.alert_id != first.alert_id
+    cleared, fields = policy.decide(window(0.1, 12 * DAY, {"alert_id": again.alert_id, "alert_end": str(11 * DAY)}), 0.5, "v1", 0)
+    assert cleared.kind == "cleared" and cleared.clears == again.alert_id and fields["alert_id"] == ""
+    assert policy.decide(window(0.1, 13 * DAY, {"alert_id": ""}), 0.5, "v1", 0) == (None, {})
+
+
+def test_alert_id_is_deterministic_and_specific():
+    a = alert_id("s-1", 123, "v1", "alert")
+    assert a == alert_id("s-1", 123, "v1", "alert")
+    assert len({a, alert_id("s-2", 123, "v1", "alert"), alert_id("s-1", 124, "v1", "alert"),
+                alert_id("s-1", 123, "v2", "alert"), alert_id("s-1", 123, "v1", "cleared")}) == 5
+
+
+def test_layout_keys_share_one_hash_tag_even_for_awkward_ids():
+    layout = BufferLayout("vigil", 2, 10 * DAY)
+    for sid in ("plain", "}starts-with-brace", "has{braces}"):
+        tags = {key[key.index("{") + 1 : key.index("}", key.index("{"))]
+                for key in (layout.meta_key(sid), layout.chunk_key(sid, 7))}
+        assert len(tags) == 1 and tags.pop()  # one non-empty tag: one Redis Cluster slot
+
+
+def test_layout_records_are_12_bytes_with_two_features_and_decode_sorted():
+    layout = BufferLayout("vigil", 2, 10 * DAY, chunks_per_window=10)
+    assert layout.record_bytes == 12 and layout.chunk_ms == DAY
+    chunk = np.array([(500, (1.0, 2.0)), (100, (3.0, 4.0)), (100, (5.0, 6.0))], dtype=layout.stored_dtype)
+    ts, values = layout.decode_chunks([(3, chunk.tobytes()), (2, None)])
+    assert ts.tolist() == [3 * DAY + 100, 3 * DAY + 100, 3 * DAY + 500]
+    assert values[:, 0].tolist() == [3.0, 5.0, 1.0]  # equal times keep arrival order
+
+
+def test_layout_refuses_chunks_beyond_32_bit_offsets():
+    with pytest.raises(ValueError, match="chunks_per_window"):
+        BufferLayout("vigil", 2, 3650 * DAY, chunks_per_window=10)
+
+
+def test_batch_groups_by_sensor_and_partition_in_offset_order():
+    batch = EventBatch(1)
+    for offset, (sid, part) in enumerate([("a", 0), ("b", 1), ("a", 0), ("a", 2)]):
+        batch.add(SensorEvent(sid, 1000 + offset, (float(offset),), None), part, offset)
+    assert batch.groups() == {("a", 0): [0, 2], ("b", 1): [1], ("a", 2): [3]}
+    assert batch.last_offsets() == {0: 2, 1: 1, 2: 3}
