@@ -42,6 +42,7 @@ log = get_logger("streamer")
 _LOST_OWNERSHIP = {KafkaError.ILLEGAL_GENERATION, KafkaError.UNKNOWN_MEMBER_ID,
                    KafkaError.REBALANCE_IN_PROGRESS, KafkaError._NO_OFFSET}
 LAG_EVERY_S = 5.0
+KAFKA_QUIET_S = 15.0  # Kafka counts as back once librdkafka has reported no error for this long
 
 
 class Streamer:
@@ -59,8 +60,10 @@ class Streamer:
                                           socket_connect_timeout=5, health_check_interval=30)
         self.buffer = RollingBuffer(self.redis, layout, self.topic)
         self.decoder = EventDecoder(EventSchema(settings.features, settings.label_column), s.max_event_bytes)
-        self.consumer = make_consumer(settings, s.group_id)
-        self.publisher = Publisher(make_producer(settings, **{"linger.ms": 5}), self.stop_event, self._on_retry)
+        # error_cb: librdkafka reconnects by itself; these callbacks make an outage visible.
+        self.consumer = make_consumer(settings, s.group_id, error_cb=self._kafka_error)
+        self.publisher = Publisher(make_producer(settings, **{"linger.ms": 5, "error_cb": self._kafka_error}),
+                                   self.stop_event, self._on_retry)
         self.ready = ReadySet(s.score_every_events, s.score_min_interval.total_seconds(), settings.window.min_events)
         self.alerts = AlertPolicy(int(s.alert_cooldown.total_seconds() * 1000))
         self.models = (
@@ -72,6 +75,7 @@ class Streamer:
         self._assigned: set[int] = set()
         self._next_lag = 0.0
         self._model_version: str | None = None
+        self._kafka_error_at = -float("inf")
         self._server = None
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -138,6 +142,8 @@ class Streamer:
             messages = self.consumer.consume(s.poll_events, timeout)
             if messages:
                 self._ingest(messages)
+            if time.monotonic() - self._kafka_error_at > KAFKA_QUIET_S:
+                self.health.set("kafka", None)
             if not self.ready and (self.uncommitted or not messages):
                 break  # nothing waits to be scored: make what was consumed durable now
         self._finish_cycle()
@@ -148,8 +154,6 @@ class Streamer:
         got = split_messages(messages, self.decoder)
         for err in got.errors:
             self._consumer_error(err)
-        if got.last_offsets:
-            self.health.set("kafka", None)
         self.metrics.consumed.inc(len(messages) - len(got.errors))
         for dead in got.dead:
             self._dead_letter(dead)
@@ -278,9 +282,13 @@ class Streamer:
     def _consumer_error(self, err: KafkaError) -> None:
         if err.fatal():
             raise KafkaException(err)
+        self._kafka_error(err)
+
+    def _kafka_error(self, err: KafkaError) -> None:
+        self._kafka_error_at = time.monotonic()
         self.metrics.retries.labels("kafka").inc()
         self.health.set("kafka", err.str())
-        log.warning("consumer error", error=err.str())
+        log.warning("kafka unavailable, librdkafka keeps retrying", error=err.str())
 
     def _model_check(self) -> None:
         if self.models is None:

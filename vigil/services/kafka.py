@@ -107,8 +107,9 @@ class LocalKafka:
             return
         cluster_id = _kafka_cluster_id()
         result = subprocess.run(
+            # --cluster-id=ID: an id may start with "-", which argparse would read as an option.
             self._java("kafka.tools.StorageTool", "format", "--standalone", "-g",
-                       "-t", cluster_id, "-c", str(self.config)),
+                       f"--cluster-id={cluster_id}", "-c", str(self.config)),
             capture_output=True, text=True,
         )
         if result.returncode != 0:

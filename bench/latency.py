@@ -1,0 +1,281 @@
+"""End-to-end latency, event produced → score published, with the streamer scoring live traffic.
+
+A small model is trained first on a synthetic fleet (``fit_and_register`` into a temporary
+registry; its training time is printed) unless ``--model-dir`` names an existing registry. The
+real ``Streamer`` (scoring on, ``max_wait`` 250 ms, ``max_batch_windows`` 512: the defaults) runs
+in a thread on fresh topics and a fresh Redis prefix. A load thread produces live events for a
+fleet of ``--sensors`` sensors (round-robin) at ``--rate`` events/s, each stamped with the
+wall-clock milliseconds at produce time; the first ``--warmup`` seconds fill every sensor's buffer
+past ``min_events`` (10) and are not measured, then ``--duration`` seconds are.
+
+Latency of a score = its Kafka CreateTime (set when the streamer hands the record to its producer,
+``msg.timestamp()``) − the record's ``window_end`` (= the produce time of the newest event in the
+window). Scores whose ``window_end`` falls in the measured interval count. Windows are coalesced:
+a sensor with several new events is scored once per batch, at its newest event, so this is the
+latency of the freshest event of each score. ``received_*`` uses the wall clock when this process
+received the score instead (adds the publish acknowledgement and our consumer's fetch).
+
+The rate defaults to half of ``--max-ingest`` (default 50,000 events/s, the ingest target; pass
+bench/ingest.py's measured ``events_per_s``). Load, streamer and score reader share this process.
+The last line of stdout is one JSON object; ``p99_ratio_to_target`` = p99_ms / 1000 (target: < 1).
+
+    .venv/bin/python bench/latency.py                    # 25,000 events/s, 2000 sensors, 30 s
+    .venv/bin/python bench/latency.py --quick            # 10 s measured, smaller training run
+    .venv/bin/python bench/latency.py --max-ingest 84000 --model-dir var/models
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import tempfile
+import threading
+import time
+from datetime import timedelta
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter off stderr
+
+import numpy as np  # noqa: E402
+import orjson  # noqa: E402
+
+from _common import (bench_settings, create_topics, delete_prefix, delete_topics, fmt, log,  # noqa: E402
+                     print_table, quiet_logs, redis_client, run_id)
+from streamer.app import Streamer  # noqa: E402
+from trainer.fit import fit_and_register  # noqa: E402
+from vigil.events.frame import event_table  # noqa: E402
+from vigil.features import WindowSpec  # noqa: E402
+from vigil.kafka.clients import make_consumer, make_producer  # noqa: E402
+from vigil.model.config import TrainConfig  # noqa: E402
+from vigil.registry import ModelRegistry  # noqa: E402
+from vigil.simulate import FleetSpec, generate_fleet  # noqa: E402
+
+
+def train_quick_model(root: str, args: argparse.Namespace, settings) -> tuple[str, float]:
+    fleet = generate_fleet(FleetSpec(sensors=args.train_sensors, days=10, seed=args.seed))
+    table = event_table(fleet.events, settings.features, settings.label_column)
+    spec = WindowSpec(int(settings.window.length.total_seconds() * 1000), settings.window.steps, len(table.features))
+    config = TrainConfig(epochs=args.epochs, dense_epochs=5, seed=args.seed)
+    every = max(1, math.ceil(table.n_events / args.train_windows))
+    result = fit_and_register(table, spec, config, ModelRegistry(root), every=every)
+    return result.version, result.seconds
+
+
+class Load:
+    """Produces ``rate`` events/s for ``seconds``, round-robin over the sensors, stamped at produce time."""
+
+    def __init__(self, settings, sensors: int, rate: float, warmup: float, seconds: float, seed: int):
+        self.producer = make_producer(settings, **{"linger.ms": 5})
+        self.topic, self.rate, self.warmup, self.seconds = settings.topics.events, rate, warmup, warmup + seconds
+        self.ids = [f"lat-{i:05d}" for i in range(sensors)]
+        self.keys = [s.encode() for s in self.ids]
+        rng = np.random.default_rng(seed)
+        self.level = (rng.normal(size=(sensors, 2)) * [5.0, 10.0] + [50.0, 100.0]).tolist()
+        self.noise = rng.normal(size=(4096, 2)).tolist()
+        self.produced = self.failures = self.warm_count = 0
+        self.start_ms = self.end_ms = 0.0  # the measured interval, wall clock
+
+    def run(self) -> None:
+        produce, poll, n, ids, keys = self.producer.produce, self.producer.poll, 0, self.ids, self.keys
+        level, noise, sensors = self.level, self.noise, len(self.ids)
+
+        def on_delivery(err, _msg) -> None:
+            if err is not None:
+                self.failures += 1
+
+        started = time.perf_counter()
+        while (elapsed := time.perf_counter() - started) < self.seconds:
+            if not self.start_ms and elapsed >= self.warmup:
+                self.start_ms, self.warm_count = time.time() * 1000, n
+            due = min(int(self.rate * elapsed) + 1, int(self.rate * self.seconds))
+            while n < due:
+                s, e = n % sensors, noise[n % 4096]
+                value = orjson.dumps({"sensor_id": ids[s], "timestamp": time.time_ns() // 1_000_000,
+                                      "feature_1": level[s][0] + e[0], "feature_2": level[s][1] + e[1]})
+                while True:
+                    try:
+                        produce(self.topic, value, keys[s], on_delivery=on_delivery)
+                        break
+                    except BufferError:
+                        poll(0.01)
+                n += 1
+                self.produced = n
+            poll(0)
+            time.sleep(0.001)
+        self.end_ms = time.time() * 1000
+        self.producer.flush(30)
+
+
+class ScoreReader:
+    """Reads the scores topic: (window_end, CreateTime - window_end, received - window_end) per score."""
+
+    def __init__(self, settings):
+        self.consumer = make_consumer(settings, f"{settings.stream.group_id}-reader")
+        self.consumer.subscribe([settings.topics.scores])
+        self.rows: list[tuple[int, int, float]] = []
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            for msg in self.consumer.consume(1000, 0.2):
+                if msg.error() is None:
+                    received = time.time() * 1000
+                    end = orjson.loads(msg.value())["window_end"]
+                    self.rows.append((end, msg.timestamp()[1] - end, received - end))
+        self.consumer.close()
+
+
+def percentiles(values) -> dict:
+    if not len(values):
+        return {k: None for k in ("p50", "p95", "p99", "max", "mean")}
+    v = np.asarray(values, dtype=np.float64)
+    p50, p95, p99 = np.percentile(v, [50, 95, 99])
+    return {"p50": p50, "p95": p95, "p99": p99, "max": float(v.max()), "mean": float(v.mean())}
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="10 s measured, 3 s warm-up, 1 training epoch (unless given)")
+    p.add_argument("--rate", type=float, help="events/s to produce (default: half of --max-ingest)")
+    p.add_argument("--max-ingest", type=float, default=50_000.0,
+                   help="the maximum ingest rate (events/s) the default --rate halves (default 50,000)")
+    p.add_argument("--duration", type=float, help="measured seconds (default 30; --quick 10)")
+    p.add_argument("--warmup", type=float, help="unmeasured seconds of load first (default 5; --quick 3)")
+    p.add_argument("--sensors", type=int, default=2000, help="live fleet size (default 2000)")
+    p.add_argument("--max-wait-ms", type=int, default=250, help="stream.max_wait (default 250)")
+    p.add_argument("--max-batch", type=int, default=512, help="stream.max_batch_windows (default 512)")
+    p.add_argument("--model-dir", help="use this model registry's current version instead of training one")
+    p.add_argument("--train-sensors", type=int, default=60, help="synthetic fleet to train on (default 60)")
+    p.add_argument("--train-windows", type=int, default=2000, help="about this many training windows")
+    p.add_argument("--epochs", type=int, help="encoder epochs of the quick model (default 2; --quick 1)")
+    p.add_argument("--no-precompile", action="store_true",
+                   help="do not trace every batch bucket before the load (first batches then pay it)")
+    p.add_argument("--poll-events", type=int, default=5000, help="stream.poll_events (default 5000)")
+    p.add_argument("--drain-timeout", type=float, default=180.0, help="most seconds to wait for a backlog (180)")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    defaults = {"duration": 10.0, "warmup": 3.0, "epochs": 1} if args.quick else \
+        {"duration": 30.0, "warmup": 5.0, "epochs": 2}
+    for key, value in defaults.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    if args.rate is None:
+        args.rate = args.max_ingest / 2
+    return args
+
+
+def published(streamer) -> float:
+    return streamer.metrics.registry.get_sample_value("vigil_scores_published_total") or 0
+
+
+def wait_ready(streamer, args) -> None:
+    """Until the streamer has a model and partitions; then trace every batch bucket (steady state)."""
+    deadline = time.monotonic() + 120
+    while (streamer.models.active is None or not streamer._assigned) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    active = streamer.models.active
+    if active is None or not streamer._assigned:
+        raise RuntimeError("the streamer had no model or no partitions after 120 s")
+    if not args.no_precompile:
+        spec, bucket = active.loaded.spec, active.predict.min_bucket
+        while bucket <= args.max_batch:
+            active.predict(np.zeros((bucket, spec.steps, spec.channels), np.float32))
+            bucket *= 2
+    log(f"streamer ready with model {active.version}")
+
+
+def run_load(streamer, reader: ScoreReader, load: Load, args) -> dict:
+    consumed = lambda: streamer.metrics.registry.get_sample_value("vigil_events_consumed_total") or 0  # noqa: E731
+    thread = threading.Thread(target=load.run, name="load", daemon=True)
+    thread.start()
+    max_lag, next_log = 0, time.monotonic() + 5
+    while thread.is_alive():
+        max_lag = max(max_lag, load.produced - consumed())
+        if time.monotonic() >= next_log:
+            next_log += 5
+            log(f"  produced {load.produced:,}, consumed {consumed():,.0f}, scores read {len(reader.rows):,}")
+        time.sleep(0.1)
+    lag_at_end, scores_at_end = load.produced - consumed(), published(streamer)
+    log(f"load done ({load.produced:,} events, lag {lag_at_end:,.0f}); draining")
+    started = time.monotonic()
+    while time.monotonic() - started < args.drain_timeout:
+        if (consumed() >= load.produced and not streamer.uncommitted and not streamer.ready
+                and len(reader.rows) >= published(streamer)):
+            break
+        time.sleep(0.1)
+    return {"max_lag_events": max_lag, "lag_at_load_end": lag_at_end, "drain_s": round(time.monotonic() - started, 1),
+            "drained": consumed() >= load.produced, "scores_published_during_load": scores_at_end}
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    quiet_logs()
+    rid = run_id()
+    tmp = tempfile.TemporaryDirectory(prefix="vigil-bench-latency-")
+    settings = bench_settings("latency", rid, max_wait=timedelta(milliseconds=args.max_wait_ms),
+                              max_batch_windows=args.max_batch, poll_events=args.poll_events)
+    settings = settings.model_copy(update={"model_dir": args.model_dir or tmp.name})
+    client, created, train_s, streamer, reader = redis_client(settings), [], None, None, None
+    try:
+        if args.model_dir is None:
+            log(f"run {rid}: training a quick model ({args.train_sensors} sensors, {args.epochs} epoch(s))")
+            version, train_s = train_quick_model(tmp.name, args, settings)
+            log(f"trained {version} in {train_s:.1f} s")
+        created = create_topics(settings, settings.topics.partitions())
+        streamer, reader = Streamer(settings), ScoreReader(settings)
+        threads = [threading.Thread(target=t, daemon=True) for t in (streamer.run, reader.run)]
+        for thread in threads:
+            thread.start()
+        wait_ready(streamer, args)
+        load = Load(settings, args.sensors, args.rate, args.warmup, args.duration, args.seed)
+        log(f"producing {args.rate:,.0f} events/s over {args.sensors} sensors for {args.warmup:g} s warm-up "
+            f"+ {args.duration:g} s measured")
+        run = run_load(streamer, reader, load, args)
+    finally:
+        if streamer is not None:  # the streamer first (it publishes until it stops), then the reader
+            streamer.stop()
+            threads[0].join(60)
+            deadline = time.monotonic() + 10
+            while len(reader.rows) < published(streamer) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            reader.stop.set()
+            threads[1].join(10)
+        delete_topics(settings, created)
+        removed = delete_prefix(client, settings.redis.key_prefix)
+        tmp.cleanup()
+        log(f"cleaned up: {len(created)} topics, {removed} Redis keys")
+    measured = [r for r in reader.rows if load.start_ms <= r[0] <= load.end_ms]
+    created_ms, received_ms = percentiles([r[1] for r in measured]), percentiles([r[2] for r in measured])
+    seconds, events = (load.end_ms - load.start_ms) / 1000, load.produced - load.warm_count
+    rate, p99 = events / seconds, created_ms["p99"]
+    print_table(f"Produce -> score latency: {args.sensors} sensors, {rate:,.0f} events/s achieved "
+                f"(target {args.rate:,.0f}), {seconds:.1f} s measured, max_wait {args.max_wait_ms} ms, "
+                f"{len(measured):,} scores",
+                ["clock", "p50 ms", "p95 ms", "p99 ms", "max ms", "mean ms"],
+                [[name, *(fmt(d[k], ",.0f") for k in ("p50", "p95", "p99", "max", "mean"))]
+                 for name, d in (("score CreateTime", created_ms), ("received here", received_ms))])
+    print(f"max lag {run['max_lag_events']:,.0f} events, {run['lag_at_load_end']:,.0f} when the load stopped, "
+          f"drained in {run['drain_s']:.1f} s{'' if run['drained'] else ' (NOT drained: percentiles are lower bounds)'}"
+          f"; target p99 < 1000 ms: {'met' if p99 is not None and p99 < 1000 else 'NOT met'}")
+    r = lambda v: None if v is None else round(v, 1)  # noqa: E731
+    report = {
+        "p50_ms": r(created_ms["p50"]), "p99_ms": r(p99),
+        "p99_ratio_to_target": None if p99 is None else round(p99 / 1000, 4),
+        "events_per_s": round(rate), "target_rate": args.rate, "scores": len(measured),
+        "p95_ms": r(created_ms["p95"]), "max_ms": r(created_ms["max"]), "mean_ms": r(created_ms["mean"]),
+        "received_p50_ms": r(received_ms["p50"]), "received_p99_ms": r(received_ms["p99"]),
+        "events_per_score": round(events / len(measured), 2) if measured else None, **run,
+        "scores_published_total": published(streamer), "sensors": args.sensors, "measured_s": round(seconds, 2),
+        "warmup_s": args.warmup, "max_wait_ms": args.max_wait_ms, "max_batch_windows": args.max_batch,
+        "poll_events": args.poll_events, "produce_failures": load.failures,
+        "model_trained_s": None if train_s is None else round(train_s, 1), "precompiled_buckets": not args.no_precompile,
+    }
+    print(json.dumps(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,170 @@
+"""Model scoring speed: batched, padded-bucket scoring (``BatchPredictor``) against per-window predict.
+
+The model is the default ``EncoderLatentAutoencoder``: 240 steps, 5 channels (2 features: mean and
+spread per feature plus a count channel), LSTM latent 100, dense bottleneck 32. It is built but not
+trained: training changes weights, not the cost of a forward pass (the output says so). Windows are
+realistic: ``featurize_window`` on 10-day windows of a synthetic fleet (ends drawn at random
+among events that have a full 10 days behind them).
+
+* **baseline** (``per_window_predict``): ``scorer.predict(x[i:i+1])`` once per window, the
+  originating question's way (Keras' ``predict`` sets up a data pipeline on every call);
+* **vigil** (``BatchPredictor``, ``max_batch=512``): the streamer's path, ``predict_on_batch`` on
+  power-of-two buckets, one warm-up call first so tracing is not counted;
+* **end to end**: ``featurize_window`` on each window's raw events, then ``BatchPredictor`` in
+  batches of 512 (no Redis read: see bench/ingest.py and bench/latency.py for that).
+
+Achieved GFLOP/s use an analytic count per window: the LSTM's gate matrix products,
+``8·H·(C+H)`` FLOPs per step (4 gates, input and recurrent weights, multiply-add = 2) over T steps,
+plus the dense autoencoder ``2·H·B + 2·B·H``; biases, activations, standardisation and the error
+are left out (< 0.5%). With T=240, C=5, H=100, B=32: 20.17 MFLOP per window.
+
+The last line of stdout is one JSON object; ``speedup_vs_per_window_predict`` = batched windows/s
+/ per-window-predict windows/s. Target (issue): ≥ 150x.
+
+    .venv/bin/python bench/scoring.py            # 4096 batched windows, 30 per-window calls
+    .venv/bin/python bench/scoring.py --quick    # 1024 batched windows, 10 per-window calls
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter off stderr
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+from _common import fmt, log, print_table  # noqa: E402
+from vigil.events.frame import event_table  # noqa: E402
+from vigil.features import FleetStats, WindowSpec, featurize_window  # noqa: E402
+from vigil.model.autoencoder import EncoderLatentAutoencoder  # noqa: E402
+from vigil.model.predictor import BatchPredictor  # noqa: E402
+from vigil.model.training import make_scorer  # noqa: E402
+from vigil.simulate import FleetSpec, generate_fleet  # noqa: E402
+
+DAY_MS = 86_400_000
+
+
+def flops_per_window(steps: int, channels: int, latent: int, bottleneck: int) -> int:
+    lstm = 8 * latent * (channels + latent) * steps
+    dense = 2 * latent * bottleneck + 2 * bottleneck * latent
+    return lstm + dense
+
+
+def sample_windows(args: argparse.Namespace, spec: WindowSpec):
+    """``(series, end index)`` pairs with a full window behind them, and the fleet statistics."""
+    fleet = generate_fleet(FleetSpec(sensors=args.sensors, days=args.days, seed=args.seed))
+    table = event_table(fleet.events, fleet.spec.features, fleet.spec.label_column)
+    stats = FleetStats.fit(((s.sensor_id, s.ts_ms, s.values) for s in table), spec.length_ms, spec.steps)
+    candidates = [(s, i) for s in table for i in np.flatnonzero(s.ts_ms >= s.ts_ms[0] + spec.length_ms)]
+    rng = np.random.default_rng(args.seed)
+    picks = rng.choice(len(candidates), size=args.windows, replace=len(candidates) < args.windows)
+    return [candidates[i] for i in picks], stats
+
+
+def featurize(picked, spec: WindowSpec, stats: FleetStats) -> np.ndarray:
+    return np.stack([featurize_window(s.ts_ms, s.values, int(s.ts_ms[i]), spec, stats) for s, i in picked])
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="1024 windows, 10 per-window calls, 1 repeat (unless given)")
+    p.add_argument("--windows", type=int, help="windows for the batched and end-to-end runs (default 4096)")
+    p.add_argument("--per-window", type=int, help="windows scored one predict() call each (default 30)")
+    p.add_argument("--repeats", type=int, help="timed repeats of the batched runs; the median is reported (default 3)")
+    p.add_argument("--max-batch", type=int, default=512, help="BatchPredictor max_batch (default 512)")
+    p.add_argument("--steps", type=int, default=240)
+    p.add_argument("--latent-dim", type=int, default=100)
+    p.add_argument("--bottleneck", type=int, default=32)
+    p.add_argument("--sensors", type=int, default=50, help="sensors of the synthetic fleet windows come from")
+    p.add_argument("--days", type=float, default=12.0)
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    defaults = {"windows": 1024, "per_window": 10, "repeats": 1} if args.quick else \
+        {"windows": 4096, "per_window": 30, "repeats": 3}
+    for key, value in defaults.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    keras.utils.set_random_seed(args.seed)
+    spec = WindowSpec(length_ms=10 * DAY_MS, steps=args.steps, n_features=2)
+    log(f"windows: {args.windows} from a synthetic fleet of {args.sensors} sensors x {args.days:g} days")
+    picked, stats = sample_windows(args, spec)
+    x = featurize(picked, spec, stats)
+    model = EncoderLatentAutoencoder(spec.steps, spec.channels, args.latent_dim, args.bottleneck)
+    model.build((None, spec.steps, spec.channels))
+    scorer = make_scorer(model)
+    flops = flops_per_window(spec.steps, spec.channels, args.latent_dim, args.bottleneck)
+    log(f"model: untrained (built), {model.count_params():,} parameters, {flops / 1e6:.2f} MFLOP per window, "
+        f"keras backend {keras.backend.backend()}")
+
+    log(f"baseline: scorer.predict() on one window at a time, {args.per_window} windows")
+    scorer.predict(x[:1], verbose=0)  # trace once: the per-call cost is what is measured
+    started = time.perf_counter()
+    for i in range(args.per_window):
+        scorer.predict(x[i:i + 1], verbose=0)
+    per_window = args.per_window / (time.perf_counter() - started)
+    log(f"  {per_window:,.1f} windows/s")
+
+    predictor = BatchPredictor(scorer, max_batch=args.max_batch)
+    predictor(x[:args.max_batch])  # compile the full bucket
+    if len(x) % args.max_batch:
+        predictor(x[: len(x) % args.max_batch])  # and the tail's bucket
+    batched_runs, e2e_runs, featurize_runs = [], [], []
+    for r in range(args.repeats):
+        started = time.perf_counter()
+        predictor(x)
+        batched_runs.append(len(x) / (time.perf_counter() - started))
+        started = time.perf_counter()
+        feat_s = 0.0
+        for start in range(0, len(picked), args.max_batch):
+            t0 = time.perf_counter()
+            tensors = featurize(picked[start:start + args.max_batch], spec, stats)
+            feat_s += time.perf_counter() - t0
+            predictor(tensors)
+        e2e_runs.append(len(picked) / (time.perf_counter() - started))
+        featurize_runs.append(len(picked) / feat_s)
+        log(f"  repeat {r + 1}/{args.repeats}: batched {batched_runs[-1]:,.0f} windows/s, "
+            f"featurize+score {e2e_runs[-1]:,.0f} windows/s, featurize alone {featurize_runs[-1]:,.0f} windows/s")
+    batched, e2e, feat = (statistics.median(v) for v in (batched_runs, e2e_runs, featurize_runs))
+    speedup = batched / per_window
+    gflops = batched * flops / 1e9
+    print_table(f"Scoring {spec.steps} steps x {spec.channels} channels, LSTM {args.latent_dim} -> "
+                f"{args.bottleneck} -> {args.latent_dim} (untrained, built; {flops / 1e6:.2f} MFLOP/window), "
+                f"{keras.backend.backend()} on {os.cpu_count()} CPUs",
+                ["path", "windows", "windows/s", "GFLOP/s", "speedup"],
+                [["per-window scorer.predict()", args.per_window, fmt(per_window, ",.1f"),
+                  fmt(per_window * flops / 1e9, ".3f"), "1.0"],
+                 [f"BatchPredictor (max_batch {args.max_batch})", len(x), fmt(batched, ",.0f"), fmt(gflops, ".2f"),
+                  fmt(speedup, ",.1f")],
+                 ["featurize_window + BatchPredictor", len(picked), fmt(e2e, ",.0f"), fmt(e2e * flops / 1e9, ".2f"),
+                  fmt(e2e / per_window, ",.1f")],
+                 ["featurize_window alone", len(picked), fmt(feat, ",.0f"), "-", "-"]])
+    print(f"target >= 150x: {'met' if speedup >= 150 else 'NOT met'} ({speedup:,.1f}x); "
+          f"median of {args.repeats} repeat(s)")
+    report = {
+        "windows_per_s": round(batched, 1), "speedup_vs_per_window_predict": round(speedup, 2),
+        "gflops": round(gflops, 3), "per_window_predict_windows_per_s": round(per_window, 2),
+        "end_to_end_windows_per_s": round(e2e, 1), "featurize_windows_per_s": round(feat, 1),
+        "flops_per_window": flops, "windows": len(x), "per_window_calls": args.per_window,
+        "max_batch": args.max_batch, "repeats": args.repeats, "batched_runs": [round(v, 1) for v in batched_runs],
+        "steps": spec.steps, "channels": spec.channels, "latent_dim": args.latent_dim,
+        "bottleneck": args.bottleneck, "trained": False, "parameters": model.count_params(),
+        "backend": keras.backend.backend(), "cpus": os.cpu_count(),
+    }
+    print(json.dumps(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
