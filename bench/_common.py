@@ -79,6 +79,19 @@ def delete_topics(settings: VigilSettings, names: Iterable[str]) -> None:
             log(f"could not delete topic {name}: {exc}")
 
 
+def delete_groups(settings: VigilSettings, groups: Iterable[str]) -> None:
+    """Delete the run's (now empty) consumer groups, so their committed offsets do not linger."""
+    groups = list(groups)
+    if not groups:
+        return
+    admin = AdminClient(settings.kafka.client_config())
+    for group, future in admin.delete_consumer_groups(groups, request_timeout=30).items():
+        try:
+            future.result()
+        except KafkaException as exc:
+            log(f"could not delete consumer group {group}: {exc}")
+
+
 def delete_prefix(client: redis.Redis, prefix: str) -> int:
     """Delete every key starting with ``prefix:`` (SCAN, never KEYS); returns how many."""
     deleted, batch = 0, []

@@ -41,8 +41,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up
 import numpy as np  # noqa: E402
 import orjson  # noqa: E402
 
-from _common import (bench_settings, create_topics, delete_prefix, delete_topics, fmt, log,  # noqa: E402
-                     print_table, quiet_logs, redis_client, run_id)
+from _common import (bench_settings, create_topics, delete_groups, delete_prefix, delete_topics,  # noqa: E402
+                     fmt, log, print_table, quiet_logs, redis_client, run_id)
 from streamer.app import Streamer  # noqa: E402
 from trainer.fit import fit_and_register  # noqa: E402
 from vigil.events.frame import event_table  # noqa: E402
@@ -243,6 +243,7 @@ def main(argv=None) -> int:
                 time.sleep(0.1)
             reader.stop.set()
             threads[1].join(10)
+            delete_groups(settings, [settings.stream.group_id, f"{settings.stream.group_id}-reader"])
         delete_topics(settings, created)
         removed = delete_prefix(client, settings.redis.key_prefix)
         tmp.cleanup()

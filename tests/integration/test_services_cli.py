@@ -3,6 +3,7 @@ so the instance the rest of the suite uses is never disturbed."""
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -87,8 +88,14 @@ def test_a_port_taken_by_someone_else_is_a_clear_error(isolated_env):
     assert "Traceback" not in result.stderr
 
 
-def test_demo_round_trips_a_fleet(settings):
+def test_demo_trains_streams_and_summarises(settings, tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("VIGIL_")}
-    result = vigil(env, "demo", "--sensors", "12", "--days", "0.5", "--seed", "4")
-    assert "lost 0" in result.stdout
-    assert "every sensor on one partition: True" in result.stdout
+    env["VIGIL_MODEL_DIR"] = str(tmp_path / "models")  # a tiny model of its own, not var/models
+    env["VIGIL_STREAM__METRICS_PORT"] = "0"
+    result = vigil(env, "demo", "--sensors", "30", "--days", "11", "--train-sensors", "40", "--epochs", "1",
+                   "--alert-fraction", "0.1", "--seed", "4")
+    out = result.stdout
+    sent, scored = re.search(r"events published (\d+); windows scored (\d+)", out).groups()
+    assert int(sent) > 30 * 11 * 100 and int(scored) >= 30  # every sensor's window at least once
+    assert "truly anomalous sensors alerted:" in out and "of 3;" in out
+    assert "streamer stopped with exit code 0" in out

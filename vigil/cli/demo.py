@@ -1,80 +1,225 @@
 """``vigil demo``: the main job end to end on a synthetic fleet.
 
-For now: start the local services, publish a fresh synthetic fleet to Kafka, read it back through
-the event schema, and show what arrived. Training, streaming and alerts join as they land.
+1. start the local Kafka and Redis; 2. train a model on a synthetic fleet (or reuse the current
+one); 3. start ``vigil stream`` as its own process; 4. publish a *fresh* fleet (other sensors,
+other seed) to the events topic; 5. show alerts live as the streamer publishes them; 6. stop the
+streamer (SIGTERM: it drains and commits) and print a summary against the fleet's truth.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import secrets
-from collections import Counter
-from datetime import datetime, timezone
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from confluent_kafka import TopicPartition
 
 from vigil.cli.output import Progress, table
 from vigil.cli.services_cmd import print_services
 from vigil.cli.simulate_cmd import add_fleet_arguments, fleet_spec
-from vigil.events import EventError, EventSchema
+from vigil.cli.stream_cmd import describe
+from vigil.errors import VigilError
 from vigil.kafka.clients import make_consumer, make_producer
 from vigil.kafka.events import produce_frame
-from vigil.kafka.reading import end_offsets, read_from
+from vigil.kafka.reading import end_offsets
 from vigil.services import services_up
+from vigil.services.process import port_open
 from vigil.settings import VigilSettings
-from vigil.simulate import generate_fleet
+from vigil.simulate import FleetSpec, generate_fleet
+
+GROUP = "vigil-demo"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "demo",
-        help="run the main job on a synthetic fleet through the local Kafka and Redis",
+        help="train, stream a synthetic fleet through Kafka and Redis, and show the alerts live",
         description=(
-            "Start the local services, publish a synthetic fleet to the events topic, consume it "
-            "back through the event schema and show it."
+            "Start the local services, train a model on a synthetic fleet (unless a current model "
+            "exists; --retrain forces it), start the streamer, publish a fresh synthetic fleet (5%% "
+            "alerting sensors) to the events topic, print alerts as they are published, then stop "
+            "the streamer and summarise: events, windows scored, alerts, and which sensors were "
+            "truly anomalous."
         ),
     )
-    add_fleet_arguments(parser, sensors=40, days=1.0)
-    parser.add_argument("--show", type=int, default=10, help="how many events to print (default 10)")
+    add_fleet_arguments(parser, sensors=200, days=11.0)
+    parser.set_defaults(seed=7)
+    parser.add_argument("--train-sensors", type=int, default=300, help="sensors in the training fleet (default 300)")
+    parser.add_argument("--epochs", type=int, default=8, help="encoder training epochs (default 8)")
+    parser.add_argument("--retrain", action="store_true", help="train a new model even if one is current")
+    parser.add_argument("--timeout", type=float, default=600.0, help="give up waiting for the streamer after this many seconds")
     parser.set_defaults(handler=_demo)
 
 
 def _demo(args: argparse.Namespace, settings: VigilSettings) -> int:
+    print("==> services")
     statuses, _topics = services_up(settings)
     print_services(statuses, as_json=False)
 
+    print("\n==> model")
+    version = _model(args, settings)
+
     run_id = secrets.token_hex(3)
     fleet = generate_fleet(fleet_spec(args, settings, id_prefix=f"demo-{run_id}-"))
-    topic = settings.topics.events
-    consumer = make_consumer(settings, group_id=f"vigil-demo-{run_id}")
-    start = end_offsets(consumer, topic)
-    sent = produce_frame(make_producer(settings), topic, fleet.events, on_progress=Progress("produced", len(fleet.events)))
-    print(f"\nproduced {sent} events from {args.sensors} sensors to {topic} (run {run_id})")
+    truth = fleet.truth.set_index("sensor_id")
+    consumer = make_consumer(settings, group_id=f"vigil-demo-watch-{run_id}")
+    start_events = end_offsets(consumer, settings.topics.events)
+    start_alerts = end_offsets(consumer, settings.topics.alerts)
+    start_scores = end_offsets(consumer, settings.topics.scores)
+    _start_group_at(settings, start_events)
 
-    schema = EventSchema(settings.features, settings.label_column)
-    received, invalid, partitions = [], Counter(), {}
-    for msg in read_from(consumer, topic, start, expected=sent):
-        try:
-            event = schema.parse_json(msg.value())
-        except EventError as exc:
-            invalid[exc.reason] += 1
-            continue
-        received.append(event)
-        partitions.setdefault(event.sensor_id, set()).add(msg.partition())
+    print(f"\n==> streamer (model {version})")
+    log_path = settings.data_dir / "demo" / "stream.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    metrics_port = settings.stream.metrics_port if not port_open("127.0.0.1", settings.stream.metrics_port) else 0
+    streamer = _start_streamer(settings, log_path, metrics_port)
+    print(f"pid {streamer.pid}, log {log_path}"
+          + (f", metrics http://127.0.0.1:{metrics_port}/metrics" if metrics_port else ""))
+    try:
+        print(f"\n==> publishing {len(fleet.events)} events from {args.sensors} sensors "
+              f"({len(fleet.alerting_sensors)} truly anomalous) to {settings.topics.events}")
+        sent = produce_frame(make_producer(settings), settings.topics.events, fleet.events,
+                             on_progress=Progress("published", len(fleet.events)))
+        target = {p: o for p, o in end_offsets(consumer, settings.topics.events).items()}
+
+        print("\n==> alerts, live (✓ truly anomalous, ✗ not)")
+        alerts = _watch_alerts(settings, consumer, start_alerts, target, truth, args.timeout, streamer)
+    finally:
+        code = _stop(streamer)
+    scores = _count_since(consumer, settings.topics.scores, start_scores, f"demo-{run_id}-")
+    consumer.close()
+    _summary(sent, scores, alerts, truth, code)
+    return 0 if code == 0 else 1
+
+
+def _model(args: argparse.Namespace, settings: VigilSettings) -> str:
+    from vigil.registry import ModelRegistry  # TensorFlow loads here
+
+    registry = ModelRegistry(settings.models_path)
+    current = registry.current_version()
+    if current and not args.retrain:
+        print(f"using the current model {current} in {registry.root} (--retrain to train a new one)")
+        return current
+    spec = FleetSpec(sensors=args.train_sensors, days=args.days, features=tuple(settings.features),
+                     label_column=settings.label_column, seed=args.seed + 1000, id_prefix="train-")
+    with tempfile.TemporaryDirectory() as tmp:
+        events = Path(tmp) / "train.parquet"
+        generate_fleet(spec).events.to_parquet(events)
+        print(f"training on a synthetic fleet of {args.train_sensors} sensors × {args.days:g} days "
+              f"({args.epochs} epochs; a few minutes on 2 cores)")
+        from vigil.cli.main import main
+
+        code = main(["train", "--events", str(events), "--model-dir", str(registry.root),
+                     "--epochs", str(args.epochs)])
+    if code != 0:
+        raise VigilError("training failed")
+    return registry.current_version()
+
+
+def _start_group_at(settings: VigilSettings, offsets: dict[int, int]) -> None:
+    """The demo's consumer group begins at the topic's current end: older events are not replayed."""
+    consumer = make_consumer(settings, group_id=GROUP)
+    consumer.commit(offsets=[TopicPartition(settings.topics.events, p, o) for p, o in offsets.items()],
+                    asynchronous=False)
     consumer.close()
 
-    print(f"consumed {len(received)} valid events ({sum(invalid.values())} invalid) from "
-          f"{len({p for ps in partitions.values() for p in ps})} partitions\n")
-    rows = [(e.sensor_id, _iso(e.timestamp_ms), *(f"{v:.3f}" for v in e.values), e.label)
-            for e in received[: args.show]]
-    print(table(rows, ("sensor_id", "timestamp", *settings.features, settings.label_column)))
-    per_sensor = Counter(e.sensor_id for e in received)
-    alerting = fleet.alerting_sensors
-    print(f"\nsensors: {len(per_sensor)} ({len(alerting)} alerting: {', '.join(sorted(alerting))}); "
-          f"events per sensor {min(per_sensor.values())}..{max(per_sensor.values())}; "
-          f"every sensor on one partition: {all(len(p) == 1 for p in partitions.values())}")
-    lost = sent - len(received)
-    print(f"sent {sent}, received {len(received)}, lost {lost}")
-    return 0 if lost == 0 and not invalid else 1
+
+def _start_streamer(settings: VigilSettings, log_path: Path, metrics_port: int) -> subprocess.Popen:
+    env = {**os.environ, "VIGIL_STREAM__GROUP_ID": GROUP, "VIGIL_STREAM__METRICS_PORT": str(metrics_port),
+           "VIGIL_LOG_FORMAT": "json", "VIGIL_MODEL_DIR": str(settings.models_path)}
+    log = open(log_path, "w")
+    return subprocess.Popen([sys.executable, "-m", "vigil.cli.main", "stream"], env=env,
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
 
-def _iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat(timespec="seconds")
+def _watch_alerts(settings, consumer, start, target, truth, timeout_s, streamer) -> list[dict]:
+    """Print alerts until the streamer has committed every published event (and a moment more)."""
+    topic = settings.topics.alerts
+    consumer.assign([TopicPartition(topic, p, o) for p, o in start.items()])
+    group = make_consumer(settings, group_id=GROUP)
+    tps = [TopicPartition(settings.topics.events, p) for p in target]
+    alerts, deadline, done_at = [], time.monotonic() + timeout_s, None
+    while time.monotonic() < deadline:
+        if streamer.poll() is not None:
+            raise VigilError(f"the streamer exited early with {streamer.returncode}; see its log")
+        for msg in consumer.consume(500, 0.5):
+            if msg.error() is not None:
+                continue
+            record = json.loads(msg.value())
+            if record["sensor_id"] not in truth.index:
+                continue  # another run's sensor
+            alerts.append(record)
+            mark = "✓" if truth.loc[record["sensor_id"], "alerting"] else "✗"
+            print(f"{mark} {describe('alerts', msg)}", flush=True)
+        if done_at is None:
+            committed = {tp.partition: tp.offset for tp in group.committed(tps, timeout=10)}
+            if all(committed.get(p, -1) >= o for p, o in target.items()):
+                done_at = time.monotonic()
+        elif time.monotonic() - done_at > 2.0:
+            break
+    else:
+        print(f"(stopped waiting after {timeout_s:.0f}s)", file=sys.stderr)
+    group.close()
+    return alerts
+
+
+def _stop(streamer: subprocess.Popen) -> int:
+    if streamer.poll() is None:
+        streamer.send_signal(signal.SIGTERM)
+        try:
+            return streamer.wait(120)
+        except subprocess.TimeoutExpired:
+            streamer.kill()
+            return streamer.wait()
+    return streamer.returncode
+
+
+def _count_since(consumer, topic: str, start: dict[int, int], prefix: str) -> int:
+    end = end_offsets(consumer, topic)
+    consumer.assign([TopicPartition(topic, p, o) for p, o in start.items()])
+    expected, seen, count = sum(end[p] - start[p] for p in end), 0, 0
+    deadline = time.monotonic() + 30
+    while seen < expected and time.monotonic() < deadline:
+        for msg in consumer.consume(2000, 0.5):
+            if msg.error() is None:
+                seen += 1
+                count += (msg.key() or b"").decode().startswith(prefix)
+    return count
+
+
+def _summary(sent: int, scores: int, alerts: list[dict], truth, streamer_code: int) -> None:
+    opened, open_now = {}, {}
+    for record in sorted(alerts, key=lambda r: r["window_end"]):
+        if record["kind"] == "alert":
+            opened.setdefault(record["sensor_id"], record)
+        open_now[record["sensor_id"]] = record["kind"] == "alert"
+    still_open = {s for s, is_open in open_now.items() if is_open}
+    anomalous = truth[truth["alerting"]]
+    rows = []
+    for sensor_id, row in anomalous.iterrows():
+        first = opened.get(sensor_id)
+        rows.append((sensor_id, row["kind"], _day(row["onset_ms"]), "yes" if first else "no",
+                     _day(first["window_end"]) if first else "-", "yes" if sensor_id in still_open else "no"))
+    false = sorted(s for s in opened if not truth.loc[s, "alerting"])
+    print("\n==> summary")
+    print(f"events published {sent}; windows scored {scores}; alert records {len(alerts)} "
+          f"({sum(r['kind'] == 'alert' for r in alerts)} alerts, {sum(r['kind'] == 'cleared' for r in alerts)} cleared)")
+    print(f"truly anomalous sensors alerted: {sum(r[3] == 'yes' for r in rows)} of {len(rows)}; "
+          f"other sensors alerted at least once: {len(false)} of {len(truth) - len(rows)}")
+    print(f"alerts still open at the end: {len(still_open)}, of them truly anomalous: "
+          f"{len(still_open & set(anomalous.index))}\n")
+    print(table(rows, ("truly anomalous sensor", "anomaly", "onset", "alerted", "first alert (window end)", "open at end")))
+    if false:
+        print(f"\nalerted but not anomalous: {', '.join(false)}")
+    print(f"\nstreamer stopped with exit code {streamer_code} (SIGTERM: drained and committed)")
+
+
+def _day(ms) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.gmtime(float(ms) / 1000))
