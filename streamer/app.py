@@ -1,18 +1,19 @@
 """``Streamer``: composes the stages of DESIGN.md's Shape into one loop.
 
-A *cycle* consumes until a scoring batch is full (``max_batch_windows`` ready sensors) or the
-oldest ready window has waited ``max_wait`` (or, with nothing waiting to be scored, after each
-consume call). Each consume call is decoded (bad messages → DLQ) and applied to Redis at once.
-The cycle then scores the ready windows, publishes scores and alerts, waits for Kafka to
-acknowledge every record (DLQ included), records the scored state in Redis, and only then commits
-the consumed offsets. A crash anywhere re-reads uncommitted messages; the buffer ignores the ones
-it already applied, and re-published records carry the same ``alert_id``.
+A *cycle* consumes until the longest-waiting ready window has waited ``max_wait`` (or, with
+nothing waiting to be scored, after each consume call). Each consume call is decoded (bad messages
+→ DLQ) and applied to Redis at once; whenever ``max_batch_windows`` windows are ready they are
+scored and their records sent without waiting. At the cycle's end the rest is scored, Kafka must
+acknowledge every record (DLQ included), the scored state is written to Redis, and only then are
+the consumed offsets committed. A crash anywhere re-reads uncommitted messages; the buffer ignores
+the ones it already applied, and re-published records carry the same ``alert_id``.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 
 import orjson
 import redis
@@ -38,9 +39,8 @@ from streamer.scoring import ScoredWindow, score_sensors
 
 log = get_logger("streamer")
 
-# Commit failures that mean the partitions moved to another member: its re-read is idempotent.
-_LOST_OWNERSHIP = {KafkaError.ILLEGAL_GENERATION, KafkaError.UNKNOWN_MEMBER_ID,
-                   KafkaError.REBALANCE_IN_PROGRESS, KafkaError._NO_OFFSET}
+# Commit failures while the group rebalances (the partitions may or may not stay with us).
+_REBALANCING = {KafkaError.ILLEGAL_GENERATION, KafkaError.UNKNOWN_MEMBER_ID, KafkaError.REBALANCE_IN_PROGRESS}
 LAG_EVERY_S = 5.0
 KAFKA_QUIET_S = 15.0  # Kafka counts as back once librdkafka has reported no error for this long
 
@@ -76,6 +76,8 @@ class Streamer:
         self._next_lag = 0.0
         self._model_version: str | None = None
         self._kafka_error_at = -float("inf")
+        self._scored_meta: dict[str, dict] = {}  # this cycle's scored sensors: meta to write after acks
+        self._scored_ends: list[int] = []
         self._server = None
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -132,11 +134,13 @@ class Streamer:
             self.health.beat()
             now = time.monotonic()
             self.ready.release_due(now)
-            if self.ready.first_ready_at is not None:
-                remaining = self.ready.first_ready_at + max_wait - now
-                if len(self.ready) >= s.max_batch_windows or remaining <= 0:
+            while len(self.ready) >= s.max_batch_windows:  # a full batch does not wait
+                self._score_batch(self.ready.take(s.max_batch_windows))
+            oldest = self.ready.first_ready_at
+            if oldest is not None:
+                timeout = oldest + max_wait - now
+                if timeout <= 0:
                     break
-                timeout = remaining
             else:
                 timeout = 0.5
             messages = self.consumer.consume(s.poll_events, timeout)
@@ -167,34 +171,42 @@ class Streamer:
         if self.models is not None and self.models.active is not None:
             self.ready.offer(result.states, time.monotonic())
 
-    def _finish_cycle(self) -> None:
-        """Score what is ready, publish, wait for acks, record scored state, commit."""
-        scored: list[ScoredWindow] = []
-        meta: dict[str, dict] = {}
+    def _score_batch(self, states: list) -> None:
+        """Score one batch and send its records now; their scored state is written after the acks."""
         model = self.models.active if self.models is not None else None
-        states = self.ready.take()
-        if states and model is not None:
-            size = self.settings.stream.max_batch_windows
-            for start in range(0, len(states), size):
-                part = states[start : start + size]
-                t0 = time.perf_counter()
-                windows = self._retrying(
-                    lambda: score_sensors(self.buffer, model, part, self.settings.window.min_events), "redis"
-                )
-                self.metrics.scoring_seconds.observe(time.perf_counter() - t0)
-                self.metrics.batch_windows.observe(len(windows))
-                scored += windows
-            now_ms = int(time.time() * 1000)
-            for window in scored:
-                meta[window.sensor_id] = {"pending": 0, "scored_end": window.window_end,
-                                          **self._publish_score(window, model, now_ms)}
+        if not states or model is None:
+            return
+        t0 = time.perf_counter()
+        windows = self._retrying(
+            lambda: score_sensors(self.buffer, model, states, self.settings.window.min_events), "redis"
+        )
+        self.metrics.scoring_seconds.observe(time.perf_counter() - t0)
+        self.metrics.batch_windows.observe(len(windows))
+        now_ms = int(time.time() * 1000)
+        for window in windows:
+            # A sensor scored twice in one cycle sees the alert state its first score left.
+            unsaved = self._scored_meta.get(window.sensor_id)
+            if unsaved:
+                window = replace(window, meta={**window.meta, **unsaved})
+            fields = self._publish_score(window, model, now_ms)
+            self._scored_meta[window.sensor_id] = {**(unsaved or {}), "pending": 0,
+                                                   "scored_end": window.window_end, **fields}
+            self._scored_ends.append(window.window_end)
+
+    def _finish_cycle(self) -> None:
+        """Score what is still ready, wait for every ack, record the scored state, commit."""
+        size = self.settings.stream.max_batch_windows
+        while len(self.ready):
+            self._score_batch(self.ready.take(size))
         self._retrying(self.publisher.flush, "kafka")
-        if scored:
+        if self._scored_meta:
             published_ms = time.time() * 1000
-            for window in scored:
-                self.metrics.end_to_end_seconds.observe(max(published_ms - window.window_end, 0) / 1000)
+            for end in self._scored_ends:
+                self.metrics.end_to_end_seconds.observe(max(published_ms - end, 0) / 1000)
+            meta = self._scored_meta
             self._retrying(lambda: self.buffer.update_meta(meta), "redis")
             self.ready.mark_scored(list(meta), time.monotonic())
+            self._scored_meta, self._scored_ends = {}, []
         self._commit()
 
     def _publish_score(self, window: ScoredWindow, model, now_ms: int) -> dict[str, str]:
@@ -233,21 +245,29 @@ class Streamer:
             return
         offsets = [TopicPartition(self.topic, p, o + 1) for p, o in sorted(self.uncommitted.items())]
 
-        def commit() -> None:
+        def commit() -> bool:
             try:
                 self.consumer.commit(offsets=offsets, asynchronous=False)
+                return True
             except KafkaException as exc:
-                if exc.args[0].code() not in _LOST_OWNERSHIP:
+                if exc.args[0].code() == KafkaError._NO_OFFSET:
+                    return True  # nothing new to commit
+                if exc.args[0].code() not in _REBALANCING:
                     raise
-                log.warning("partitions moved before commit; the new owner re-reads them", error=str(exc))
+                # Kept: committed at the revocation or next cycle if the partitions stay ours;
+                # otherwise dropped at assignment, and their new owner re-reads them idempotently.
+                log.info("commit deferred by a rebalance", error=str(exc))
+                return False
 
-        self._retrying(commit, "kafka")
-        self.uncommitted.clear()
-        self.metrics.commits.inc()
+        if self._retrying(commit, "kafka"):
+            self.uncommitted.clear()
+            self.metrics.commits.inc()
 
     # -- rebalance -----------------------------------------------------------------------------
     def _on_assign(self, _consumer, partitions: list[TopicPartition]) -> None:
         self._assigned = {tp.partition for tp in partitions}
+        # Offsets of partitions that went elsewhere are the new owner's to (re)process.
+        self.uncommitted = {p: o for p, o in self.uncommitted.items() if p in self._assigned}
         log.info("partitions assigned", partitions=sorted(self._assigned))
 
     def _on_revoke(self, _consumer, partitions: list[TopicPartition]) -> None:

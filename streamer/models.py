@@ -10,8 +10,6 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
-import numpy as np
-
 from vigil.logging import get_logger
 from vigil.model.predictor import BatchPredictor
 from vigil.registry import LoadedModel, ModelRegistry
@@ -80,7 +78,7 @@ class ModelWatcher:
                 f"model window {loaded.spec.length_ms} ms is longer than the buffer's {self.window_ms} ms"
             )
         predict = BatchPredictor(loaded.scorer, max_batch=self.max_batch)
-        predict(np.zeros((1, loaded.spec.steps, loaded.spec.channels), np.float32))  # compile off the hot path
+        predict.warm_up(loaded.spec.steps, loaded.spec.channels)  # compile every batch shape off the hot path
         return ActiveModel(loaded, predict)
 
     def close(self) -> None:

@@ -17,9 +17,10 @@ class ReadySet:
         self.every_events = every_events
         self.min_interval_s = min_interval_s
         self.min_events = min_events
-        self.ready: dict[str, SensorState] = {}
+        # sensor → (state, when it became ready); insertion order is readiness order, and a newer
+        # state for a sensor already waiting keeps its place and its clock.
+        self.ready: dict[str, tuple[SensorState, float]] = {}
         self.deferred: dict[str, tuple[float, SensorState]] = {}
-        self.first_ready_at: float | None = None
         self._last_scored: dict[str, float] = {}
 
     def __len__(self) -> int:
@@ -43,17 +44,20 @@ class ReadySet:
                 del self.deferred[sensor_id]
                 self._add(sensor_id, state, now)
 
-    def take(self) -> list[SensorState]:
-        states = list(self.ready.values())
-        self.ready.clear()
-        self.first_ready_at = None
-        return states
+    @property
+    def first_ready_at(self) -> float | None:
+        """When the longest-waiting ready sensor became ready (its batch deadline counts from it)."""
+        return next(iter(self.ready.values()))[1] if self.ready else None
+
+    def take(self, limit: int | None = None) -> list[SensorState]:
+        """The ``limit`` longest-waiting ready sensors (all by default), removed from the set."""
+        sensor_ids = list(self.ready)[:limit]
+        return [self.ready.pop(sensor_id)[0] for sensor_id in sensor_ids]
 
     def mark_scored(self, sensor_ids: list[str], now: float) -> None:
         if self.min_interval_s > 0:
             self._last_scored.update(dict.fromkeys(sensor_ids, now))
 
     def _add(self, sensor_id: str, state: SensorState, now: float) -> None:
-        self.ready[sensor_id] = state
-        if self.first_ready_at is None:
-            self.first_ready_at = now
+        waiting = self.ready.get(sensor_id)
+        self.ready[sensor_id] = (state, waiting[1] if waiting else now)

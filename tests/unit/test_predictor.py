@@ -16,6 +16,7 @@ def scorer():
 def test_buckets_are_powers_of_two_within_bounds(scorer):
     predict = BatchPredictor(scorer, max_batch=100, min_bucket=8)
     assert [predict.bucket(n) for n in (1, 8, 9, 33, 64, 65, 100)] == [8, 8, 16, 64, 64, 100, 100]
+    assert predict.buckets() == [8, 16, 32, 64, 100]
 
 
 def test_padded_batches_score_like_one_window_at_a_time(scorer):

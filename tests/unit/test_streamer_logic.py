@@ -35,11 +35,14 @@ def test_min_interval_defers_then_releases_without_new_events():
     assert [s.sensor_id for s in ready.take()] == ["a"]
 
 
-def test_first_ready_time_starts_the_batch_clock():
+def test_the_longest_waiting_sensor_sets_the_batch_clock_and_goes_first():
     ready = ReadySet()
     ready.offer({"a": state("a", 1)}, now=5.0)
     ready.offer({"b": state("b", 1)}, now=7.0)
+    ready.offer({"a": state("a", 2)}, now=8.0)  # a newer state keeps a's place and clock
     assert ready.first_ready_at == 5.0
+    assert [(s.sensor_id, s.pending) for s in ready.take(1)] == [("a", 2)]
+    assert ready.first_ready_at == 7.0
     ready.take()
     assert ready.first_ready_at is None
 

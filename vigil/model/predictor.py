@@ -27,6 +27,17 @@ class BatchPredictor:
             size *= 2
         return min(size, self.max_batch)
 
+    def buckets(self) -> list[int]:
+        sizes = [self.min_bucket]
+        while sizes[-1] < self.max_batch:
+            sizes.append(min(sizes[-1] * 2, self.max_batch))
+        return sizes
+
+    def warm_up(self, steps: int, channels: int) -> None:
+        """Compile every bucket now, so no batch pays for it later."""
+        for size in self.buckets():
+            self(np.zeros((size, steps, channels), np.float32))
+
     def __call__(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, dtype=np.float32)
         out = np.empty(len(x), dtype=np.float64)
