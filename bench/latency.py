@@ -19,7 +19,7 @@ The rate defaults to half of ``--max-ingest`` (default 50,000 events/s, the inge
 bench/ingest.py's measured ``events_per_s``). Load, streamer and score reader share this process.
 The last line of stdout is one JSON object; ``p99_ratio_to_target`` = p99_ms / 1000 (target: < 1).
 
-    .venv/bin/python bench/latency.py                    # 25,000 events/s, 2000 sensors, 30 s
+    .venv/bin/python bench/latency.py                    # 25,000 events/s, 500 sensors, 30 s
     .venv/bin/python bench/latency.py --quick            # 10 s measured, smaller training run
     .venv/bin/python bench/latency.py --max-ingest 84000 --model-dir var/models
 """
@@ -41,13 +41,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up
 import numpy as np  # noqa: E402
 import orjson  # noqa: E402
 
+from _load import Load  # noqa: E402
 from _common import (bench_settings, create_topics, delete_groups, delete_prefix, delete_topics,  # noqa: E402
                      fmt, log, print_table, quiet_logs, redis_client, run_id)
 from streamer.app import Streamer  # noqa: E402
 from trainer.fit import fit_and_register  # noqa: E402
 from vigil.events.frame import event_table  # noqa: E402
 from vigil.features import WindowSpec  # noqa: E402
-from vigil.kafka.clients import make_consumer, make_producer  # noqa: E402
+from vigil.kafka.clients import make_consumer  # noqa: E402
 from vigil.model.config import TrainConfig  # noqa: E402
 from vigil.registry import ModelRegistry  # noqa: E402
 from vigil.simulate import FleetSpec, generate_fleet  # noqa: E402
@@ -61,51 +62,6 @@ def train_quick_model(root: str, args: argparse.Namespace, settings) -> tuple[st
     every = max(1, math.ceil(table.n_events / args.train_windows))
     result = fit_and_register(table, spec, config, ModelRegistry(root), every=every)
     return result.version, result.seconds
-
-
-class Load:
-    """Produces ``rate`` events/s for ``seconds``, round-robin over the sensors, stamped at produce time."""
-
-    def __init__(self, settings, sensors: int, rate: float, warmup: float, seconds: float, seed: int):
-        self.producer = make_producer(settings, **{"linger.ms": 5})
-        self.topic, self.rate, self.warmup, self.seconds = settings.topics.events, rate, warmup, warmup + seconds
-        self.ids = [f"lat-{i:05d}" for i in range(sensors)]
-        self.keys = [s.encode() for s in self.ids]
-        rng = np.random.default_rng(seed)
-        self.level = (rng.normal(size=(sensors, 2)) * [5.0, 10.0] + [50.0, 100.0]).tolist()
-        self.noise = rng.normal(size=(4096, 2)).tolist()
-        self.produced = self.failures = self.warm_count = 0
-        self.start_ms = self.end_ms = 0.0  # the measured interval, wall clock
-
-    def run(self) -> None:
-        produce, poll, n, ids, keys = self.producer.produce, self.producer.poll, 0, self.ids, self.keys
-        level, noise, sensors = self.level, self.noise, len(self.ids)
-
-        def on_delivery(err, _msg) -> None:
-            if err is not None:
-                self.failures += 1
-
-        started = time.perf_counter()
-        while (elapsed := time.perf_counter() - started) < self.seconds:
-            if not self.start_ms and elapsed >= self.warmup:
-                self.start_ms, self.warm_count = time.time() * 1000, n
-            due = min(int(self.rate * elapsed) + 1, int(self.rate * self.seconds))
-            while n < due:
-                s, e = n % sensors, noise[n % 4096]
-                value = orjson.dumps({"sensor_id": ids[s], "timestamp": time.time_ns() // 1_000_000,
-                                      "feature_1": level[s][0] + e[0], "feature_2": level[s][1] + e[1]})
-                while True:
-                    try:
-                        produce(self.topic, value, keys[s], on_delivery=on_delivery)
-                        break
-                    except BufferError:
-                        poll(0.01)
-                n += 1
-                self.produced = n
-            poll(0)
-            time.sleep(0.001)
-        self.end_ms = time.time() * 1000
-        self.producer.flush(30)
 
 
 class ScoreReader:
@@ -144,7 +100,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="the maximum ingest rate (events/s) the default --rate halves (default 50,000)")
     p.add_argument("--duration", type=float, help="measured seconds (default 30; --quick 10)")
     p.add_argument("--warmup", type=float, help="unmeasured seconds of load first (default 5; --quick 3)")
-    p.add_argument("--sensors", type=int, default=2000, help="live fleet size (default 2000)")
+    p.add_argument("--sensors", type=int, default=500, help="live fleet size (default 500)")
     p.add_argument("--max-wait-ms", type=int, default=250, help="stream.max_wait (default 250)")
     p.add_argument("--max-batch", type=int, default=512, help="stream.max_batch_windows (default 512)")
     p.add_argument("--model-dir", help="use this model registry's current version instead of training one")
@@ -189,10 +145,9 @@ def wait_ready(streamer, args) -> None:
 
 def run_load(streamer, reader: ScoreReader, load: Load, args) -> dict:
     consumed = lambda: streamer.metrics.registry.get_sample_value("vigil_events_consumed_total") or 0  # noqa: E731
-    thread = threading.Thread(target=load.run, name="load", daemon=True)
-    thread.start()
+    load.start()
     max_lag, next_log = 0, time.monotonic() + 5
-    while thread.is_alive():
+    while load.is_alive():
         max_lag = max(max_lag, load.produced - consumed())
         if time.monotonic() >= next_log:
             next_log += 5
@@ -230,7 +185,8 @@ def main(argv=None) -> int:
         for thread in threads:
             thread.start()
         wait_ready(streamer, args)
-        load = Load(settings, args.sensors, args.rate, args.warmup, args.duration, args.seed)
+        load = Load(settings.kafka.client_config(), settings.topics.events, args.sensors, args.rate,
+                    args.warmup, args.duration, args.seed)
         log(f"producing {args.rate:,.0f} events/s over {args.sensors} sensors for {args.warmup:g} s warm-up "
             f"+ {args.duration:g} s measured")
         run = run_load(streamer, reader, load, args)

@@ -2,8 +2,8 @@
 
 A *cycle* consumes until the longest-waiting ready window has waited ``max_wait`` (or, with
 nothing waiting to be scored, after each consume call). Each consume call is decoded (bad messages
-→ DLQ) and applied to Redis at once; whenever ``max_batch_windows`` windows are ready they are
-scored and their records sent without waiting. At the cycle's end the rest is scored, Kafka must
+→ DLQ) and applied to Redis at once; whenever ``max_batch_windows`` windows are ready (and the
+consumer is not behind) they are scored and their records sent at once. At the cycle's end the rest is scored, Kafka must
 acknowledge every record (DLQ included), the scored state is written to Redis, and only then are
 the consumed offsets committed. A crash anywhere re-reads uncommitted messages; the buffer ignores
 the ones it already applied, and re-published records carry the same ``alert_id``.
@@ -130,11 +130,15 @@ class Streamer:
     def _cycle(self) -> None:
         s = self.settings.stream
         max_wait = s.max_wait.total_seconds()
+        backlogged = False
         while not self.stop_event.is_set():
             self.health.beat()
             now = time.monotonic()
             self.ready.release_due(now)
-            while len(self.ready) >= s.max_batch_windows:  # a full batch does not wait
+            # A full batch is scored at once, unless the consumer is behind: then waiting until
+            # the deadline lets more of each sensor's events share one score (a sensor is scored
+            # once per batch, at its newest event), which is what lets the stream catch up.
+            while len(self.ready) >= s.max_batch_windows and not backlogged:
                 self._score_batch(self.ready.take(s.max_batch_windows))
             oldest = self.ready.first_ready_at
             if oldest is not None:
@@ -144,6 +148,7 @@ class Streamer:
             else:
                 timeout = 0.5
             messages = self.consumer.consume(s.poll_events, timeout)
+            backlogged = len(messages) >= s.poll_events
             if messages:
                 self._ingest(messages)
             if time.monotonic() - self._kafka_error_at > KAFKA_QUIET_S:
