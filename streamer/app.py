@@ -90,7 +90,8 @@ class Streamer:
                                 on_lost=self._on_lost)
         if self.models is not None:
             self.health.set("model", "no model loaded yet")
-            if self.models.wait_loaded(60.0) is None:
+            waiting = 120.0 if self.models.registry.current_version() else 0.0  # load what exists first
+            if self.models.wait_loaded(waiting) is None:
                 log.warning("no usable model yet: ingesting only; scoring starts once one is promoted",
                             model_dir=str(self.models.registry.root))
             self._model_check()

@@ -63,9 +63,7 @@ class ModelWatcher:
     def wait_loaded(self, timeout_s: float) -> ActiveModel | None:
         """Block (startup) until the first model is usable or ``timeout_s`` passes."""
         deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.poll() is not None:
-                return self.active
+        while self.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
         return self.active
 

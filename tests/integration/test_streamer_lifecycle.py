@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
-from pathlib import Path
+import urllib.error
+import urllib.request
 
 import pytest
 from confluent_kafka import TopicPartition
@@ -135,3 +137,33 @@ def test_an_outage_makes_the_streamer_wait_and_nothing_is_lost(private_services,
             wait_for(lambda: not streamer.uncommitted, what="the commit after recovery")
         assert counter(streamer, "vigil_buffer_writes_total", result="added") == len(fleet.events)
         assert stored_events(streamer, fleet.events.sensor_id.unique()) == len(fleet.events)
+
+
+def _get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def test_metrics_liveness_and_readiness_are_served(settings, tmp_path):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    # Scoring on, but the model registry is empty: alive, ingesting, and not ready.
+    cfg = isolated_settings(settings, model_dir=tmp_path / "no-models", metrics_port=port)
+    fleet = generate_fleet(FleetSpec(sensors=5, days=1, seed=909))
+    base = f"http://127.0.0.1:{port}"
+    with topics_of(cfg):
+        produce_frame(make_producer(cfg), cfg.topics.events, fleet.events)
+        with running(Streamer(cfg)) as streamer:
+            wait_consumed(streamer, len(fleet.events))
+            status, metrics = _get(base + "/metrics")
+            assert status == 200
+            assert f"vigil_events_consumed_total {float(len(fleet.events))}" in metrics
+            assert "vigil_end_to_end_seconds_bucket" in metrics
+            assert _get(base + "/healthz")[0] == 200
+            status, why = _get(base + "/readyz")
+            assert status == 503 and "no model loaded" in why
+            assert _get(base + "/nowhere")[0] == 404

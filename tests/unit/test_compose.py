@@ -160,3 +160,10 @@ def test_dockerfile_runs_vigil_as_non_root() -> None:
     assert users and users[-1] not in {"root", "0"}
     entrypoints = [arg for op, arg in instructions if op == "ENTRYPOINT"]
     assert entrypoints and yaml.safe_load(entrypoints[-1]) == ["vigil"]
+
+
+def test_streamer_serves_health_to_the_host_and_checks_it(services: dict) -> None:
+    streamer = services["streamer"]
+    assert streamer["environment"]["VIGIL_STREAM__METRICS_HOST"] == "0.0.0.0"
+    assert streamer["environment"]["VIGIL_KAFKA__BOOTSTRAP_SERVERS"] == "kafka:19092"
+    assert "/healthz" in " ".join(streamer["healthcheck"]["test"])

@@ -99,3 +99,18 @@ def test_batch_groups_by_sensor_and_partition_in_offset_order():
         batch.add(SensorEvent(sid, 1000 + offset, (float(offset),), None), part, offset)
     assert batch.groups() == {("a", 0): [0, 2], ("b", 1): [1], ("a", 2): [3]}
     assert batch.last_offsets() == {0: 2, 1: 1, 2: 3}
+
+
+def test_readiness_lists_every_open_problem_until_each_clears():
+    from streamer.health import Health
+
+    health = Health()
+    assert health.ready() == (False, "startup: starting")
+    health.set("startup", None)
+    health.set("redis", "unavailable, retrying")
+    health.set("model", "no model loaded yet")
+    ok, why = health.ready()
+    assert not ok and "redis: unavailable" in why and "model: no model" in why
+    health.set("redis", None)
+    health.set("model", None)
+    assert health.ready() == (True, "ready") and health.alive()[0]
