@@ -26,11 +26,11 @@ class AlertPolicy:
         if window.score >= threshold:
             if open_id is not None and window.window_end - last_end < self.cooldown_ms:
                 return None, {}
-            new_id = alert_id(window.sensor_id, window.window_end, model_version, "alert")
+            new_id = alert_id(window.sensor_id, window.window_end, window.n_events, model_version, "alert")
             return (AlertRecord(alert_id=new_id, kind="alert", **common),
                     {"alert_id": new_id, "alert_end": str(window.window_end)})
         if open_id is None:
             return None, {}
-        cleared = AlertRecord(alert_id=alert_id(window.sensor_id, window.window_end, model_version, "cleared"),
+        cleared = AlertRecord(alert_id=alert_id(window.sensor_id, window.window_end, window.n_events, model_version, "cleared"),
                               kind="cleared", clears=open_id, **common)
         return cleared, {"alert_id": "", "alert_end": str(window.window_end)}

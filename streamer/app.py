@@ -3,10 +3,11 @@
 A *cycle* consumes until the longest-waiting ready window has waited ``max_wait`` (or, with
 nothing waiting to be scored, after each consume call). Each consume call is decoded (bad messages
 → DLQ) and applied to Redis at once; whenever ``max_batch_windows`` windows are ready (and the
-consumer is not behind) they are scored and their records sent at once. At the cycle's end the rest is scored, Kafka must
-acknowledge every record (DLQ included), the scored state is written to Redis, and only then are
-the consumed offsets committed. A crash anywhere re-reads uncommitted messages; the buffer ignores
-the ones it already applied, and re-published records carry the same ``alert_id``.
+consumer is not behind) they are scored and their records sent at once. At the cycle's end the
+rest is scored, Kafka must acknowledge every record (DLQ included), the scored state is written
+to Redis, and only then are the consumed offsets committed. A crash anywhere re-reads uncommitted
+messages; the buffer ignores the ones it already applied, and re-published records carry the same
+``alert_id``.
 """
 
 from __future__ import annotations
@@ -53,9 +54,8 @@ class Streamer:
         self.metrics = StreamMetrics()
         self.health = Health()
         self.topic = settings.topics.events
-        window_ms = int(settings.window.length.total_seconds() * 1000)
-        layout = BufferLayout(settings.redis.key_prefix, len(settings.features), window_ms,
-                              settings.redis.chunks_per_window)
+        layout = BufferLayout.from_settings(settings)
+        window_ms = layout.window_ms
         self.redis = redis.Redis.from_url(settings.redis.url.get_secret_value(), socket_timeout=30,
                                           socket_connect_timeout=5, health_check_interval=30)
         self.buffer = RollingBuffer(self.redis, layout, self.topic)
@@ -76,7 +76,9 @@ class Streamer:
         self._next_lag = 0.0
         self._model_version: str | None = None
         self._kafka_error_at = -float("inf")
+        self._failed = False  # set when the loop dies: closing must then not commit anything
         self._scored_meta: dict[str, dict] = {}  # this cycle's scored sensors: meta to write after acks
+        self._scored_partition: dict[str, int] = {}
         self._scored_ends: list[int] = []
         self._server = None
 
@@ -105,9 +107,13 @@ class Streamer:
             self.ready.release_due(time.monotonic(), everything=True)
             self._finish_cycle()
         except Stopped as exc:
+            self._failed = True
             log.error("stopping before the last batch was committed; it will be re-read (idempotently)",
                       dependency=str(exc))
             code = 1
+        except BaseException:
+            self._failed = True  # whatever was taken for scoring is lost: re-read it, do not commit
+            raise
         finally:
             self._close()
         log.info("stopped", exit_code=code)
@@ -161,7 +167,8 @@ class Streamer:
         self._report_lag()
 
     def _ingest(self, messages: list) -> None:
-        got = split_messages(messages, self.decoder)
+        horizon = int(time.time() * 1000 + self.settings.stream.max_future.total_seconds() * 1000)
+        got = split_messages(messages, self.decoder, horizon)
         for err in got.errors:
             self._consumer_error(err)
         self.metrics.consumed.inc(len(messages) - len(got.errors))
@@ -189,6 +196,7 @@ class Streamer:
         self.metrics.scoring_seconds.observe(time.perf_counter() - t0)
         self.metrics.batch_windows.observe(len(windows))
         now_ms = int(time.time() * 1000)
+        self._scored_partition.update((state.sensor_id, state.partition) for state in states)
         for window in windows:
             # A sensor scored twice in one cycle sees the alert state its first score left.
             unsaved = self._scored_meta.get(window.sensor_id)
@@ -212,7 +220,7 @@ class Streamer:
             meta = self._scored_meta
             self._retrying(lambda: self.buffer.update_meta(meta), "redis")
             self.ready.mark_scored(list(meta), time.monotonic())
-            self._scored_meta, self._scored_ends = {}, []
+            self._scored_meta, self._scored_ends, self._scored_partition = {}, [], {}
         self._commit()
 
     def _publish_score(self, window: ScoredWindow, model, now_ms: int) -> dict[str, str]:
@@ -270,15 +278,45 @@ class Streamer:
             self.metrics.commits.inc()
 
     # -- rebalance -----------------------------------------------------------------------------
-    def _on_assign(self, _consumer, partitions: list[TopicPartition]) -> None:
+    def _on_assign(self, consumer, partitions: list[TopicPartition]) -> None:
         self._assigned = {tp.partition for tp in partitions}
         # Offsets of partitions that went elsewhere are the new owner's to (re)process.
         self.uncommitted = {p: o for p, o in self.uncommitted.items() if p in self._assigned}
         log.info("partitions assigned", partitions=sorted(self._assigned))
+        rewound = self._rewind_to_redis(consumer, partitions)
+        if rewound:
+            consumer.assign(rewound)
+
+    def _rewind_to_redis(self, consumer, partitions: list[TopicPartition]) -> list[TopicPartition] | None:
+        """Start below the committed offset where Redis lost acknowledged writes.
+
+        Redis persists its AOF once a second: a machine crash can lose the last second of writes
+        after their offsets were committed. Redis's own applied offsets roll back with the data
+        (same transaction), so resuming at ``min(committed, applied + 1)`` re-applies what was lost.
+        """
+        if not partitions:
+            return None
+        applied = self._retrying(self.buffer.partition_offsets, "redis")
+        committed = self._retrying(lambda: consumer.committed(partitions, timeout=30), "kafka")
+        starts, moved = [], []
+        for tp in committed:
+            start = tp.offset
+            # No applied offset at all while the group committed some: Redis lost everything.
+            if tp.offset >= 0 and applied.get(tp.partition, -1) + 1 < tp.offset:
+                start = applied.get(tp.partition, -1) + 1
+                moved.append((tp.partition, tp.offset, start))
+            starts.append(TopicPartition(self.topic, tp.partition, start))
+        if not moved:
+            return None
+        log.warning("Redis is behind the committed offsets (lost its last writes?): re-reading",
+                    partitions=[{"partition": p, "committed": c, "from": f} for p, c, f in moved])
+        return starts
 
     def _on_revoke(self, _consumer, partitions: list[TopicPartition]) -> None:
         # Finish and commit what was consumed before the partitions go to another member.
         log.info("partitions revoked", partitions=sorted(tp.partition for tp in partitions))
+        if self._failed:
+            return  # closing after an error: leave the uncommitted batch to be re-read
         self.ready.release_due(time.monotonic(), everything=True)
         try:
             self._finish_cycle()
@@ -292,6 +330,11 @@ class Streamer:
         self._assigned -= lost
         for p in lost:
             self.uncommitted.pop(p, None)
+        # Their new owner scores these sensors and keeps their alert state: write nothing for them.
+        self.ready.drop_partitions(lost)
+        for sensor_id, partition in list(self._scored_partition.items()):
+            if partition in lost:
+                self._scored_meta.pop(sensor_id, None)
 
     # -- helpers -------------------------------------------------------------------------------
     def _retrying(self, action, dependency: str):

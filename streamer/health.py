@@ -10,6 +10,8 @@ from typing import Callable
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from vigil.errors import VigilError
+
 STALL_S = 120.0  # a loop silent this long is stuck (a batch takes seconds, an outage wait logs and ticks)
 
 
@@ -57,7 +59,11 @@ def serve(host: str, port: int, registry: CollectorRegistry, health: Health) -> 
         def log_message(self, *_args) -> None:  # probes every few seconds would flood the log
             pass
 
-    server = ThreadingHTTPServer((host, port), Handler)
+    try:
+        server = ThreadingHTTPServer((host, port), Handler)
+    except OSError as exc:
+        raise VigilError(f"cannot serve metrics on {host}:{port}: {exc.strerror} "
+                         "(choose another with --metrics-port, or 0 for none)") from None
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, name="health-http", daemon=True).start()
     return server

@@ -36,7 +36,9 @@ class Ingested:
     errors: list[KafkaError] = field(default_factory=list)  # consumer-level errors, not messages
 
 
-def split_messages(messages: list[Message], decoder: EventDecoder) -> Ingested:
+def split_messages(messages: list[Message], decoder: EventDecoder, max_timestamp_ms: int) -> Ingested:
+    """``max_timestamp_ms``: later events are dead letters (a clock far ahead would make the
+    sensor's window drop everything real as too old)."""
     out = Ingested(EventBatch(len(decoder.schema.features)))
     add, dead, last = out.batch.add, out.dead, out.last_offsets
     decode = decoder.decode
@@ -51,6 +53,13 @@ def split_messages(messages: list[Message], decoder: EventDecoder) -> Ingested:
             event = decode(msg.value())
         except EventError as exc:
             dead.append(DeadLetter(msg, exc.reason, exc.detail))
+            continue
+        except Exception as exc:  # noqa: BLE001 - no message may stop the partition
+            dead.append(DeadLetter(msg, "invalid", f"{type(exc).__name__}: {exc}"[:500]))
+            continue
+        if event.timestamp_ms > max_timestamp_ms:
+            dead.append(DeadLetter(msg, "future_timestamp",
+                                   f"timestamp {event.timestamp_ms} is after the allowed {max_timestamp_ms}"))
             continue
         add(event, partition, offset)
     return out

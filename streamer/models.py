@@ -63,8 +63,8 @@ class ModelWatcher:
     def wait_loaded(self, timeout_s: float) -> ActiveModel | None:
         """Block (startup) until the first model is usable or ``timeout_s`` passes."""
         deadline = time.monotonic() + timeout_s
-        while self.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
+        while self.poll() is None and self._loading is not None and time.monotonic() < deadline:
+            time.sleep(0.05)  # (a refused version ends the wait: nothing else is loading)
         return self.active
 
     def _load(self, version: str) -> ActiveModel:

@@ -57,6 +57,11 @@ class Publisher:
             self.producer.flush(1.0)
             if self._failed:
                 failed, self._failed = self._failed, []
+                permanent = [err for _record, err in failed if err.fatal() or not _retriable(err)]
+                if permanent:
+                    # Not an outage: waiting would block the partition forever. Offsets stay
+                    # uncommitted, so the batch is re-read once the cause is fixed.
+                    raise KafkaException(permanent[0])
                 self.on_retry("kafka")
                 log.warning("records not acknowledged, producing them again", count=len(failed),
                             error=str(failed[0][1]))
@@ -73,3 +78,8 @@ class Publisher:
                 stop_seen = stop_seen or time.monotonic()
                 if time.monotonic() - stop_seen > stop_grace_s:
                     raise Stopped("kafka") from KafkaException(KafkaError(KafkaError._TIMED_OUT))
+
+
+def _retriable(err: KafkaError) -> bool:
+    # Delivery timeouts after a long broker outage are not flagged retriable, yet they are.
+    return err.retriable() or err.code() in (KafkaError._MSG_TIMED_OUT, KafkaError._TIMED_OUT, KafkaError._TRANSPORT)

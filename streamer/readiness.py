@@ -54,6 +54,11 @@ class ReadySet:
         sensor_ids = list(self.ready)[:limit]
         return [self.ready.pop(sensor_id)[0] for sensor_id in sensor_ids]
 
+    def drop_partitions(self, partitions: set[int]) -> None:
+        """Forget sensors of partitions this replica no longer owns (their new owner scores them)."""
+        self.ready = {k: v for k, v in self.ready.items() if v[0].partition not in partitions}
+        self.deferred = {k: v for k, v in self.deferred.items() if v[1].partition not in partitions}
+
     def mark_scored(self, sensor_ids: list[str], now: float) -> None:
         if self.min_interval_s > 0:
             self._last_scored.update(dict.fromkeys(sensor_ids, now))

@@ -7,15 +7,33 @@ import time
 from typing import Callable, TypeVar
 
 import redis
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaError, KafkaException
 
 from vigil.logging import get_logger
 
 T = TypeVar("T")
 log = get_logger("streamer")
 
-# Failures that mean "the service is down or busy", as opposed to a bug or bad data.
-TRANSIENT = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError, KafkaException)
+# Redis failures that mean "down, busy or failing over", as opposed to a bug or bad data.
+_REDIS_TRANSIENT = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError,
+                    redis.exceptions.ReadOnlyError, redis.exceptions.OutOfMemoryError, redis.exceptions.TryAgainError)
+
+
+def is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, _REDIS_TRANSIENT):
+        return True
+    if isinstance(exc, redis.ResponseError):
+        return str(exc).startswith(("BUSY", "MASTERDOWN", "CLUSTERDOWN"))
+    if isinstance(exc, KafkaException):
+        err = exc.args[0] if exc.args else None
+        return err is not None and not err.fatal() and (err.retriable() or err.code() in _KAFKA_WAITABLE)
+    return False
+
+
+_KAFKA_WAITABLE = {KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN, KafkaError._TIMED_OUT,
+                   KafkaError.COORDINATOR_NOT_AVAILABLE, KafkaError.NOT_COORDINATOR,
+                   KafkaError.COORDINATOR_LOAD_IN_PROGRESS, KafkaError.REQUEST_TIMED_OUT,
+                   KafkaError.NETWORK_EXCEPTION, KafkaError._WAIT_COORD}
 
 
 class Stopped(Exception):
@@ -36,7 +54,9 @@ def retrying(
     while True:
         try:
             return action()
-        except TRANSIENT as exc:
+        except (redis.RedisError, KafkaException) as exc:
+            if not is_transient(exc):
+                raise
             attempt += 1
             on_retry(dependency)
             log.warning("dependency unavailable, retrying", dependency=dependency, attempt=attempt,

@@ -61,6 +61,9 @@ class RedisSettings(BaseModel):
     # A sensor's buffer is split into this many time chunks per window: old chunks are dropped
     # whole, and a chunk is rewritten to its exact size once time moves past it.
     chunks_per_window: int = Field(10, ge=1, le=1000)
+    # Keys expire this long after the window (wall clock) once a sensor goes silent. The slack
+    # covers a stream that falls behind: event time, which trims, then lags the wall clock.
+    ttl_grace: Duration = timedelta(days=10)
 
     def masked_url(self) -> str:
         raw = self.url.get_secret_value()
@@ -118,6 +121,7 @@ class StreamSettings(BaseModel):
     score_min_interval: Duration = Field(timedelta(0), description="and at most once per this wall-clock interval")
     scoring: bool = True  # off: ingest only (buffers fill, nothing is scored)
     max_event_bytes: int = Field(16_384, ge=64, description="larger messages go to the DLQ as oversized")
+    max_future: Duration = Field(timedelta(days=1), description="events further ahead of the wall clock go to the DLQ")
     alert_cooldown: Duration = Field(timedelta(days=1), description="event time before a still-anomalous sensor is alerted again")
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(9108, ge=0, le=65535, description="Prometheus /metrics, /healthz, /readyz (0: off)")

@@ -14,7 +14,7 @@ VALID = [
     {"sensor_id": "s-3", "timestamp": "2026-01-01T00:00:00Z", "feature_1": 1, "feature_2": 2},  # ISO: slow path
     {"sensor_id": 42, "timestamp": 1767225600000, "feature_1": 1, "feature_2": 2},  # numeric id: slow path
     {"sensor_id": "s-4", "timestamp": 1767225600000, "feature_1": 1, "feature_2": 2, "10_days_alert_label": None},
-    {"sensor_id": "s-5", "timestamp": 1767225600000, "feature_1": 1e300, "feature_2": 2, "extra": "ignored"},
+    {"sensor_id": "s-5", "timestamp": 1767225600000, "feature_1": 3e38, "feature_2": 2, "extra": "ignored"},
 ]
 
 INVALID = [
@@ -33,6 +33,8 @@ INVALID = [
     (b'{"sensor_id": "s", "timestamp": 1767225600000, "feature_1": 1e999, "feature_2": 2}', "not_finite"),
     (b'{"sensor_id": "s", "timestamp": 1767225600000, "feature_1": ' + b"9" * 400 + b', "feature_2": 2}', "not_finite"),
     (b"\xff\xfe\x00garbage", "not_json"),
+    (b'{"sensor_id": "s", "timestamp": 1767225600000, "feature_1": 1e39, "feature_2": 2}', "not_finite"),
+    (b'{"sensor_id": "a\\ud800b", "timestamp": 1767225600000, "feature_1": 1, "feature_2": 2}', "bad_sensor_id"),
     (b"", "empty"),
     (None, "empty"),
     (b'{"sensor_id": "s", "pad": "' + b"x" * 600 + b'"}', "oversized"),
@@ -88,3 +90,10 @@ def test_huge_integer_feature_is_not_finite_not_a_crash():
     with pytest.raises(EventError) as caught:
         DECODER.decode(raw)
     assert caught.value.reason == "not_finite"
+
+
+def test_deep_nesting_is_not_json_not_a_crash():
+    raw = b"[" * 5000 + b"]" * 5000
+    with pytest.raises(EventError) as caught:
+        EventDecoder(SCHEMA, max_bytes=100_000).decode(raw)
+    assert caught.value.reason == "not_json"

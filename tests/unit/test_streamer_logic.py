@@ -14,7 +14,7 @@ DAY = 86_400_000
 
 
 def state(sid, pending, n=20):
-    return SensorState(sid, n, 1000, 0, 0, pending)
+    return SensorState(sid, 0, n, 1000, 0, 0, pending)
 
 
 def test_every_k_events_and_min_events():
@@ -65,10 +65,11 @@ def test_alert_then_quiet_while_anomalous_then_again_after_cooldown_then_cleared
 
 
 def test_alert_id_is_deterministic_and_specific():
-    a = alert_id("s-1", 123, "v1", "alert")
-    assert a == alert_id("s-1", 123, "v1", "alert")
-    assert len({a, alert_id("s-2", 123, "v1", "alert"), alert_id("s-1", 124, "v1", "alert"),
-                alert_id("s-1", 123, "v2", "alert"), alert_id("s-1", 123, "v1", "cleared")}) == 5
+    a = alert_id("s-1", 123, 50, "v1", "alert")
+    assert a == alert_id("s-1", 123, 50, "v1", "alert")
+    assert len({a, alert_id("s-2", 123, 50, "v1", "alert"), alert_id("s-1", 124, 50, "v1", "alert"),
+                alert_id("s-1", 123, 51, "v1", "alert"), alert_id("s-1", 123, 50, "v2", "alert"),
+                alert_id("s-1", 123, 50, "v1", "cleared")}) == 6
 
 
 def test_layout_keys_share_one_hash_tag_even_for_awkward_ids():
@@ -114,3 +115,12 @@ def test_readiness_lists_every_open_problem_until_each_clears():
     health.set("redis", None)
     health.set("model", None)
     assert health.ready() == (True, "ready") and health.alive()[0]
+
+
+def test_sensors_of_lost_partitions_are_forgotten():
+    ready = ReadySet(min_interval_s=10.0)
+    ready.offer({"a": SensorState("a", 1, 20, 1000, 0, 0, 1), "b": SensorState("b", 2, 20, 1000, 0, 0, 1)}, now=0.0)
+    ready.mark_scored(["a", "b"], now=0.0)
+    ready.offer({"a": SensorState("a", 1, 20, 1000, 0, 0, 1), "b": SensorState("b", 2, 20, 1000, 0, 0, 1)}, now=1.0)
+    ready.drop_partitions({1})
+    assert set(ready.deferred) == {"b"}

@@ -35,6 +35,14 @@ class BufferLayout:
     n_features: int
     window_ms: int
     chunks_per_window: int = 10
+    ttl_grace_ms: int = 0
+
+    @classmethod
+    def from_settings(cls, settings) -> "BufferLayout":
+        """The layout ``vigil stream`` and ``vigil inspect`` use (one place that reads settings)."""
+        return cls(settings.redis.key_prefix, len(settings.features),
+                   int(settings.window.length.total_seconds() * 1000), settings.redis.chunks_per_window,
+                   int(settings.redis.ttl_grace.total_seconds() * 1000))
 
     def __post_init__(self) -> None:
         if self.chunk_ms > MAX_CHUNK_MS:
@@ -48,8 +56,9 @@ class BufferLayout:
 
     @property
     def ttl_ms(self) -> int:
-        # A silent sensor's keys outlive its last event by one window (plus the chunk it is in).
-        return self.window_ms + self.chunk_ms
+        # A silent sensor's keys outlive its last write by a window (plus the chunk it is in and
+        # the grace for a lagging stream); active sensors are trimmed by event time instead.
+        return self.window_ms + self.chunk_ms + self.ttl_grace_ms
 
     @property
     def record_bytes(self) -> int:

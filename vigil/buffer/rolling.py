@@ -9,7 +9,6 @@ changes nothing. ``read`` fetches the windows of many sensors in one pipeline.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
 
 import numpy as np
 import redis
@@ -17,6 +16,7 @@ import redis
 from vigil.buffer.batch import EventBatch
 from vigil.buffer.layout import BufferLayout
 from vigil.buffer.scripts import APPLY, RAISE_OFFSETS
+from vigil.events.schema import iso_from_ms
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,7 @@ class SensorState:
     """A sensor's buffer after an apply (what readiness and reads need)."""
 
     sensor_id: str
+    partition: int  # of the events topic, where this state's events came from
     n_stored: int
     newest_ms: int
     first_chunk: int
@@ -78,13 +79,13 @@ class RollingBuffer:
         offsets = [x for pair in sorted(batch.last_offsets().items()) for x in pair]
         self._raise_offsets(keys=[layout.offsets_key(self.topic)], args=offsets, client=pipe)
         replies = pipe.execute()
-        for (sensor_id, _), reply in zip(groups, replies):
+        for (sensor_id, partition), reply in zip(groups, replies):
             added, dup, old, n, newest, first, open_, pending = (int(x) for x in reply)
             result.added += added
             result.duplicates += dup
             result.too_old += old
             if newest >= 0:
-                result.states[sensor_id] = SensorState(sensor_id, n, newest, first, open_, pending)
+                result.states[sensor_id] = SensorState(sensor_id, partition, n, newest, first, open_, pending)
         return result
 
     def read(self, states: list[SensorState]) -> list[SensorWindow]:
@@ -109,8 +110,9 @@ class RollingBuffer:
         meta = _text(self.client.hgetall(self.layout.meta_key(sensor_id)))
         if "newest" not in meta:
             return None
-        return SensorState(sensor_id, int(meta["n"]), int(meta["newest"]), int(meta["first"]),
-                           int(meta["open"]), int(meta["pending"]))
+        partitions = [int(k[2:]) for k in meta if k.startswith("o:")]
+        return SensorState(sensor_id, max(partitions, default=-1), int(meta["n"]), int(meta["newest"]),
+                           int(meta["first"]), int(meta["open"]), int(meta["pending"]))
 
     def update_meta(self, fields: dict[str, dict[str, str | int]]) -> None:
         """Write per-sensor meta fields (scored marks, alert state) in one pipeline."""
@@ -138,8 +140,8 @@ class RollingBuffer:
             "sensor_id": sensor_id,
             "n_events": len(window.ts_ms),
             "n_stored": state.n_stored,
-            "first_timestamp": _iso(window.ts_ms[0]) if len(window.ts_ms) else None,
-            "last_timestamp": _iso(state.newest_ms),
+            "first_timestamp": iso_from_ms(window.ts_ms[0]) if len(window.ts_ms) else None,
+            "last_timestamp": iso_from_ms(state.newest_ms),
             "first_timestamp_ms": int(window.ts_ms[0]) if len(window.ts_ms) else None,
             "last_timestamp_ms": state.newest_ms,
             "window_ms": self.layout.window_ms,
@@ -164,10 +166,6 @@ class RollingBuffer:
         for key in keys:
             pipe.memory_usage(key, samples=0)
         return sum(x or 0 for x in pipe.execute())
-
-
-def _iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat(timespec="milliseconds")
 
 
 def _text(mapping: dict) -> dict[str, str]:

@@ -68,7 +68,11 @@ if added > 0 then
   local last_out = math.floor((newest - window + 1) / chunk) - 1
   if first <= last_out then
     local doomed = {}
-    for b = first, math.min(last_out, previous_open or last_out) do doomed[b] = true end
+    -- Existing chunks lie in first..previous_open (a span of about one window) or were just
+    -- written; a new sensor has only the latter, however far apart its first events are.
+    if previous_open then
+      for b = first, math.min(last_out, previous_open) do doomed[b] = true end
+    end
     for b in pairs(pieces) do if b <= last_out then doomed[b] = true end end
     for b in pairs(doomed) do
       local size = redis.call('STRLEN', key(b))

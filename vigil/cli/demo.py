@@ -21,6 +21,7 @@ from pathlib import Path
 
 from confluent_kafka import TopicPartition
 
+from vigil.cli.args import positive_int
 from vigil.cli.output import Progress, table
 from vigil.cli.services_cmd import print_services
 from vigil.cli.simulate_cmd import add_fleet_arguments, fleet_spec
@@ -51,8 +52,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add_fleet_arguments(parser, sensors=200, days=11.0)
     parser.set_defaults(seed=7)
-    parser.add_argument("--train-sensors", type=int, default=300, help="sensors in the training fleet (default 300)")
-    parser.add_argument("--epochs", type=int, default=8, help="encoder training epochs (default 8)")
+    parser.add_argument("--train-sensors", type=positive_int, default=300, help="sensors in the training fleet (default 300)")
+    parser.add_argument("--epochs", type=positive_int, default=8, help="encoder training epochs (default 8)")
     parser.add_argument("--retrain", action="store_true", help="train a new model even if one is current")
     parser.add_argument("--timeout", type=float, default=600.0, help="give up waiting for the streamer after this many seconds")
     parser.set_defaults(handler=_demo)

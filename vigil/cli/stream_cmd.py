@@ -7,11 +7,11 @@ import json
 import signal
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
-from vigil.cli.args import positive_int
+from vigil.cli.args import port_number, positive_int
 from vigil.errors import VigilError
+from vigil.events.schema import iso_from_ms
 from vigil.settings import VigilSettings
 
 TOPIC_CHOICES = ("alerts", "scores", "dlq", "events")
@@ -33,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     stream.add_argument("--model-dir", type=Path, help="model registry (default: settings, var/models)")
     stream.add_argument("--group-id", help="consumer group (default: settings, vigil-streamer)")
     stream.add_argument("--no-score", action="store_true", help="ingest only: fill the buffers, score nothing")
-    stream.add_argument("--metrics-port", type=int, help="port for /metrics, /healthz, /readyz (0: off; default 9108)")
+    stream.add_argument("--metrics-port", type=port_number, help="port for /metrics, /healthz, /readyz (0: off; default 9108)")
     stream.set_defaults(handler=_stream)
 
     inspect = sub.add_parser(
@@ -93,13 +93,11 @@ def _inspect(args: argparse.Namespace, settings: VigilSettings) -> int:
 
     from vigil.buffer import BufferLayout, RollingBuffer
 
-    layout = BufferLayout(settings.redis.key_prefix, len(settings.features),
-                          int(settings.window.length.total_seconds() * 1000), settings.redis.chunks_per_window)
-    client = redis.Redis.from_url(settings.redis.url.get_secret_value(), socket_connect_timeout=5)
-    buffer = RollingBuffer(client, layout, settings.topics.events)
+    client = redis.Redis.from_url(settings.redis.url.get_secret_value(), socket_connect_timeout=5, socket_timeout=10)
+    buffer = RollingBuffer(client, BufferLayout.from_settings(settings), settings.topics.events)
     try:
         report = buffer.inspect(args.sensor)
-    except redis.ConnectionError as exc:
+    except redis.RedisError as exc:
         raise VigilError(f"cannot reach Redis at {settings.redis.masked_url()}: {exc}") from None
     if report is None:
         raise VigilError(f"no buffer for sensor {args.sensor!r} (never seen, or silent for longer than the window)")
@@ -151,7 +149,7 @@ def describe(topic: str, msg) -> str:
         return repr(msg.value()[:200])
     if topic == "events":
         return json.dumps(data)
-    end = _iso(data["window_end"])
+    end = iso_from_ms(data["window_end"])
     if topic == "scores":
         flag = "ALERT" if data["alert"] else "ok"
         return (f"{end}  {data['sensor_id']:<24} score {data['score']:.4f} / {data['threshold']:.4f}  "
@@ -176,7 +174,3 @@ def _schema(args: argparse.Namespace, settings: VigilSettings) -> int:
                "headers": DLQ_HEADERS}
     print(json.dumps(doc, indent=2))
     return 0
-
-
-def _iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat(timespec="seconds")

@@ -9,11 +9,10 @@ sensor ids...) or names the precise reason. ``tests/unit/test_decode.py`` checks
 
 from __future__ import annotations
 
-import math
-
 import orjson
 
 from vigil.events.schema import (
+    MAX_FEATURE_MAGNITUDE,
     MAX_SENSOR_ID_LENGTH,
     MAX_TIMESTAMP_MS,
     MIN_TIMESTAMP_MS,
@@ -59,7 +58,7 @@ class EventDecoder:
             value = data.get(name)
             kind = type(value)
             if kind is float:
-                if not math.isfinite(value):
+                if not -MAX_FEATURE_MAGNITUDE <= value <= MAX_FEATURE_MAGNITUDE:  # also false for NaN
                     return None
             elif kind is int and -(2**53) <= value <= 2**53:
                 value = float(value)

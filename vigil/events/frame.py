@@ -15,7 +15,7 @@ import pandas as pd
 
 from vigil.buffer.layout import quantize
 from vigil.errors import VigilError
-from vigil.events.schema import MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS
+from vigil.events.schema import MAX_FEATURE_MAGNITUDE, MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS
 
 RESERVED = ("sensor_id", "timestamp")
 
@@ -67,7 +67,7 @@ def event_table(frame: pd.DataFrame, features: Sequence[str], label_column: str 
             raise VigilError(f"feature column {name!r} is not numeric{example}")
         values[:, j] = column.to_numpy(dtype=np.float64, na_value=np.nan)
     ts = _timestamps_ms(frame["timestamp"])
-    keep = np.isfinite(values).all(axis=1)
+    keep = (np.abs(values) <= MAX_FEATURE_MAGNITUDE).all(axis=1)  # False for NaN and ±inf too
     dropped["not_finite"] = int((~keep).sum())
     bad_ts = ts < 0
     dropped["bad_timestamp"] = int((bad_ts & keep).sum())

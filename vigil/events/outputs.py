@@ -40,8 +40,10 @@ class ScoreRecord(BaseModel):
 class AlertRecord(BaseModel):
     """An alert opened or cleared: value of a ``sensor-alerts`` record (key: sensor_id).
 
-    ``alert_id`` is derived from (sensor, window end, model version, kind), so a record published
-    twice (e.g. re-scored after a crash) carries the same id and consumers can deduplicate.
+    ``alert_id`` is derived from (sensor, window end, events in the window, model version, kind),
+    so a record published twice (e.g. re-scored after a crash) carries the same id and consumers
+    can deduplicate, while a late event that changes the window gives a new one. A repeated
+    alert (after the cooldown) supersedes the open one; ``cleared`` names the latest.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -59,6 +61,6 @@ class AlertRecord(BaseModel):
     scored_at: int
 
 
-def alert_id(sensor_id: str, window_end: int, model_version: str, kind: str) -> str:
-    digest = hashlib.sha256(f"{sensor_id}\x00{window_end}\x00{model_version}\x00{kind}".encode())
+def alert_id(sensor_id: str, window_end: int, n_events: int, model_version: str, kind: str) -> str:
+    digest = hashlib.sha256(f"{sensor_id}\x00{window_end}\x00{n_events}\x00{model_version}\x00{kind}".encode())
     return digest.hexdigest()[:32]

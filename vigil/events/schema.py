@@ -22,6 +22,8 @@ from pydantic_core import PydanticCustomError
 MIN_TIMESTAMP_MS = int(datetime(1990, 1, 1, tzinfo=timezone.utc).timestamp() * 1000)
 MAX_TIMESTAMP_MS = int(datetime(2100, 1, 1, tzinfo=timezone.utc).timestamp() * 1000)
 MAX_SENSOR_ID_LENGTH = 256
+# Values are stored as float32 (vigil.buffer): a finite float64 beyond this would become inf there.
+MAX_FEATURE_MAGNITUDE = 3.4028234663852886e38
 
 
 class SensorEvent(NamedTuple):
@@ -52,7 +54,16 @@ def _sensor_id(value: Any) -> str:
         raise PydanticCustomError(
             "bad_sensor_id", "sensor_id must be 1 to {n} characters", {"n": MAX_SENSOR_ID_LENGTH}
         )
+    try:
+        text.encode("utf-8")  # it becomes a Kafka key and part of Redis key names
+    except UnicodeEncodeError:
+        raise PydanticCustomError("bad_sensor_id", "sensor_id is not valid UTF-8 text (a lone surrogate?)") from None
     return text
+
+
+def iso_from_ms(ms: int) -> str:
+    """Epoch milliseconds as ISO-8601 UTC text (what people read in inspect and tail output)."""
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat(timespec="milliseconds")
 
 
 def parse_timestamp_ms(value: Any) -> int:
@@ -102,6 +113,8 @@ def _feature(value: Any) -> float:
         number = math.inf
     if not math.isfinite(number):
         raise PydanticCustomError("not_finite", "must be a finite number, got {v}", {"v": str(number)})
+    if abs(number) > MAX_FEATURE_MAGNITUDE:
+        raise PydanticCustomError("not_finite", "{v} is beyond float32 range (±3.4e38)", {"v": str(number)})
     return number
 
 
@@ -119,7 +132,7 @@ FeatureField = Annotated[float, BeforeValidator(_feature)]
 LabelField = Annotated[int | None, BeforeValidator(_label)]
 
 # Stable reason codes (DLQ header ``vigil.reason``, metric label): what can be wrong with a message.
-REASONS = frozenset({"empty", "oversized", "not_json", "not_object", "missing_field", "bad_sensor_id",
+REASONS = frozenset({"empty", "oversized", "future_timestamp", "not_json", "not_object", "missing_field", "bad_sensor_id",
                      "bad_timestamp", "not_numeric", "not_finite", "bad_label", "invalid"})
 
 _REASON_BY_TYPE = {"missing": "missing_field", "json_invalid": "not_json", "model_type": "not_object"}
@@ -165,6 +178,8 @@ class EventSchema:
             data = json.loads(raw)
         except (ValueError, UnicodeDecodeError) as exc:
             raise EventError("not_json", f"value is not JSON: {exc}") from None
+        except RecursionError:
+            raise EventError("not_json", "value nests too deeply to be an event") from None
         if not isinstance(data, dict):
             raise EventError("not_object", f"value is JSON {type(data).__name__}, not an object")
         return self.parse(data)
