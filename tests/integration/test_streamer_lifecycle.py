@@ -187,3 +187,27 @@ def test_buffers_lost_by_redis_are_rebuilt_from_kafka_on_assignment(settings, re
         with running(Streamer(cfg)) as second:  # same group: committed offsets are at the end
             wait_consumed(second, len(fleet.events))
         assert buffered(cfg, fleet.events.sensor_id.unique()) == len(fleet.events)
+
+
+def test_two_replicas_share_the_partitions_and_a_leaving_one_hands_over_cleanly(settings):
+    cfg = isolated_settings(settings, scoring=False)
+    fleet = generate_fleet(FleetSpec(sensors=40, days=2, seed=1111))
+    half = len(fleet.events) // 2
+    with topics_of(cfg):
+        with running(Streamer(cfg)) as a:
+            with running(Streamer(cfg)) as b:
+                wait_for(lambda: a._assigned and b._assigned and not (a._assigned & b._assigned),
+                         what="the partitions to be split between both replicas")
+                produce_frame(make_producer(cfg), cfg.topics.events, fleet.events.iloc[:half])
+                wait_for(lambda: counter(a, "vigil_events_consumed_total") + counter(b, "vigil_events_consumed_total")
+                         >= half, what="both replicas to consume the first half")
+            # b left: it drained and committed on revocation; a takes every partition.
+            wait_for(lambda: len(a._assigned) == cfg.topics.events_partitions, what="a to own every partition")
+            produce_frame(make_producer(cfg), cfg.topics.events, fleet.events.iloc[half:])
+            wait_for(lambda: counter(a, "vigil_events_consumed_total") + counter(b, "vigil_events_consumed_total")
+                     >= len(fleet.events), what="the second half")
+        added = counter(a, "vigil_buffer_writes_total", result="added") + counter(b, "vigil_buffer_writes_total", result="added")
+        assert added == len(fleet.events)  # nothing re-applied after the hand-over, nothing missed
+        assert buffered(cfg, fleet.events.sensor_id.unique()) == len(fleet.events)
+        ends = {p: o for p, o in committed(cfg).items()}
+        assert sum(ends.values()) == len(fleet.events)
