@@ -26,7 +26,7 @@ from vigil.events.outputs import ScoreRecord
 from vigil.events.schema import EventSchema
 from vigil.kafka.clients import make_consumer, make_producer
 from vigil.logging import get_logger
-from vigil.registry import ModelRegistry
+from vigil.registry import ModelRegistry, announcement_channel
 from vigil.settings import VigilSettings
 from streamer.alerts import AlertPolicy
 from streamer.health import Health, serve
@@ -68,7 +68,7 @@ class Streamer:
         self.alerts = AlertPolicy(int(s.alert_cooldown.total_seconds() * 1000))
         self.models = (
             ModelWatcher(registry or ModelRegistry(settings.models_path), settings.features, window_ms,
-                         s.max_batch_windows, s.model_poll.total_seconds())
+                         s.max_batch_windows, s.model_poll.total_seconds(), self._subscribe(settings))
             if s.scoring else None
         )
         self.uncommitted: dict[int, int] = {}  # partition → last offset processed, not yet committed
@@ -337,6 +337,16 @@ class Streamer:
                 self._scored_meta.pop(sensor_id, None)
 
     # -- helpers -------------------------------------------------------------------------------
+    def _subscribe(self, settings: VigilSettings):
+        """Promotion announcements (trainer job); without Redis now, polling the pointer suffices."""
+        pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+        try:
+            pubsub.subscribe(announcement_channel(settings.redis.key_prefix))
+        except redis.RedisError as exc:
+            log.warning("no model announcements; polling the pointer only", error=str(exc))
+            return None
+        return pubsub
+
     def _retrying(self, action, dependency: str):
         result = retrying(action, dependency, self.stop_event, self._on_retry,
                           self.settings.stream.retry_max_backoff.total_seconds())

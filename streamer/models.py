@@ -10,6 +10,8 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
+import redis
+
 from vigil.logging import get_logger
 from vigil.model.predictor import BatchPredictor
 from vigil.registry import LoadedModel, ModelRegistry
@@ -28,7 +30,8 @@ class ActiveModel:
 
 
 class ModelWatcher:
-    def __init__(self, registry: ModelRegistry, features: list[str], window_ms: int, max_batch: int, poll_s: float):
+    def __init__(self, registry: ModelRegistry, features: list[str], window_ms: int, max_batch: int, poll_s: float,
+                 announcements=None):
         self.registry = registry
         self.features = list(features)
         self.window_ms = window_ms
@@ -39,6 +42,7 @@ class ModelWatcher:
         self._loading: tuple[str, Future] | None = None
         self._refused: set[str] = set()
         self._next_check = 0.0
+        self._announcements = announcements  # a Redis pub/sub: a promotion makes the next poll look now
 
     def poll(self) -> ActiveModel | None:
         """Between batches: start loading a new current version, or switch to one that loaded."""
@@ -52,6 +56,8 @@ class ModelWatcher:
                 self._refused.add(version)
                 log.error("cannot use model version", version=version, error=str(exc))
         now = time.monotonic()
+        if self._announced():
+            self._next_check = now
         if self._loading is None and now >= self._next_check:
             self._next_check = now + self.poll_s
             current = self.registry.current_version()
@@ -59,6 +65,17 @@ class ModelWatcher:
             if current and current != in_use and current not in self._refused:
                 self._loading = (current, self._pool.submit(self._load, current))
         return self.active
+
+    def _announced(self) -> bool:
+        if self._announcements is None:
+            return False
+        try:
+            heard = False
+            while (message := self._announcements.get_message(timeout=0)) is not None:
+                heard = heard or message.get("type") == "message"
+            return heard
+        except redis.RedisError:
+            return False  # polling the pointer still finds the new version
 
     def wait_loaded(self, timeout_s: float) -> ActiveModel | None:
         """Block (startup) until the first model is usable or ``timeout_s`` passes."""

@@ -73,6 +73,7 @@ def fit_and_register(
     verbose: int = 0,
     promote: bool = True,
     threshold_quantile: float = DEFAULT_QUANTILE,
+    before_save=None,
 ) -> TrainResult:
     started = time.monotonic()
     every = every or default_stride(table)
@@ -122,6 +123,8 @@ def fit_and_register(
             "config": config.to_dict(),
         },
     )
+    if before_save is not None:
+        before_save()  # the trainer job's last chance to abandon the run untouched (SIGTERM)
     path = registry.save(model, meta)
     if promote:
         registry.promote(version)

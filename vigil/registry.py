@@ -9,10 +9,12 @@ an artifact; ``CURRENT`` is replaced with ``os.replace``, so it always names a c
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import secrets
 import shutil
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import cached_property
@@ -33,6 +35,8 @@ from vigil.model.training import make_scorer, score_windows
 POINTER = "CURRENT"
 MODEL_FILE = "model.keras"
 META_FILE = "meta.json"
+GATE_FILE = "gate.json"  # written after training: promoted or rejected, and why
+LOCK_FILE = ".lock"
 
 
 class ModelMeta(BaseModel):
@@ -81,6 +85,15 @@ class LoadedModel:
         return score_windows(self.scorer, x)
 
 
+def announcement_channel(key_prefix: str) -> str:
+    """The Redis pub/sub channel on which promotions are announced (``CURRENT`` stays the truth)."""
+    return f"{key_prefix}:models"
+
+
+class PointerMoved(VigilError):
+    """A compare-and-set promotion found ``CURRENT`` changed since the trainer started."""
+
+
 class ModelRegistry:
     def __init__(self, root: Path):
         self.root = Path(root)
@@ -103,15 +116,54 @@ class ModelRegistry:
             shutil.rmtree(staging, ignore_errors=True)
         return final
 
-    def promote(self, version: str) -> None:
+    def promote(self, version: str, expected: str | None | object = ...) -> None:
+        """Point ``CURRENT`` at ``version``. With ``expected`` (compare-and-set), only if the
+        pointer still names that version: of two trainers that started from the same model,
+        the second to finish cannot overwrite the first's promotion."""
         if not (self.root / version / META_FILE).is_file():
             raise VigilError(f"no model version {version} in {self.root}")
-        tmp = self.root / f".{POINTER}.{os.getpid()}.tmp"
-        with open(tmp, "w") as handle:
-            handle.write(version + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, self.root / POINTER)
+        with self._locked():
+            current = self.current_version()
+            if expected is not ... and current != expected:
+                raise PointerMoved(f"CURRENT is {current}, not {expected}: another trainer promoted first")
+            tmp = self.root / f".{POINTER}.{os.getpid()}.tmp"
+            with open(tmp, "w") as handle:
+                handle.write(version + "\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, self.root / POINTER)
+
+    @contextmanager
+    def _locked(self):
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / LOCK_FILE, "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def write_file(self, version: str, name: str, data: bytes) -> Path:
+        """Add a file (gate verdict, drift report) to a saved version, atomically."""
+        path = self.root / version / name
+        tmp = path.with_name(f".{name}.{os.getpid()}.tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+        return path
+
+    def gate_of(self, version: str) -> dict | None:
+        try:
+            return json.loads((self.root / version / GATE_FILE).read_text())
+        except FileNotFoundError:
+            return None
+
+    def prune(self, keep: int) -> list[str]:
+        """Delete all but the newest ``keep`` versions; the current one always stays."""
+        current = self.current_version()
+        doomed = [v for v in self.versions()[:-keep] if v != current] if keep > 0 else []
+        for version in doomed:
+            shutil.rmtree(self.root / version)
+        return doomed
 
     def current_version(self) -> str | None:
         try:

@@ -42,3 +42,25 @@ def fresh_topic(settings):
     admin.create_topics([NewTopic(name, num_partitions=6, replication_factor=1)])[name].result()
     yield name
     admin.delete_topics([name])[name].result()
+
+
+DAY = 86_400_000
+
+
+@pytest.fixture(scope="session")
+def registry(settings, tmp_path_factory):
+    """A quickly trained model (a few epochs): good enough to separate clear anomalies."""
+    from trainer.fit import fit_and_register
+    from vigil.events.frame import event_table
+    from vigil.features import WindowSpec
+    from vigil.model.config import TrainConfig
+    from vigil.registry import ModelRegistry
+    from vigil.simulate import FleetSpec, generate_fleet
+
+    registry = ModelRegistry(tmp_path_factory.mktemp("models"))
+    fleet = generate_fleet(FleetSpec(sensors=200, days=11, seed=101))
+    table = event_table(fleet.events, settings.features, settings.label_column)
+    spec = WindowSpec(10 * DAY, settings.window.steps, len(settings.features))
+    fit_and_register(table, spec, TrainConfig(epochs=4, dense_epochs=30), registry,
+                     min_events=settings.window.min_events)
+    return registry

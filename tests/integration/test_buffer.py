@@ -110,3 +110,17 @@ def test_inspect_reports_counts_times_and_offsets(buffer):
     assert report["applied_offsets"] == {"2": {"sensor": 44, "partition": 44}}
     assert report["memory_bytes"] > 0
     assert buffer.inspect("never-seen") is None
+
+
+def test_the_latest_label_is_kept_and_replays_do_not_change_it(buffer):
+    batch = EventBatch(2)
+    batch.add(SensorEvent("s", T0, (1.0, 1.0), 0), 0, 0)
+    batch.add(SensorEvent("s", T0 + 1, (1.0, 1.0), 1), 0, 1)
+    batch.add(SensorEvent("s", T0 + 2, (1.0, 1.0), None), 0, 2)
+    buffer.apply(batch)
+    assert buffer.read([buffer.state("s")])[0].meta["label"] == "1"
+    relabel = EventBatch(2)
+    relabel.add(SensorEvent("s", T0 + 3, (1.0, 1.0), 0), 0, 3)
+    buffer.apply(relabel)
+    buffer.apply(batch)  # a replay of older offsets
+    assert buffer.read([buffer.state("s")])[0].meta["label"] == "0"

@@ -6,37 +6,20 @@ import json
 import math
 from contextlib import contextmanager
 
-import numpy as np
 import pytest
 from confluent_kafka import TopicPartition
 
 from streamer.app import Streamer
-from trainer.fit import fit_and_register
 from vigil.events import EventSchema
 from vigil.events.frame import event_table
-from vigil.features import WindowSpec
 from vigil.features.dataset import build_windows
 from vigil.kafka.clients import make_consumer, make_producer
 from vigil.kafka.events import produce_frame
-from vigil.model.config import TrainConfig
-from vigil.registry import ModelRegistry
 from vigil.simulate import FleetSpec, generate_fleet
 
 from tests.integration.streaming import counter, isolated_settings, read_all, running, topics_of, values, wait_consumed, wait_for
 
 DAY = 86_400_000
-
-
-@pytest.fixture(scope="module")
-def registry(settings, tmp_path_factory) -> ModelRegistry:
-    """A quickly trained model (a few epochs): good enough to separate clear anomalies."""
-    registry = ModelRegistry(tmp_path_factory.mktemp("models"))
-    fleet = generate_fleet(FleetSpec(sensors=200, days=11, seed=101))
-    table = event_table(fleet.events, settings.features, settings.label_column)
-    spec = WindowSpec(10 * DAY, settings.window.steps, len(settings.features))
-    fit_and_register(table, spec, TrainConfig(epochs=4, dense_epochs=30), registry,
-                     min_events=settings.window.min_events)
-    return registry
 
 
 def test_scores_equal_offline_scores_and_alerts_follow_them(settings, registry):

@@ -59,3 +59,36 @@ def test_model_dir_may_name_a_version(tmp_path, tiny_model):
     assert root.root == tmp_path and version == "v1"
     root, version = resolve_model_dir(tmp_path)
     assert root.root == tmp_path and version is None
+
+
+def test_compare_and_set_promotion_refuses_a_moved_pointer(tmp_path, tiny_model):
+    from vigil.registry import PointerMoved
+
+    model, _ = tiny_model
+    registry = ModelRegistry(tmp_path)
+    for v in ("v1", "v2", "v3"):
+        registry.save(model, _meta(v))
+    registry.promote("v1")
+    registry.promote("v2", expected="v1")  # trainer A started from v1 and finishes first
+    with pytest.raises(PointerMoved, match="another trainer"):
+        registry.promote("v3", expected="v1")  # trainer B also started from v1
+    assert registry.current_version() == "v2"
+
+
+def test_prune_keeps_the_newest_and_the_current(tmp_path, tiny_model):
+    model, _ = tiny_model
+    registry = ModelRegistry(tmp_path)
+    for v in ("v1", "v2", "v3", "v4"):
+        registry.save(model, _meta(v))
+    registry.promote("v1")
+    assert registry.prune(2) == ["v2"]
+    assert registry.versions() == ["v1", "v3", "v4"]
+
+
+def test_gate_verdicts_are_stored_beside_the_version(tmp_path, tiny_model):
+    model, _ = tiny_model
+    registry = ModelRegistry(tmp_path)
+    registry.save(model, _meta("v1"))
+    assert registry.gate_of("v1") is None
+    registry.write_file("v1", "gate.json", b'{"status": "rejected", "reason": "worse"}')
+    assert registry.gate_of("v1") == {"status": "rejected", "reason": "worse"}

@@ -17,6 +17,7 @@ class EventBatch:
     offsets: list[int] = field(default_factory=list)
     timestamps: list[int] = field(default_factory=list)
     values: list[tuple[float, ...]] = field(default_factory=list)
+    labels: list[int | None] = field(default_factory=list)
 
     def add(self, event: SensorEvent, partition: int, offset: int) -> None:
         self.sensor_ids.append(event.sensor_id)
@@ -24,6 +25,7 @@ class EventBatch:
         self.offsets.append(offset)
         self.timestamps.append(event.timestamp_ms)
         self.values.append(event.values)
+        self.labels.append(event.label)
 
     def __len__(self) -> int:
         return len(self.offsets)
@@ -38,6 +40,13 @@ class EventBatch:
             else:
                 rows.append(i)
         return out
+
+    def last_label(self, rows: list[int]) -> int | None:
+        """The label of the last labelled event among ``rows`` (None when none carried one)."""
+        for i in reversed(rows):
+            if self.labels[i] is not None:
+                return self.labels[i]
+        return None
 
     def last_offsets(self) -> dict[int, int]:
         """The highest offset per partition in this batch."""

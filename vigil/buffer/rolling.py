@@ -72,7 +72,7 @@ class RollingBuffer:
             self._apply(
                 keys=[layout.meta_key(sensor_id)],
                 args=[layout.chunk_prefix(sensor_id), partition, layout.window_ms, layout.chunk_ms,
-                      layout.ttl_ms, layout.record_bytes - 4, blob[start:end]],
+                      layout.ttl_ms, layout.record_bytes - 4, blob[start:end], _label_arg(batch.last_label(rows))],
                 client=pipe,
             )
             start = end
@@ -166,6 +166,10 @@ class RollingBuffer:
         for key in keys:
             pipe.memory_usage(key, samples=0)
         return sum(x or 0 for x in pipe.execute())
+
+
+def _label_arg(label: int | None) -> str:
+    return "" if label is None else str(label)
 
 
 def _text(mapping: dict) -> dict[str, str]:

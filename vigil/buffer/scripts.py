@@ -7,7 +7,8 @@ Numbers written back go through ``string.format('%d')``: Lua's default number fo
 
 # KEYS[1]: the sensor's meta hash.
 # ARGV: chunk key prefix, partition, window ms, chunk ms, ttl ms, value bytes per record, packed
-# events (per event: offset and timestamp as little-endian doubles, then the values).
+# events (per event: offset and timestamp as little-endian doubles, then the values), and the
+# label of the batch's last labelled event ('' when none): the trainer's "latest label".
 # Returns {added, duplicates, too_old, stored, newest, first_chunk, open_chunk, pending}.
 APPLY = r"""
 local meta, prefix = KEYS[1], ARGV[1]
@@ -88,6 +89,7 @@ if added > 0 then
 end
 if applied ~= start_applied then
   redis.call('HSET', meta, field, fmt(applied))
+  if ARGV[8] ~= '' then redis.call('HSET', meta, 'label', ARGV[8]) end
 end
 if added > 0 or applied ~= start_applied then
   redis.call('PEXPIRE', meta, ttl)

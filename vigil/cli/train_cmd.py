@@ -8,6 +8,7 @@ import json
 import sys
 from pathlib import Path
 
+from vigil.cli import trainer_job
 from vigil.cli.args import duration_arg, positive_int
 from vigil.cli.output import table
 from vigil.errors import VigilError
@@ -31,8 +32,13 @@ def register(sub: argparse._SubParsersAction) -> None:
             "CURRENT at it."
         ),
     )
-    parser.add_argument("--events", type=Path, required=True, metavar="FILE", help="event file to train on")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--events", type=Path, metavar="FILE", help="event file to train on")
+    source.add_argument("--from-redis", action="store_true",
+                        help="the trainer job: sample recent windows from the streamer's Redis buffers, "
+                             "gate the candidate against the current model, promote only if not worse")
     add_event_arguments(parser)
+    trainer_job.add_arguments(parser)
     parser.add_argument("--window", type=duration_arg, help="window length, e.g. 10d, 6h, 10s (default: settings, 10d)")
     parser.add_argument("--steps", type=positive_int, help="time bins per window (default: settings, 240)")
     parser.add_argument("--baseline", choices=["window", "sensor"], default="window",
@@ -72,25 +78,35 @@ def load_table(args: argparse.Namespace, settings: VigilSettings, features: list
     return event_table(frame, features, label)
 
 
-def _train(args: argparse.Namespace, settings: VigilSettings) -> int:
-    from trainer.fit import fit_and_register  # TensorFlow loads here, not for every CLI call
-    from vigil.registry import ModelRegistry
+def train_config(args: argparse.Namespace) -> TrainConfig:
+    return TrainConfig(latent_dim=args.latent_dim, bottleneck=args.bottleneck, epochs=args.epochs,
+                       seed=args.seed, objective=args.objective)
 
+
+def window_spec(args: argparse.Namespace, settings: VigilSettings, n_features: int) -> WindowSpec:
+    length = args.window or settings.window.length
+    try:
+        return WindowSpec(int(length.total_seconds() * 1000), args.steps or settings.window.steps,
+                          n_features, baseline=args.baseline)
+    except ValueError as exc:
+        raise VigilError(str(exc)) from None
+
+
+def _train(args: argparse.Namespace, settings: VigilSettings) -> int:
     if not 0 <= args.validation_fraction < 1:
         raise VigilError("--validation-fraction must be in [0, 1)")
     if not 0 < args.threshold_quantile < 1:
         raise VigilError("--threshold-quantile must be between 0 and 1, e.g. 0.99")
+    if args.from_redis:
+        return trainer_job.run(args, settings)
+    from trainer.fit import fit_and_register  # TensorFlow loads here, not for every CLI call
+    from vigil.registry import ModelRegistry
+
     tbl = load_table(args, settings)
     if not tbl.series:
         raise VigilError(f"{args.events}: no valid events")
-    length = args.window or settings.window.length
-    try:
-        spec = WindowSpec(int(length.total_seconds() * 1000), args.steps or settings.window.steps,
-                          len(tbl.features), baseline=args.baseline)
-    except ValueError as exc:
-        raise VigilError(str(exc)) from None
-    config = TrainConfig(latent_dim=args.latent_dim, bottleneck=args.bottleneck, epochs=args.epochs,
-                         seed=args.seed, objective=args.objective)
+    spec = window_spec(args, settings, len(tbl.features))
+    config = train_config(args)
     registry = ModelRegistry(args.model_dir or settings.models_path)
     print(f"training on {tbl.n_events} events from {len(tbl.series)} sensors; features {list(tbl.features)}"
           + (f"; dropped {tbl.dropped}" if tbl.dropped else ""), file=sys.stderr)

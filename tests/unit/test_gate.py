@@ -1,0 +1,31 @@
+import numpy as np
+
+from trainer.gate import gate
+
+rng = np.random.default_rng(0)
+LABELS = np.r_[np.zeros(90), np.ones(10)]
+GOOD = np.r_[rng.normal(0, 1, 90), rng.normal(3, 1, 10)]
+NOISE = rng.normal(0, 1, 100)
+
+
+def test_labelled_windows_compare_pr_auc():
+    verdict = gate(NOISE, 1.0, GOOD, 1.0, LABELS)
+    assert verdict["rule"] == "pr_auc" and not verdict["promote"]
+    assert verdict["candidate"] < verdict["current"] and "worse than" in verdict["reason"]
+    assert gate(GOOD, 1.0, NOISE, 1.0, LABELS)["promote"]
+
+
+def test_a_margin_tolerates_a_slightly_worse_candidate():
+    slightly = GOOD.copy()
+    slightly[:3] += 2.5  # three normal windows now score high
+    assert not gate(slightly, 1.0, GOOD, 1.0, LABELS, pr_auc_margin=0.0)["promote"]
+    assert gate(slightly, 1.0, GOOD, 1.0, LABELS, pr_auc_margin=0.5)["promote"]
+
+
+def test_unlabelled_windows_compare_false_positive_rates_at_each_threshold():
+    unlabelled = np.full(100, np.nan)
+    scores = rng.normal(0, 1, 100)
+    quiet = gate(scores, 2.0, scores, 1.0, unlabelled)  # candidate alerts on fewer normal windows
+    assert quiet["rule"] == "false_positive_rate" and quiet["promote"]
+    noisy = gate(scores, 0.0, scores, 2.0, unlabelled)
+    assert not noisy["promote"] and noisy["candidate"] > noisy["current"]
