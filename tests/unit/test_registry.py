@@ -92,3 +92,24 @@ def test_gate_verdicts_are_stored_beside_the_version(tmp_path, tiny_model):
     assert registry.gate_of("v1") is None
     registry.write_file("v1", "gate.json", b'{"status": "rejected", "reason": "worse"}')
     assert registry.gate_of("v1") == {"status": "rejected", "reason": "worse"}
+
+
+def test_models_cli_lists_gate_verdicts_and_rolls_back(tmp_path, tiny_model, capsys):
+    import json
+
+    from vigil.cli.main import main
+
+    model, _ = tiny_model
+    registry = ModelRegistry(tmp_path)
+    for v in ("v1", "v2"):
+        registry.save(model, _meta(v))
+    registry.write_file("v2", "gate.json", b'{"status": "promoted", "reason": "first"}')
+    registry.promote("v2")
+    assert main(["models", "--model-dir", str(tmp_path), "list", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert listed["current"] == "v2"
+    assert [(r["version"], r["status"]) for r in listed["versions"]] == [("v1", "-"), ("v2", "promoted")]
+    assert main(["models", "--model-dir", str(tmp_path), "promote", "v1"]) == 0
+    assert registry.current_version() == "v1"
+    assert main(["models", "--model-dir", str(tmp_path), "promote", "v9"]) == 1
+    assert "no model version v9" in capsys.readouterr().err
