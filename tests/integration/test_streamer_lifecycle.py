@@ -162,7 +162,8 @@ def test_metrics_liveness_and_readiness_are_served(settings, tmp_path):
     with topics_of(cfg):
         produce_frame(make_producer(cfg), cfg.topics.events, fleet.events)
         with running(Streamer(cfg)) as streamer:
-            wait_consumed(streamer, len(fleet.events))
+            wait_for(lambda: counter(streamer, "vigil_buffer_writes_total", result="added") == len(fleet.events),
+                     what="every event applied")
             status, metrics = _get(base + "/metrics")
             assert status == 200
             assert f"vigil_events_consumed_total {float(len(fleet.events))}" in metrics
