@@ -1,8 +1,9 @@
 """The validation gate: a candidate replaces the current model only if it is not worse.
 
-Both models score the same held-out recent windows. With labelled anomalies among them the gate
-compares PR-AUC (candidate >= current - ``pr_auc_margin``); without, it compares the share of
-normal windows each model alerts on at its own threshold (candidate <= current + ``fpr_margin``).
+Both models score the same held-out recent windows. With at least ``min_anomalous`` labelled
+anomalous windows among them the gate compares PR-AUC (candidate >= current - ``pr_auc_margin``);
+otherwise it compares the share of normal windows each model alerts on at its own threshold
+(candidate <= current + ``fpr_margin``).
 """
 
 from __future__ import annotations
@@ -14,13 +15,13 @@ from sklearn.metrics import average_precision_score
 def gate(
     candidate: np.ndarray, candidate_threshold: float,
     current: np.ndarray, current_threshold: float,
-    labels: np.ndarray, pr_auc_margin: float = 0.02, fpr_margin: float = 0.01,
+    labels: np.ndarray, pr_auc_margin: float = 0.02, fpr_margin: float = 0.01, min_anomalous: int = 5,
 ) -> dict:
     labels = np.asarray(labels, dtype=np.float64)
     known = np.isfinite(labels)
     y = labels[known].astype(int)
     out: dict = {"n_windows": int(len(labels)), "n_anomalous": int(y.sum())}
-    if 0 < y.sum() < len(y):
+    if min_anomalous <= y.sum() < len(y):  # a PR-AUC over one or two anomalies is mostly noise
         cand, cur = (float(average_precision_score(y, s[known])) for s in (candidate, current))
         out.update(rule="pr_auc", candidate=cand, current=cur, margin=pr_auc_margin,
                    promote=cand >= cur - pr_auc_margin)

@@ -29,3 +29,9 @@ def test_unlabelled_windows_compare_false_positive_rates_at_each_threshold():
     assert quiet["rule"] == "false_positive_rate" and quiet["promote"]
     noisy = gate(scores, 0.0, scores, 2.0, unlabelled)
     assert not noisy["promote"] and noisy["candidate"] > noisy["current"]
+
+
+def test_too_few_labelled_anomalies_fall_back_to_false_positive_rates():
+    labels = np.r_[np.zeros(98), np.ones(2)]
+    verdict = gate(GOOD, 1.0, GOOD, 1.0, labels)
+    assert verdict["rule"] == "false_positive_rate" and verdict["n_anomalous"] == 2
