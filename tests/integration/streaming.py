@@ -91,3 +91,8 @@ def read_all(settings: VigilSettings, topic: str, timeout_s: float = 10.0) -> li
 
 def values(messages) -> list[dict]:
     return [json.loads(m.value()) for m in messages]
+
+
+def snapshot(client, prefix: str) -> dict:
+    """Every key under ``prefix`` with its serialized value (``DUMP``): equal snapshots, equal data."""
+    return {k: client.dump(k) for k in sorted(client.scan_iter(f"{prefix}:*"))}

@@ -8,6 +8,8 @@ import pytest
 from vigil.buffer import BufferLayout, EventBatch, RollingBuffer
 from vigil.events.schema import SensorEvent
 
+from tests.integration.streaming import snapshot
+
 DAY = 86_400_000
 T0 = 1_767_225_600_000  # 2026-01-01
 
@@ -26,9 +28,6 @@ def batch_of(rows, partition=0, first_offset=0):
         batch.add(SensorEvent(sid, ts, (value, -value), None), partition, first_offset + i)
     return batch
 
-
-def snapshot(client, prefix):
-    return {k: client.dump(k) for k in sorted(client.scan_iter(f"{prefix}:*"))}
 
 
 def test_events_come_back_sorted_inside_the_window(buffer):

@@ -17,7 +17,8 @@ from vigil.kafka.clients import make_consumer, make_producer
 from vigil.kafka.events import produce_frame
 from vigil.simulate import FleetSpec, generate_fleet
 
-from tests.integration.streaming import counter, isolated_settings, read_all, running, topics_of, values, wait_consumed, wait_for
+from tests.integration.streaming import (counter, isolated_settings, read_all, running, snapshot, topics_of, values,
+                                         wait_consumed, wait_for)
 
 DAY = 86_400_000
 
@@ -136,9 +137,6 @@ def test_malformed_messages_go_to_the_dlq_with_reasons_while_valid_events_flow(s
     for reason, n in reasons.items():
         assert counter(streamer, "vigil_events_dead_lettered_total", reason=reason) == n
 
-
-def snapshot(client, prefix: str) -> dict:
-    return {k: client.dump(k) for k in sorted(client.scan_iter(f"{prefix}:*"))}
 
 
 def test_replaying_the_topic_from_offset_zero_leaves_every_buffer_unchanged(settings, redis_client):

@@ -45,6 +45,19 @@ def env_of(cfg) -> dict[str, str]:
     return env
 
 
+def sigterm_when(argv, cfg, condition, what: str) -> tuple[int, str]:
+    """Run ``argv`` with the test's settings, SIGTERM it once ``condition()`` holds; (exit code, output)."""
+    proc = subprocess.Popen(argv, env=env_of(cfg), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for(condition, what=what)
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return proc.returncode, out
+
+
 def committed(cfg) -> dict[int, int]:
     consumer = make_consumer(cfg, group_id=cfg.stream.group_id)
     tps = consumer.committed([TopicPartition(cfg.topics.events, p) for p in range(cfg.topics.events_partitions)], timeout=10)
@@ -66,33 +79,19 @@ def test_sigterm_drains_commits_exits_0_and_a_restart_resumes_without_loss(setti
     argv = [sys.executable, "-m", "vigil.cli.main", "stream", "--no-score"]
     with topics_of(cfg):
         produce_frame(make_producer(cfg), cfg.topics.events, fleet.events)
-        proc = subprocess.Popen(argv, env=env_of(cfg), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        try:
-            offsets_key = f"{cfg.redis.key_prefix}:offsets:{cfg.topics.events}"
-            wait_for(lambda: redis_client.exists(offsets_key), what="the first applied batch")
-            proc.send_signal(signal.SIGTERM)
-            out, _ = proc.communicate(timeout=120)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-        assert proc.returncode == 0, out
+        offsets_key = f"{cfg.redis.key_prefix}:offsets:{cfg.topics.events}"
+        code, out = sigterm_when(argv, cfg, lambda: redis_client.exists(offsets_key), "the first applied batch")
+        assert code == 0, out
         assert "draining" in out
         applied = {int(p): int(o) for p, o in redis_client.hgetall(offsets_key).items()}
         # Everything consumed before the signal was made durable and committed: no gap, no excess.
         assert {p: o - 1 for p, o in committed(cfg).items()} == applied
 
-        second = subprocess.Popen(argv, env=env_of(cfg), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        try:
-            consumer = make_consumer(cfg, group_id="probe")
-            ends = end_offsets(consumer, cfg.topics.events)
-            consumer.close()
-            wait_for(lambda: committed(cfg) == {p: o for p, o in ends.items() if o > 0}, what="the restart to catch up")
-            second.send_signal(signal.SIGTERM)
-            out, _ = second.communicate(timeout=120)
-        finally:
-            if second.poll() is None:
-                second.kill()
-        assert second.returncode == 0, out
+        consumer = make_consumer(cfg, group_id="probe")
+        ends = {p: o for p, o in end_offsets(consumer, cfg.topics.events).items() if o > 0}
+        consumer.close()
+        code, out = sigterm_when(argv, cfg, lambda: committed(cfg) == ends, "the restart to catch up")
+        assert code == 0, out
         assert buffered(cfg, fleet.events.sensor_id.unique()) == len(fleet.events)
 
 
