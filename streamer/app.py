@@ -32,6 +32,7 @@ from streamer.alerts import AlertPolicy
 from streamer.health import Health, serve
 from streamer.ingest import DeadLetter, split_messages
 from streamer.metrics import StreamMetrics
+from streamer.offsets import resume_offsets
 from streamer.models import ModelWatcher
 from streamer.publish import Outgoing, Publisher
 from streamer.readiness import ReadySet
@@ -298,19 +299,12 @@ class Streamer:
             return None
         applied = self._retrying(self.buffer.partition_offsets, "redis")
         committed = self._retrying(lambda: consumer.committed(partitions, timeout=30), "kafka")
-        starts, moved = [], []
-        for tp in committed:
-            start = tp.offset
-            # No applied offset at all while the group committed some: Redis lost everything.
-            if tp.offset >= 0 and applied.get(tp.partition, -1) + 1 < tp.offset:
-                start = applied.get(tp.partition, -1) + 1
-                moved.append((tp.partition, tp.offset, start))
-            starts.append(TopicPartition(self.topic, tp.partition, start))
+        starts, moved = resume_offsets({tp.partition: tp.offset for tp in committed}, applied)
         if not moved:
             return None
         log.warning("Redis is behind the committed offsets (lost its last writes?): re-reading",
                     partitions=[{"partition": p, "committed": c, "from": f} for p, c, f in moved])
-        return starts
+        return [TopicPartition(self.topic, p, o) for p, o in sorted(starts.items())]
 
     def _on_revoke(self, _consumer, partitions: list[TopicPartition]) -> None:
         # Finish and commit what was consumed before the partitions go to another member.

@@ -124,3 +124,13 @@ def test_sensors_of_lost_partitions_are_forgotten():
     ready.offer({"a": SensorState("a", 1, 20, 1000, 0, 0, 1), "b": SensorState("b", 2, 20, 1000, 0, 0, 1)}, now=1.0)
     ready.drop_partitions({1})
     assert set(ready.deferred) == {"b"}
+
+
+def test_resume_where_redis_is_behind_the_committed_offsets():
+    from streamer.offsets import resume_offsets
+
+    committed = {0: 100, 1: 50, 2: 70, 3: -1001}  # partition 3: the group never committed
+    applied = {0: 99, 1: 40, 3: 12}  # partition 2: Redis lost it entirely
+    starts, moved = resume_offsets(committed, applied)
+    assert starts == {0: 100, 1: 41, 2: 0, 3: -1001}
+    assert moved == [(1, 50, 41), (2, 70, 0)]
