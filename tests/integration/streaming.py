@@ -9,11 +9,10 @@ import uuid
 from contextlib import contextmanager
 from datetime import timedelta
 
-from confluent_kafka import TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from vigil.kafka.clients import make_consumer
-from vigil.kafka.reading import end_offsets
+from vigil.kafka.reading import end_offsets, read_from
 from vigil.settings import VigilSettings
 
 
@@ -60,6 +59,28 @@ def running(streamer):
     assert codes == [0], f"streamer exited with {codes}"
 
 
+def stream_all(cfg: VigilSettings, frame=None):
+    """Produce ``frame`` (if given), stream until every message is consumed, stop; the streamer."""
+    from streamer.app import Streamer
+    from vigil.kafka.clients import make_producer
+    from vigil.kafka.events import produce_frame
+
+    if frame is not None:
+        produce_frame(make_producer(cfg), cfg.topics.events, frame)
+    expected = sum(end_offsets_of(cfg).values())
+    with running(Streamer(cfg)) as streamer:
+        wait_consumed(streamer, expected)
+    return streamer
+
+
+def end_offsets_of(cfg: VigilSettings) -> dict[int, int]:
+    consumer = make_consumer(cfg, group_id=f"it-probe-{uuid.uuid4().hex[:8]}")
+    try:
+        return end_offsets(consumer, cfg.topics.events)
+    finally:
+        consumer.close()
+
+
 def counter(streamer, name: str, **labels) -> float:
     return streamer.metrics.registry.get_sample_value(name, labels) or 0.0
 
@@ -80,11 +101,7 @@ def read_all(settings: VigilSettings, topic: str, timeout_s: float = 10.0) -> li
     """Every record currently in ``topic`` (all partitions, from the beginning)."""
     consumer = make_consumer(settings, group_id=f"it-read-{uuid.uuid4().hex[:8]}")
     ends = end_offsets(consumer, topic)
-    expected = sum(ends.values())
-    consumer.assign([TopicPartition(topic, p, 0) for p in ends])
-    out, deadline = [], time.monotonic() + timeout_s
-    while len(out) < expected and time.monotonic() < deadline:
-        out += [m for m in consumer.consume(1000, 0.5) if m.error() is None]
+    out = list(read_from(consumer, topic, dict.fromkeys(ends, 0), expected=sum(ends.values()), timeout_s=timeout_s))
     consumer.close()
     return out
 

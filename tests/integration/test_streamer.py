@@ -17,8 +17,8 @@ from vigil.kafka.clients import make_consumer, make_producer
 from vigil.kafka.events import produce_frame
 from vigil.simulate import FleetSpec, generate_fleet
 
-from tests.integration.streaming import (counter, isolated_settings, read_all, running, snapshot, topics_of, values,
-                                         wait_consumed, wait_for)
+from tests.integration.streaming import (counter, isolated_settings, read_all, running, snapshot, stream_all,
+                                         topics_of, values, wait_consumed, wait_for)
 
 DAY = 86_400_000
 
@@ -143,13 +143,10 @@ def test_replaying_the_topic_from_offset_zero_leaves_every_buffer_unchanged(sett
     cfg = isolated_settings(settings, scoring=False)
     fleet = generate_fleet(FleetSpec(sensors=30, days=3, seed=404))
     with topics_of(cfg):
-        produce_frame(make_producer(cfg), cfg.topics.events, fleet.events)
-        with running(Streamer(cfg)) as first:
-            wait_consumed(first, len(fleet.events))
+        first = stream_all(cfg, fleet.events)
         before = snapshot(redis_client, cfg.redis.key_prefix)
         replay = cfg.model_copy(update={"stream": cfg.stream.model_copy(update={"group_id": cfg.stream.group_id + "-replay"})})
-        with running(Streamer(replay)) as second:
-            wait_consumed(second, len(fleet.events))
+        second = stream_all(replay)
         after = snapshot(redis_client, cfg.redis.key_prefix)
     assert counter(first, "vigil_buffer_writes_total", result="added") == len(fleet.events)
     assert counter(second, "vigil_buffer_writes_total", result="duplicate") == len(fleet.events)
@@ -161,9 +158,7 @@ def test_offsets_are_committed_after_the_batch_is_durable(settings, redis_client
     cfg = isolated_settings(settings, scoring=False)
     fleet = generate_fleet(FleetSpec(sensors=10, days=2, seed=505))
     with topics_of(cfg):
-        produce_frame(make_producer(cfg), cfg.topics.events, fleet.events)
-        with running(Streamer(cfg)) as streamer:
-            wait_consumed(streamer, len(fleet.events))
+        streamer = stream_all(cfg, fleet.events)
         applied = streamer.buffer.partition_offsets()  # after the drain on stop
         consumer = make_consumer(cfg, group_id=cfg.stream.group_id)
         committed = consumer.committed([TopicPartition(cfg.topics.events, p) for p in range(6)], timeout=10)

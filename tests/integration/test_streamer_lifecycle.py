@@ -27,7 +27,8 @@ from vigil.services.local import local_kafka, local_redis, services_down, servic
 from vigil.services.process import port_open
 from vigil.simulate import FleetSpec, generate_fleet
 
-from tests.integration.streaming import counter, isolated_settings, running, topics_of, wait_consumed, wait_for
+from tests.integration.streaming import (counter, isolated_settings, running, stream_all, topics_of, wait_consumed,
+                                         wait_for)
 
 PRIVATE_KAFKA, PRIVATE_CONTROLLER, PRIVATE_REDIS = 29092, 29093, 26379
 
@@ -69,7 +70,7 @@ def buffered(cfg, sensor_ids) -> int:
     """Events actually readable from the sensors' buffers (not the meta hash's counter)."""
     client = redis.Redis.from_url(cfg.redis.url.get_secret_value())
     buffer = RollingBuffer(client, BufferLayout.from_settings(cfg), cfg.topics.events)
-    states = [buffer.state(s) for s in sensor_ids]
+    states = buffer.states(list(sensor_ids))
     return sum(len(w.ts_ms) for w in buffer.read([s for s in states if s is not None]))
 
 
@@ -177,15 +178,12 @@ def test_buffers_lost_by_redis_are_rebuilt_from_kafka_on_assignment(settings, re
     cfg = isolated_settings(settings, scoring=False)
     fleet = generate_fleet(FleetSpec(sensors=20, days=2, seed=1010))
     with topics_of(cfg):
-        produce_frame(make_producer(cfg), cfg.topics.events, fleet.events)
-        with running(Streamer(cfg)) as first:
-            wait_consumed(first, len(fleet.events))
+        stream_all(cfg, fleet.events)
         # Redis loses its data after the offsets were committed (e.g. restored from an old copy).
         for key in list(redis_client.scan_iter(f"{cfg.redis.key_prefix}:*")):
             redis_client.delete(key)
         assert buffered(cfg, fleet.events.sensor_id.unique()) == 0
-        with running(Streamer(cfg)) as second:  # same group: committed offsets are at the end
-            wait_consumed(second, len(fleet.events))
+        stream_all(cfg)  # same group: its committed offsets are at the end already
         assert buffered(cfg, fleet.events.sensor_id.unique()) == len(fleet.events)
 
 

@@ -107,12 +107,14 @@ class RollingBuffer:
         return out
 
     def state(self, sensor_id: str) -> SensorState | None:
-        meta = _text(self.client.hgetall(self.layout.meta_key(sensor_id)))
-        if "newest" not in meta:
-            return None
-        partitions = [int(k[2:]) for k in meta if k.startswith("o:")]
-        return SensorState(sensor_id, max(partitions, default=-1), int(meta["n"]), int(meta["newest"]),
-                           int(meta["first"]), int(meta["open"]), int(meta["pending"]))
+        return self.states([sensor_id])[0]
+
+    def states(self, sensor_ids: list[str]) -> list[SensorState | None]:
+        """Each sensor's state from its meta hash (None where Redis holds nothing), one pipeline."""
+        pipe = self.client.pipeline(transaction=False)
+        for sensor_id in sensor_ids:
+            pipe.hgetall(self.layout.meta_key(sensor_id))
+        return [_state(sensor_id, _text(meta)) for sensor_id, meta in zip(sensor_ids, pipe.execute())]
 
     def update_meta(self, fields: dict[str, dict[str, str | int]]) -> None:
         """Write per-sensor meta fields (scored marks, alert state) in one pipeline."""
@@ -166,6 +168,14 @@ class RollingBuffer:
         for key in keys:
             pipe.memory_usage(key, samples=0)
         return sum(x or 0 for x in pipe.execute())
+
+
+def _state(sensor_id: str, meta: dict[str, str]) -> SensorState | None:
+    if "newest" not in meta:
+        return None
+    partitions = [int(k[2:]) for k in meta if k.startswith("o:")]
+    return SensorState(sensor_id, max(partitions, default=-1), int(meta["n"]), int(meta["newest"]),
+                       int(meta["first"]), int(meta["open"]), int(meta["pending"]))
 
 
 def _label_arg(label: int | None) -> str:

@@ -29,7 +29,7 @@ from vigil.cli.stream_cmd import describe
 from vigil.errors import VigilError
 from vigil.kafka.clients import make_consumer, make_producer
 from vigil.kafka.events import produce_frame
-from vigil.kafka.reading import end_offsets
+from vigil.kafka.reading import end_offsets, read_from
 from vigil.services import services_up
 from vigil.services.process import port_open
 from vigil.settings import VigilSettings
@@ -183,16 +183,11 @@ def _stop(streamer: subprocess.Popen) -> int:
 
 
 def _count_since(consumer, topic: str, start: dict[int, int], prefix: str) -> int:
+    """Records published to ``topic`` since ``start`` whose key (sensor_id) begins with ``prefix``."""
     end = end_offsets(consumer, topic)
-    consumer.assign([TopicPartition(topic, p, o) for p, o in start.items()])
-    expected, seen, count = sum(end[p] - start[p] for p in end), 0, 0
-    deadline = time.monotonic() + 30
-    while seen < expected and time.monotonic() < deadline:
-        for msg in consumer.consume(2000, 0.5):
-            if msg.error() is None:
-                seen += 1
-                count += (msg.key() or b"").decode().startswith(prefix)
-    return count
+    expected = sum(end[p] - start[p] for p in end)
+    return sum((msg.key() or b"").decode().startswith(prefix)
+               for msg in read_from(consumer, topic, start, expected=expected, timeout_s=30))
 
 
 def _summary(sent: int, scores: int, alerts: list[dict], truth, streamer_code: int) -> None:
