@@ -18,8 +18,12 @@ log = get_logger("services.redis")
 
 
 class LocalRedis:
-    def __init__(self, root: Path, host: str, port: int):
+    """``acl_file``: a Redis ACL file (users, passwords, key patterns) loaded at start; without one
+    the default user needs no password, as in Debian's package."""
+
+    def __init__(self, root: Path, host: str, port: int, acl_file: Path | None = None):
         self.root, self.host, self.port = root, host, port
+        self.acl_file = acl_file
         self.data = root / "data"
         self.config = root / "redis.conf"
         # redis-server rewrites its process title to "redis-server HOST:PORT": that is the marker.
@@ -46,6 +50,7 @@ class LocalRedis:
             "appendonly yes\n"
             "appendfsync everysec\n"
             "save 3600 1 300 100\n"
+            + (f"aclfile {self.acl_file.resolve()}\n" if self.acl_file is not None else "")
         )
 
     def start(self, ready_timeout_s: float) -> int:
@@ -64,6 +69,8 @@ class LocalRedis:
             try:
                 if client.ping():
                     return
+            except (redis.AuthenticationError, redis.exceptions.NoPermissionError):
+                return  # it answers; this client just may not (an ACL file without a default user)
             except redis.RedisError:
                 pass
             if time.monotonic() > deadline:
