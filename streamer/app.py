@@ -6,8 +6,9 @@ nothing waiting to be scored, after each consume call). Each consume call is dec
 consumer is not behind) they are scored and their records sent at once. At the cycle's end the
 rest is scored, Kafka must acknowledge every record (DLQ included), the scored state is written
 to Redis, and only then are the consumed offsets committed. A crash anywhere re-reads uncommitted
-messages; the buffer ignores the ones it already applied, and re-published records carry the same
-``alert_id``.
+messages and the buffer ignores the ones it already applied; the alert journal keeps an alert
+from being published twice. With ``delivery: exactly-once`` the records and the offsets are
+committed in one Kafka transaction instead, so a read_committed consumer sees no duplicate score.
 """
 
 from __future__ import annotations
@@ -18,23 +19,25 @@ from dataclasses import replace
 
 import orjson
 import redis
-from confluent_kafka import KafkaError, KafkaException, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, TopicPartition
 
 from vigil.buffer import BufferLayout, RollingBuffer
 from vigil.events.decode import EventDecoder
 from vigil.events.outputs import ScoreRecord
 from vigil.events.schema import EventSchema
 from vigil.kafka.clients import make_consumer, make_producer
+from vigil.kafka.reading import read_since
 from vigil.logging import get_logger
 from vigil.registry import ModelRegistry, announcement_channel
 from vigil.settings import VigilSettings
 from streamer.alerts import AlertPolicy
 from streamer.health import Health, serve
 from streamer.ingest import DeadLetter, split_messages
+from streamer.journal import AlertJournal, PendingAlert
 from streamer.metrics import StreamMetrics
 from streamer.offsets import resume_offsets
 from streamer.models import ModelWatcher
-from streamer.publish import Outgoing, Publisher
+from streamer.publish import Outgoing, Publisher, TransactionAborted, TransactionalPublisher
 from streamer.readiness import ReadySet
 from streamer.retry import Stopped, retrying
 from streamer.scoring import ScoredWindow, score_sensors
@@ -45,6 +48,7 @@ log = get_logger("streamer")
 _REBALANCING = {KafkaError.ILLEGAL_GENERATION, KafkaError.UNKNOWN_MEMBER_ID, KafkaError.REBALANCE_IN_PROGRESS}
 LAG_EVERY_S = 5.0
 KAFKA_QUIET_S = 15.0  # Kafka counts as back once librdkafka has reported no error for this long
+JOURNAL_SLACK_MS = 60_000  # read the alerts topic from this long before the oldest journal entry
 
 
 class Streamer:
@@ -60,11 +64,20 @@ class Streamer:
         self.redis = redis.Redis.from_url(settings.redis.url.get_secret_value(), socket_timeout=30,
                                           socket_connect_timeout=5, health_check_interval=30)
         self.buffer = RollingBuffer(self.redis, layout, self.topic)
+        self.journal = AlertJournal(self.redis, layout, self.topic)
         self.decoder = EventDecoder(EventSchema(settings.features, settings.label_column), s.max_event_bytes)
         # error_cb: librdkafka reconnects by itself; these callbacks make an outage visible.
-        self.consumer = make_consumer(settings, s.group_id, error_cb=self._kafka_error)
-        self.publisher = Publisher(make_producer(settings, **{"linger.ms": 5, "error_cb": self._kafka_error}),
-                                   self.stop_event, self._on_retry)
+        # With an instance id, membership is static: a restarted replica gets its partitions
+        # back at once instead of after the session timeout.
+        static = {"group.instance.id": s.instance_id} if s.instance_id else {}
+        self.consumer = make_consumer(settings, s.group_id, error_cb=self._kafka_error, **static)
+        self.exactly_once = s.delivery == "exactly-once"
+        producer_config = {"linger.ms": 5, "error_cb": self._kafka_error}
+        if self.exactly_once:
+            producer = make_producer(settings, **producer_config, **{"transactional.id": s.transactional_id()})
+            self.publisher = TransactionalPublisher(producer, self.stop_event, self._on_retry)
+        else:
+            self.publisher = Publisher(make_producer(settings, **producer_config), self.stop_event, self._on_retry)
         self.ready = ReadySet(s.score_every_events, s.score_min_interval.total_seconds(), settings.window.min_events)
         self.alerts = AlertPolicy(int(s.alert_cooldown.total_seconds() * 1000))
         self.models = (
@@ -81,6 +94,7 @@ class Streamer:
         self._scored_meta: dict[str, dict] = {}  # this cycle's scored sensors: meta to write after acks
         self._scored_partition: dict[str, int] = {}
         self._scored_ends: list[int] = []
+        self._journaled: dict[int, set[str]] = {}  # partition → ids of this cycle's alerts in the journal
         self._server = None
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -89,6 +103,8 @@ class Streamer:
         s = self.settings.stream
         if s.metrics_port:
             self._server = serve(s.metrics_host, s.metrics_port, self.metrics.registry, self.health)
+        if self.exactly_once:
+            self.publisher.init(self._retrying_kafka)
         self.consumer.subscribe([self.topic], on_assign=self._on_assign, on_revoke=self._on_revoke,
                                 on_lost=self._on_lost)
         if self.models is not None:
@@ -99,7 +115,7 @@ class Streamer:
                             model_dir=str(self.models.registry.root))
             self._model_check()
         self.health.set("startup", None)
-        log.info("streaming", topic=self.topic, group=s.group_id, scoring=s.scoring,
+        log.info("streaming", topic=self.topic, group=s.group_id, scoring=s.scoring, delivery=s.delivery,
                  max_batch=s.max_batch_windows, max_wait=str(s.max_wait))
         code = 0
         try:
@@ -197,23 +213,52 @@ class Streamer:
         self.metrics.scoring_seconds.observe(time.perf_counter() - t0)
         self.metrics.batch_windows.observe(len(windows))
         now_ms = int(time.time() * 1000)
-        self._scored_partition.update((state.sensor_id, state.partition) for state in states)
+        partition_of = {state.sensor_id: state.partition for state in states}
+        self._scored_partition.update(partition_of)
+        outgoing: list[Outgoing] = []
+        journal: dict[int, list[PendingAlert]] = {}
         for window in windows:
             # A sensor scored twice in one cycle sees the alert state its first score left.
             unsaved = self._scored_meta.get(window.sensor_id)
             if unsaved:
                 window = replace(window, meta={**window.meta, **unsaved})
-            fields = self._publish_score(window, model, now_ms)
+            alert_id, fields = self._records(window, model, now_ms, outgoing)
+            if alert_id is not None:
+                journal.setdefault(partition_of[window.sensor_id], []).append(
+                    PendingAlert(alert_id, window.sensor_id, now_ms, fields))
             self._scored_meta[window.sensor_id] = {**(unsaved or {}), "pending": 0,
                                                    "scored_end": window.window_end, **fields}
             self._scored_ends.append(window.window_end)
+        if journal:  # before the alerts leave: see streamer/journal.py
+            self._retrying(lambda: self.journal.record(journal), "redis")
+            for partition, entries in journal.items():
+                self._journaled.setdefault(partition, set()).update(a.alert_id for a in entries)
+        for record in outgoing:
+            self.publisher.send(record)
 
     def _finish_cycle(self) -> None:
-        """Score what is still ready, wait for every ack, record the scored state, commit."""
+        """Score what is still ready, have Kafka take every record, record the scored state, commit."""
         size = self.settings.stream.max_batch_windows
         while len(self.ready):
             self._score_batch(self.ready.take(size))
-        self._retrying(self.publisher.flush, "kafka")
+        if self.exactly_once:
+            if self.uncommitted or self.publisher.in_transaction:
+                try:
+                    self.publisher.commit(self._offsets_to_commit(), self.consumer.consumer_group_metadata(),
+                                          self._retrying_kafka)
+                except TransactionAborted:
+                    self._rewind_after_abort()
+                    return
+                self.uncommitted.clear()
+                self.metrics.commits.inc()
+            self._record_scored()
+        else:
+            self._retrying(self.publisher.flush, "kafka")
+            self._record_scored()
+            self._commit()
+
+    def _record_scored(self) -> None:
+        """Write the scored state (and alert state) of this cycle's sensors; clear their journal."""
         if self._scored_meta:
             published_ms = time.time() * 1000
             for end in self._scored_ends:
@@ -221,10 +266,30 @@ class Streamer:
             meta = self._scored_meta
             self._retrying(lambda: self.buffer.update_meta(meta), "redis")
             self.ready.mark_scored(list(meta), time.monotonic())
-            self._scored_meta, self._scored_ends, self._scored_partition = {}, [], {}
-        self._commit()
+        if self._journaled:
+            journaled = {p: list(ids) for p, ids in self._journaled.items()}
+            self._retrying(lambda: self.journal.remove(journaled), "redis")
+        self._forget_scored()
 
-    def _publish_score(self, window: ScoredWindow, model, now_ms: int) -> dict[str, str]:
+    def _forget_scored(self) -> None:
+        self._scored_meta, self._scored_ends, self._scored_partition, self._journaled = {}, [], {}, {}
+
+    def _rewind_after_abort(self) -> None:
+        """After an aborted transaction: forget the cycle and re-read from the committed offsets."""
+        if self._journaled:  # those alerts never became visible
+            journaled = {p: list(ids) for p, ids in self._journaled.items()}
+            self._retrying(lambda: self.journal.remove(journaled), "redis")
+        self._forget_scored()
+        self.ready.drop_partitions(set(self._assigned))
+        self.uncommitted.clear()
+        tps = [TopicPartition(self.topic, p) for p in sorted(self._assigned)]
+        committed = self._retrying_kafka(lambda: self.consumer.committed(tps, timeout=30))
+        for tp in committed:
+            offset = tp.offset if tp.offset >= 0 else OFFSET_BEGINNING
+            self._retrying_kafka(lambda: self.consumer.seek(TopicPartition(self.topic, tp.partition, offset)))
+
+    def _records(self, window: ScoredWindow, model, now_ms: int, out: list[Outgoing]) -> tuple[str | None, dict[str, str]]:
+        """Append the window's score (and alert) records to ``out``; (alert id or None, meta fields)."""
         topics = self.settings.topics
         threshold = model.loaded.threshold
         record = ScoreRecord(sensor_id=window.sensor_id, window_start=window.window_start,
@@ -232,15 +297,16 @@ class Streamer:
                              threshold=threshold, alert=window.score >= threshold,
                              model_version=model.version, scored_at=now_ms)
         key = window.sensor_id.encode()
-        self.publisher.send(Outgoing(topics.scores, key, orjson.dumps(record.model_dump())))
+        out.append(Outgoing(topics.scores, key, orjson.dumps(record.model_dump())))
         self.metrics.scores.inc()
         alert, fields = self.alerts.decide(window, threshold, model.version, now_ms)
-        if alert is not None:
-            self.publisher.send(Outgoing(topics.alerts, key, orjson.dumps(alert.model_dump())))
-            self.metrics.alerts.labels(alert.kind).inc()
-            log.info("alert" if alert.kind == "alert" else "alert cleared", sensor_id=window.sensor_id,
-                     score=round(window.score, 4), threshold=round(threshold, 4), alert_id=alert.alert_id)
-        return fields
+        if alert is None:
+            return None, fields
+        out.append(Outgoing(topics.alerts, key, orjson.dumps(alert.model_dump())))
+        self.metrics.alerts.labels(alert.kind).inc()
+        log.info("alert" if alert.kind == "alert" else "alert cleared", sensor_id=window.sensor_id,
+                 score=round(window.score, 4), threshold=round(threshold, 4), alert_id=alert.alert_id)
+        return alert.alert_id, fields
 
     def _dead_letter(self, dead: DeadLetter) -> None:
         msg = dead.message
@@ -255,10 +321,13 @@ class Streamer:
             headers.append(("vigil.truncated_from", str(len(value)).encode()))
             self.publisher.send(Outgoing(self.settings.topics.dlq, msg.key() or b"", value[:65536], headers))
 
+    def _offsets_to_commit(self) -> list[TopicPartition]:
+        return [TopicPartition(self.topic, p, o + 1) for p, o in sorted(self.uncommitted.items())]
+
     def _commit(self) -> None:
         if not self.uncommitted:
             return
-        offsets = [TopicPartition(self.topic, p, o + 1) for p, o in sorted(self.uncommitted.items())]
+        offsets = self._offsets_to_commit()
 
         def commit() -> bool:
             try:
@@ -287,6 +356,34 @@ class Streamer:
         rewound = self._rewind_to_redis(consumer, partitions)
         if rewound:
             consumer.assign(rewound)
+        self._settle_journal(sorted(self._assigned))
+
+    def _settle_journal(self, partitions: list[int]) -> None:
+        """Alerts a dead owner of these partitions sent without recording their state: settle them."""
+        found, unsent = self._retrying(
+            lambda: self.journal.settle(partitions, self._delivered_alerts, self.buffer.update_meta), "redis"
+        )
+        if found or unsent:
+            log.warning("settled the alert journal of a previous owner", delivered=found, never_sent=unsent)
+
+    def _delivered_alerts(self, since_ms: int) -> set[str]:
+        """alert ids in the alerts topic stamped since ``since_ms`` (committed ones only)."""
+        group = f"{self.settings.stream.group_id}-journal"
+        consumer = make_consumer(self.settings, group, **{"isolation.level": "read_committed",
+                                                           "enable.partition.eof": True})
+        try:
+            messages = self._retrying_kafka(
+                lambda: list(read_since(consumer, self.settings.topics.alerts, since_ms - JOURNAL_SLACK_MS))
+            )
+        finally:
+            consumer.close()
+        ids = set()
+        for msg in messages:
+            try:
+                ids.add(orjson.loads(msg.value())["alert_id"])
+            except (orjson.JSONDecodeError, KeyError, TypeError):
+                continue  # not one of ours
+        return ids
 
     def _rewind_to_redis(self, consumer, partitions: list[TopicPartition]) -> list[TopicPartition] | None:
         """Start below the committed offset where Redis lost acknowledged writes.
@@ -329,6 +426,8 @@ class Streamer:
         for sensor_id, partition in list(self._scored_partition.items()):
             if partition in lost:
                 self._scored_meta.pop(sensor_id, None)
+        for p in lost:  # their journal entries are the new owner's to settle
+            self._journaled.pop(p, None)
 
     # -- helpers -------------------------------------------------------------------------------
     def _subscribe(self, settings: VigilSettings):
@@ -346,6 +445,9 @@ class Streamer:
                           self.settings.stream.retry_max_backoff.total_seconds())
         self.health.set(dependency, None)
         return result
+
+    def _retrying_kafka(self, action):
+        return self._retrying(action, "kafka")
 
     def _on_retry(self, dependency: str) -> None:
         self.metrics.retries.labels(dependency).inc()

@@ -83,3 +83,58 @@ class Publisher:
 def _retriable(err: KafkaError) -> bool:
     # Delivery timeouts after a long broker outage are not flagged retriable, yet they are.
     return err.retriable() or err.code() in (KafkaError._MSG_TIMED_OUT, KafkaError._TIMED_OUT, KafkaError._TRANSPORT)
+
+
+class TransactionAborted(Exception):
+    """The open transaction was aborted: its records are discarded, its offsets not committed."""
+
+
+class TransactionalPublisher(Publisher):
+    """exactly-once: records go out in a Kafka transaction that also commits the consumed offsets.
+
+    Errors are handled as librdkafka prescribes: retriable → the same call again (``retry``),
+    abortable → abort and raise :class:`TransactionAborted` (the caller rewinds to the committed
+    offsets), fatal (e.g. fenced by a newer instance with the same transactional id) → raised.
+    """
+
+    def __init__(self, producer: Producer, stop: threading.Event, on_retry=lambda _dep: None,
+                 timeout_s: float = 30.0):
+        super().__init__(producer, stop, on_retry)
+        self.timeout_s = timeout_s
+        self._open = False
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._open
+
+    def init(self, retry) -> None:
+        """Register the transactional id; fences (and ends) the previous incarnation's transaction."""
+        retry(lambda: self.producer.init_transactions(self.timeout_s))
+
+    def send(self, record: Outgoing) -> None:
+        self._begin()
+        super().send(record)
+
+    def commit(self, offsets: list, group_metadata, retry) -> None:
+        self._begin()
+        try:
+            retry(lambda: self.producer.send_offsets_to_transaction(offsets, group_metadata, self.timeout_s))
+            retry(lambda: self.producer.commit_transaction(self.timeout_s))
+        except KafkaException as exc:
+            if not exc.args[0].txn_requires_abort():
+                raise
+            log.warning("transaction failed; aborting it and re-reading from the committed offsets",
+                        error=str(exc))
+            retry(lambda: self.producer.abort_transaction(self.timeout_s))
+            self._reset()
+            raise TransactionAborted(str(exc)) from exc
+        self._reset()
+
+    def _begin(self) -> None:
+        if not self._open:
+            self.producer.begin_transaction()
+            self._open = True
+
+    def _reset(self) -> None:
+        self._open = False
+        self._failed, self._in_flight = [], 0

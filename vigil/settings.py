@@ -8,11 +8,12 @@ nested names, e.g. ``VIGIL_KAFKA__BOOTSTRAP_SERVERS``), a ``.env`` file, a YAML 
 from __future__ import annotations
 
 import os
+import socket
 from datetime import timedelta
 import json
 from pathlib import Path
-from typing import Annotated, Any
-from urllib.parse import urlsplit
+from typing import Annotated, Any, Literal
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from pydantic import BaseModel, BeforeValidator, Field, PlainSerializer, SecretStr, field_validator
 from pydantic_settings import (
@@ -39,10 +40,17 @@ Duration = Annotated[
 _SECRET_MARKERS = ("password", "secret", "token", "key.pem", "private", "jaas")
 
 
+def _as_text(value: Any) -> Any:
+    if isinstance(value, bool):
+        return str(value).lower()  # librdkafka spells booleans true/false
+    return str(value) if isinstance(value, (int, float)) else value
+
+
 class KafkaSettings(BaseModel):
     bootstrap_servers: str = "127.0.0.1:9092"
     # Passed through to every confluent-kafka client verbatim: security.protocol, sasl.*, ssl.*...
-    client: dict[str, str] = Field(default_factory=dict)
+    # Values are taken as text: a password that YAML reads as a number stays the password.
+    client: dict[str, Annotated[str, BeforeValidator(_as_text)]] = Field(default_factory=dict)
 
     def client_config(self, **overrides: Any) -> dict[str, Any]:
         """The librdkafka configuration for one client: bootstrap + pass-through + overrides."""
@@ -66,14 +74,15 @@ class RedisSettings(BaseModel):
     ttl_grace: Duration = timedelta(days=10)
 
     def masked_url(self) -> str:
-        raw = self.url.get_secret_value()
-        parts = urlsplit(raw)
-        if parts.password is None:
-            return raw
-        user = parts.username or ""
-        host = parts.hostname or ""
-        port = f":{parts.port}" if parts.port else ""
-        return parts._replace(netloc=f"{user}:***@{host}{port}").geturl()
+        parts = urlsplit(self.url.get_secret_value())
+        if parts.password is not None:
+            user, host = parts.username or "", parts.hostname or ""
+            port = f":{parts.port}" if parts.port else ""
+            parts = parts._replace(netloc=f"{user}:***@{host}{port}")
+        if parts.query:  # redis-py also takes ?password=...
+            query = [(k, "***" if k.lower() == "password" else v) for k, v in parse_qsl(parts.query)]
+            parts = parts._replace(query=urlencode(query, safe="*"))
+        return parts.geturl()
 
 
 class TopicSettings(BaseModel):
@@ -127,6 +136,21 @@ class StreamSettings(BaseModel):
     metrics_port: int = Field(9108, ge=0, le=65535, description="Prometheus /metrics, /healthz, /readyz (0: off)")
     model_poll: Duration = Field(timedelta(seconds=5), description="how often the model pointer is checked")
     retry_max_backoff: Duration = Field(timedelta(seconds=30), description="cap of the wait between retries in an outage")
+    delivery: Literal["at-least-once", "exactly-once"] = Field(
+        "at-least-once",
+        description="exactly-once: scores, alerts and dead letters are produced in a Kafka transaction "
+                    "with the consumed offsets; read them with isolation.level=read_committed",
+    )
+    instance_id: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9_.-]+$",
+        description="a replica's stable name (e.g. a StatefulSet pod's): static group membership, so a "
+                    "restarted replica takes its partitions back at once, and the transactional id that "
+                    "fences its previous incarnation",
+    )
+
+    def transactional_id(self) -> str:
+        """Stable per replica where ``instance_id`` is set; otherwise unique to this process."""
+        return f"{self.group_id}-{self.instance_id or f'{socket.gethostname()}-{os.getpid()}'}"
 
 
 class LocalServicesSettings(BaseModel):

@@ -10,6 +10,10 @@ Redis Cluster slot):
   as packed little-endian records: uint32 milliseconds into the chunk, then one float32 per
   feature. With two features that is 12 bytes per event, against ~200 for a JSON sorted set.
 
+Per events partition: ``<prefix>:offsets:<topic>`` (a hash of the last applied offset per
+partition) and ``<prefix>:journal:<topic>:<partition>`` (alerts sent whose state is not yet in
+their sensor's meta, see ``streamer/journal.py``).
+
 Values are kept as float32 (7 significant digits): :func:`quantize` applies the same rounding to
 events read from files, so a window scored online equals the same window scored offline.
 """
@@ -87,6 +91,10 @@ class BufferLayout:
 
     def offsets_key(self, topic: str) -> str:
         return f"{self.prefix}:offsets:{topic}"
+
+    def journal_key(self, topic: str, partition: int) -> str:
+        """Alerts sent for this events partition whose state is not yet in their sensors' meta."""
+        return f"{self.prefix}:journal:{topic}:{partition}"
 
     def decode_chunks(self, chunks: list[tuple[int, bytes | None]]) -> tuple[np.ndarray, np.ndarray]:
         """``(chunk number, bytes)`` pairs → (timestamps ms sorted, float64 values ``[n, F]``)."""

@@ -34,6 +34,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     stream.add_argument("--group-id", help="consumer group (default: settings, vigil-streamer)")
     stream.add_argument("--no-score", action="store_true", help="ingest only: fill the buffers, score nothing")
     stream.add_argument("--metrics-port", type=port_number, help="port for /metrics, /healthz, /readyz (0: off; default 9108)")
+    stream.add_argument("--delivery", choices=["at-least-once", "exactly-once"],
+                        help="at-least-once (default): a crash may re-send score records, never an alert; "
+                             "exactly-once: records and offsets commit in one Kafka transaction "
+                             "(read the output topics with isolation.level=read_committed)")
+    stream.add_argument("--instance-id", metavar="NAME",
+                        help="this replica's stable name (e.g. a StatefulSet pod): a restart takes its "
+                             "partitions back at once and fences its previous incarnation")
     stream.set_defaults(handler=_stream)
 
     inspect = sub.add_parser(
@@ -69,12 +76,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _stream(args: argparse.Namespace, settings: VigilSettings) -> int:
-    from streamer.app import Streamer  # imports Keras: only for this command
-
     stream = settings.stream.model_copy(update={
-        k: v for k, v in (("group_id", args.group_id), ("metrics_port", args.metrics_port)) if v is not None
+        k: v for k, v in (("group_id", args.group_id), ("metrics_port", args.metrics_port),
+                          ("delivery", args.delivery), ("instance_id", args.instance_id)) if v is not None
     } | ({"scoring": False} if args.no_score else {}))
+    stream = stream.model_validate(stream.model_dump())  # --instance-id is checked like the setting
     settings = settings.model_copy(update={"stream": stream, **({"model_dir": args.model_dir} if args.model_dir else {})})
+    from streamer.app import Streamer  # imports Keras: only for this command, once its options are valid
+
     streamer = Streamer(settings)
 
     def on_signal(signum, _frame) -> None:

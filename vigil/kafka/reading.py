@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Iterator
 
-from confluent_kafka import Consumer, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from vigil.errors import VigilError
 
@@ -31,3 +31,33 @@ def read_from(
                 raise VigilError(f"consuming {topic}: {msg.error()}")
             seen += 1
             yield msg
+
+
+def read_since(consumer: Consumer, topic: str, since_ms: int, timeout_s: float = 30.0) -> Iterator[Message]:
+    """Every record of ``topic`` stamped at or after ``since_ms``, up to the end as the consumer's
+    isolation level sees it (a read_committed consumer stops at the last stable offset).
+
+    The consumer needs ``enable.partition.eof``. Not reaching every end within ``timeout_s``
+    raises a (transient) timed-out KafkaException, for the caller to retry.
+    """
+    meta = consumer.list_topics(topic, timeout=timeout_s).topics.get(topic)
+    if meta is None or meta.error is not None or not meta.partitions:
+        raise VigilError(f"topic {topic} does not exist; run `vigil services up` (or `vigil services topics`)")
+    wanted = [TopicPartition(topic, p, since_ms) for p in sorted(meta.partitions)]
+    starts = [tp for tp in consumer.offsets_for_times(wanted, timeout=timeout_s) if tp.offset >= 0]
+    if not starts:
+        return  # no record that recent anywhere
+    consumer.assign(starts)
+    unfinished = {tp.partition for tp in starts}
+    deadline = time.monotonic() + timeout_s
+    while unfinished:
+        if time.monotonic() > deadline:
+            raise KafkaException(KafkaError(KafkaError._TIMED_OUT, f"{topic}: end not reached in {timeout_s}s"))
+        for msg in consumer.consume(num_messages=1000, timeout=0.5):
+            err = msg.error()
+            if err is None:
+                yield msg
+            elif err.code() == KafkaError._PARTITION_EOF:
+                unfinished.discard(msg.partition())
+            else:
+                raise KafkaException(err)

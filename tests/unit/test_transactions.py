@@ -1,0 +1,100 @@
+"""The exactly-once publisher's handling of transaction errors (librdkafka's three classes).
+
+A scripted stand-in for the producer: only the publisher's decision logic is under test here;
+the real broker's transactions are exercised by tests/faults/test_crash.py.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from confluent_kafka import KafkaError, KafkaException
+
+from streamer.publish import Outgoing, TransactionAborted, TransactionalPublisher
+from streamer.retry import is_transient, retrying
+
+
+class ScriptedProducer:
+    """Records calls; ``failures[name]`` is a list of errors the next calls of ``name`` raise."""
+
+    def __init__(self, **failures: list[KafkaError]):
+        self.calls: list[str] = []
+        self.failures = failures
+
+    def _call(self, name: str) -> None:
+        self.calls.append(name)
+        pending = self.failures.get(name)
+        if pending:
+            raise KafkaException(pending.pop(0))
+
+    def begin_transaction(self):
+        self._call("begin")
+
+    def produce(self, *_args, **_kwargs):
+        self._call("produce")
+
+    def send_offsets_to_transaction(self, *_args):
+        self._call("send_offsets")
+
+    def commit_transaction(self, *_args):
+        self._call("commit")
+
+    def abort_transaction(self, *_args):
+        self._call("abort")
+
+
+def publisher(producer) -> TransactionalPublisher:
+    return TransactionalPublisher(producer, threading.Event())
+
+
+def retry(action):
+    return retrying(action, "kafka", threading.Event(), max_backoff_s=0.01)
+
+
+def record() -> Outgoing:
+    return Outgoing("scores", b"k", b"{}")
+
+
+def test_records_and_offsets_commit_in_one_transaction():
+    producer = ScriptedProducer()
+    pub = publisher(producer)
+    pub.send(record())
+    pub.send(record())
+    assert pub.in_transaction
+    pub.commit([], None, retry)
+    assert producer.calls == ["begin", "produce", "produce", "send_offsets", "commit"]
+    assert not pub.in_transaction
+
+
+def test_a_retriable_commit_error_retries_the_commit_only():
+    producer = ScriptedProducer(commit=[KafkaError(KafkaError._TIMED_OUT, "slow", retriable=True)])
+    pub = publisher(producer)
+    pub.send(record())
+    pub.commit([], None, retry)
+    assert producer.calls == ["begin", "produce", "send_offsets", "commit", "commit"]
+
+
+def test_an_abortable_error_aborts_and_tells_the_caller_to_rewind():
+    abortable = KafkaError(KafkaError.INVALID_PRODUCER_EPOCH, "epoch bumped", txn_requires_abort=True)
+    assert not is_transient(KafkaException(abortable))  # not waited out: aborted
+    producer = ScriptedProducer(send_offsets=[abortable])
+    pub = publisher(producer)
+    pub.send(record())
+    with pytest.raises(TransactionAborted):
+        pub.commit([], None, retry)
+    assert producer.calls == ["begin", "produce", "send_offsets", "abort"]
+    assert not pub.in_transaction
+    pub.send(record())  # the next cycle opens a new transaction
+    assert producer.calls[-2:] == ["begin", "produce"]
+
+
+def test_a_fatal_error_is_raised_without_abort():
+    fenced = KafkaError(KafkaError._FENCED, "fenced by a newer instance", fatal=True)
+    producer = ScriptedProducer(commit=[fenced])
+    pub = publisher(producer)
+    pub.send(record())
+    with pytest.raises(KafkaException) as raised:
+        pub.commit([], None, retry)
+    assert raised.value.args[0].fatal()
+    assert "abort" not in producer.calls
