@@ -9,6 +9,7 @@ from typing import Callable, TypeVar
 import redis
 from confluent_kafka import KafkaError, KafkaException
 
+from vigil.errors import VigilError
 from vigil.logging import get_logger
 
 T = TypeVar("T")
@@ -20,13 +21,17 @@ _REDIS_TRANSIENT = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoading
 
 
 def is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, (redis.AuthenticationError, redis.exceptions.NoPermissionError)):
+        return False  # wrong credentials or ACL: waiting will not fix it
     if isinstance(exc, _REDIS_TRANSIENT):
         return True
     if isinstance(exc, redis.ResponseError):
         return str(exc).startswith(("BUSY", "MASTERDOWN", "CLUSTERDOWN"))
     if isinstance(exc, KafkaException):
         err = exc.args[0] if exc.args else None
-        return err is not None and not err.fatal() and (err.retriable() or err.code() in _KAFKA_WAITABLE)
+        if err is None or err.fatal() or err.txn_requires_abort():
+            return False  # a transaction that must be aborted is not waited out
+        return err.retriable() or err.code() in _KAFKA_WAITABLE
     return False
 
 
@@ -55,6 +60,9 @@ def retrying(
         try:
             return action()
         except (redis.RedisError, KafkaException) as exc:
+            if isinstance(exc, (redis.AuthenticationError, redis.exceptions.NoPermissionError)):
+                raise VigilError(f"{dependency} refused Vigil's credentials or permissions: {exc}; "
+                                 "check redis.url and the ACL user (docs/security.md)") from None
             if not is_transient(exc):
                 raise
             attempt += 1

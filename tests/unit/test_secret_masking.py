@@ -41,13 +41,13 @@ def test_the_redis_url_password_is_masked(url, masked):
     assert VigilSettings(redis={"url": url}).redis.masked_url() == masked
 
 
-@pytest.mark.xfail(strict=True, reason="known gap, documented in docs/security.md: the query string is not masked")
+
 def test_a_password_in_the_redis_url_query_string_is_masked():
     url = "redis://vigil@10.0.0.7:6379/0?password=hunter2"
     assert "hunter2" not in VigilSettings(redis={"url": url}).redis.masked_url()
 
 
-@pytest.mark.xfail(strict=True, reason="known gap, documented in docs/security.md: a non-string value is echoed")
+
 def test_a_secret_written_as_a_bare_number_in_yaml_is_not_echoed(tmp_path, capsys):
     (tmp_path / "vigil.yaml").write_text("kafka:\n  client: {sasl.password: 98765432}\n")
     main(["config", "show"])

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from vigil import __version__
 from vigil.cli import config_cmd, demo, evaluate_cmd, models_cmd, services_cmd, simulate_cmd, stream_cmd, train_cmd
-from vigil.errors import VigilError
+from vigil.errors import VigilError, describe_invalid
 from vigil.logging import configure_logging
 from vigil.settings import CONFIG_FILE_ENV, VigilSettings
 
@@ -47,7 +47,7 @@ def load_settings(args: argparse.Namespace) -> VigilSettings:
     try:
         settings = VigilSettings()
     except ValidationError as exc:
-        raise VigilError(f"invalid configuration:\n{exc}") from None
+        raise VigilError(f"invalid configuration:\n{describe_invalid(exc)}") from None
     except FileNotFoundError as exc:
         raise VigilError(str(exc)) from None
     overrides = {k: v for k, v in (("log_format", args.log_format), ("log_level", args.log_level)) if v}
@@ -63,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.handler(args, settings) or 0)
     except VigilError as exc:
         print(f"vigil: error: {exc}", file=sys.stderr)
+        return 1
+    except ValidationError as exc:  # a command-line value that a setting refuses
+        print(f"vigil: error: invalid option:\n{describe_invalid(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("vigil: interrupted", file=sys.stderr)
