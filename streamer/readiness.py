@@ -22,6 +22,7 @@ class ReadySet:
         self.ready: dict[str, tuple[SensorState, float]] = {}
         self.deferred: dict[str, tuple[float, SensorState]] = {}
         self._last_scored: dict[str, float] = {}
+        self._prune_at = 1024
 
     def __len__(self) -> int:
         return len(self.ready)
@@ -60,8 +61,15 @@ class ReadySet:
         self.deferred = {k: v for k, v in self.deferred.items() if v[1].partition not in partitions}
 
     def mark_scored(self, sensor_ids: list[str], now: float) -> None:
-        if self.min_interval_s > 0:
-            self._last_scored.update(dict.fromkeys(sensor_ids, now))
+        if self.min_interval_s <= 0:
+            return
+        self._last_scored.update(dict.fromkeys(sensor_ids, now))
+        if len(self._last_scored) > self._prune_at:
+            # A score older than the interval defers nothing: forget it, so a churning fleet
+            # (sensor ids that come and go) does not grow this map forever. Amortised O(1).
+            horizon = now - self.min_interval_s
+            self._last_scored = {k: t for k, t in self._last_scored.items() if t > horizon}
+            self._prune_at = max(1024, 2 * len(self._last_scored))
 
     def _add(self, sensor_id: str, state: SensorState, now: float) -> None:
         waiting = self.ready.get(sensor_id)

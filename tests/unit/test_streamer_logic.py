@@ -134,3 +134,12 @@ def test_resume_where_redis_is_behind_the_committed_offsets():
     starts, moved = resume_offsets(committed, applied)
     assert starts == {0: 100, 1: 41, 2: 0, 3: -1001}
     assert moved == [(1, 50, 41), (2, 70, 0)]
+
+
+def test_the_min_interval_memory_forgets_sensors_scored_longer_ago_than_the_interval():
+    ready = ReadySet(min_interval_s=60.0)
+    for minute in range(100):  # 100 minutes of a fleet whose 500 sensor ids are new each minute
+        ready.mark_scored([f"s-{minute}-{i}" for i in range(500)], now=minute * 60.0)
+    assert len(ready._last_scored) <= 2 * 1024 + 500
+    ready.offer({"s-99-0": state("s-99-0", pending=1, n=10)}, now=99 * 60.0 + 1)
+    assert len(ready) == 0 and "s-99-0" in ready.deferred  # the recent ones still defer
