@@ -14,6 +14,7 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections import Counter
@@ -35,6 +36,14 @@ from tests.integration.streaming import (end_offsets_of, isolated_settings, read
 from tests.integration.test_streamer_lifecycle import committed, env_of
 
 KILLS = 3
+LEAD, CHUNK = 3000, 1000
+
+
+def produce_paced(cfg, frame, applied_now) -> None:
+    producer = make_producer(cfg)
+    for start in range(0, len(frame), CHUNK):
+        wait_for(lambda: applied_now() >= start - LEAD, timeout_s=300, what="the streamer to catch up")
+        produce_frame(producer, cfg.topics.events, frame.iloc[start:start + CHUNK])
 
 
 def applied(client: redis.Redis, cfg) -> int:
@@ -71,8 +80,11 @@ def test_kill_9_mid_stream_loses_nothing_and_publishes_no_alert_twice(settings, 
     log = tmp_path / "streamer.log"
     targets = sorted(rng.uniform(0.1, 0.9) * total for _ in range(KILLS))
     with topics_of(cfg):
-        produce_frame(make_producer(cfg), cfg.topics.events, fleet.events)
-        ends = {p: o for p, o in end_offsets_of(cfg).items() if o > 0}
+        # Production stays at most LEAD events ahead of the buffer, so every kill lands mid-stream
+        # with a backlog to work on, whatever this machine's speed.
+        producing = threading.Thread(target=produce_paced, daemon=True,
+                                     args=(cfg, fleet.events, lambda: applied(redis_client, cfg)))
+        producing.start()
         for target in targets:
             proc = streamer_process(cfg, registry.root, log)
             try:
@@ -88,6 +100,9 @@ def test_kill_9_mid_stream_loses_nothing_and_publishes_no_alert_twice(settings, 
         assert applied(redis_client, cfg) < total, "the last kill came after the end of the stream"
         proc = streamer_process(cfg, registry.root, log)
         try:
+            producing.join(300)
+            ends = {p: o for p, o in end_offsets_of(cfg).items() if o > 0}
+            assert sum(ends.values()) == total
             wait_for(lambda: committed(cfg) == ends, what="the last restart to catch up")
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(120) == 0, tail(log)
