@@ -443,7 +443,10 @@ class Streamer:
     def _retrying(self, action, dependency: str):
         result = retrying(action, dependency, self.stop_event, self._on_retry,
                           self.settings.stream.retry_max_backoff.total_seconds())
-        self.health.set(dependency, None)
+        # A Redis call that succeeds proves Redis is back. A Kafka call may succeed without the
+        # broker (a flush with nothing to send): Kafka is back once librdkafka has been quiet.
+        if dependency != "kafka" or time.monotonic() - self._kafka_error_at > KAFKA_QUIET_S:
+            self.health.set(dependency, None)
         return result
 
     def _retrying_kafka(self, action):
