@@ -19,6 +19,11 @@ DLQ_HEADERS = {
     "vigil.source.partition": "its partition (decimal text)",
     "vigil.source.offset": "its offset (decimal text)",
 }
+# Present only on some dead letters.
+DLQ_OPTIONAL_HEADERS = {
+    "vigil.truncated_from": "the original value's length in bytes (decimal text), when the DLQ topic refused "
+                            "the whole value and only its first 64 KiB were kept",
+}
 
 
 class ScoreRecord(BaseModel):
@@ -26,14 +31,14 @@ class ScoreRecord(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    sensor_id: str
+    sensor_id: str = Field(description="the sensor; also the record's key")
     window_start: int = Field(description="epoch ms; the window is (window_start, window_end]")
     window_end: int = Field(description="epoch ms of the sensor's newest event")
-    n_events: int
+    n_events: int = Field(description="events in the window")
     score: float = Field(description="reconstruction error of the window's latent; higher is more anomalous")
     threshold: float = Field(description="the model's alert threshold")
     alert: bool = Field(description="score >= threshold")
-    model_version: str
+    model_version: str = Field(description="the registry version that scored the window")
     scored_at: int = Field(description="epoch ms (wall clock) when the score was computed")
 
 
@@ -48,17 +53,18 @@ class AlertRecord(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    alert_id: str
-    kind: Literal["alert", "cleared"]
+    alert_id: str = Field(description="deterministic id (32 hex digits): deduplicate on it")
+    kind: Literal["alert", "cleared"] = Field(description="alert: opened (or repeated after the cooldown); "
+                                                         "cleared: the sensor scored under the threshold again")
     clears: str | None = Field(None, description="for kind=cleared: the alert_id it clears")
-    sensor_id: str
-    window_start: int
-    window_end: int
-    n_events: int
-    score: float
-    threshold: float
-    model_version: str
-    scored_at: int
+    sensor_id: str = Field(description="the sensor; also the record's key")
+    window_start: int = Field(description="epoch ms; the window is (window_start, window_end]")
+    window_end: int = Field(description="epoch ms of the sensor's newest event in the window")
+    n_events: int = Field(description="events in the window")
+    score: float = Field(description="the window's score")
+    threshold: float = Field(description="the model's alert threshold")
+    model_version: str = Field(description="the registry version that scored the window")
+    scored_at: int = Field(description="epoch ms (wall clock) when the score was computed")
 
 
 def alert_id(sensor_id: str, window_end: int, n_events: int, model_version: str, kind: str) -> str:

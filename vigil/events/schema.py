@@ -14,7 +14,7 @@ import math
 from datetime import datetime, timezone
 from typing import Annotated, Any, Mapping, NamedTuple, Sequence
 
-from pydantic import BeforeValidator, ConfigDict, Field, ValidationError, create_model
+from pydantic import BeforeValidator, ConfigDict, Field, ValidationError, WithJsonSchema, create_model
 from pydantic_core import PydanticCustomError
 
 # Epoch-millisecond timestamps outside this range are almost always a unit mistake
@@ -126,10 +126,29 @@ def _label(value: Any) -> int | None:
     raise PydanticCustomError("bad_label", "label must be 0 or 1, got {v}", {"v": repr(value)[:64]})
 
 
-SensorIdField = Annotated[str, BeforeValidator(_sensor_id)]
-TimestampField = Annotated[int, BeforeValidator(parse_timestamp_ms)]
-FeatureField = Annotated[float, BeforeValidator(_feature)]
-LabelField = Annotated[int | None, BeforeValidator(_label)]
+# Each field's JSON Schema states what its validator accepts (the published event schema), not
+# the type it produces: a timestamp may be ISO-8601 text, a sensor_id an integer.
+SensorIdField = Annotated[str, BeforeValidator(_sensor_id), WithJsonSchema({
+    "anyOf": [{"type": "string", "minLength": 1, "maxLength": MAX_SENSOR_ID_LENGTH}, {"type": "integer"}],
+    "description": f"the sensor's id, also the Kafka key: 1 to {MAX_SENSOR_ID_LENGTH} characters after "
+                   "trimming (an integer is taken as its decimal text)",
+})]
+TimestampField = Annotated[int, BeforeValidator(parse_timestamp_ms), WithJsonSchema({
+    "anyOf": [
+        {"type": "string", "description": "ISO-8601 (UTC when no offset is given), or epoch milliseconds as text"},
+        {"type": "number", "minimum": MIN_TIMESTAMP_MS, "exclusiveMaximum": MAX_TIMESTAMP_MS,
+         "description": "epoch milliseconds, 1990 to 2100"},
+    ],
+    "description": "event time",
+})]
+FeatureField = Annotated[float, BeforeValidator(_feature), WithJsonSchema({
+    "type": "number", "minimum": -MAX_FEATURE_MAGNITUDE, "maximum": MAX_FEATURE_MAGNITUDE,
+    "description": "a finite number within float32 range",
+})]
+LabelField = Annotated[int | None, BeforeValidator(_label), WithJsonSchema({
+    "anyOf": [{"enum": [0, 1]}, {"type": "null"}],
+    "description": "optional: 1 anomalous, 0 normal; absent or null: unlabelled",
+})]
 
 # Stable reason codes (DLQ header ``vigil.reason``, metric label): what can be wrong with a message.
 REASONS = frozenset({"empty", "oversized", "future_timestamp", "not_json", "not_object", "missing_field", "bad_sensor_id",
