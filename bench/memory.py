@@ -53,8 +53,10 @@ def kafka_order_batches(frame, features: list[str], batch_size: int):
     values = frame[features].to_numpy(np.float64)
     for start in range(0, len(sensors), batch_size):
         end = start + batch_size
+        n = len(sensors[start:end])
         yield EventBatch(len(features), sensors[start:end], partitions[start:end].tolist(),
-                         offsets[start:end].tolist(), ts[start:end].tolist(), values[start:end].tolist())
+                         offsets[start:end].tolist(), ts[start:end].tolist(), values[start:end].tolist(),
+                         [None] * n)  # unlabelled, as the memory figures were measured
 
 
 def used_memory(client) -> int:
