@@ -16,6 +16,7 @@ from confluent_kafka import KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from vigil.logging import configure_logging
+from vigil.redis_client import connect
 from vigil.settings import VigilSettings
 
 
@@ -48,7 +49,7 @@ def bench_settings(name: str, rid: str, **stream: object) -> VigilSettings:
 
 
 def redis_client(settings: VigilSettings) -> redis.Redis:
-    return redis.Redis.from_url(settings.redis.url.get_secret_value())
+    return connect(settings)
 
 
 def create_topics(settings: VigilSettings, partitions: dict[str, int]) -> list[str]:

@@ -29,6 +29,7 @@ from vigil.kafka.clients import make_consumer, make_producer
 from vigil.kafka.reading import read_since
 from vigil.logging import get_logger
 from vigil.registry import ModelRegistry, announcement_channel
+from vigil.redis_client import connect
 from vigil.settings import VigilSettings
 from streamer.alerts import AlertPolicy
 from streamer.health import Health, serve
@@ -61,8 +62,7 @@ class Streamer:
         self.topic = settings.topics.events
         layout = BufferLayout.from_settings(settings)
         window_ms = layout.window_ms
-        self.redis = redis.Redis.from_url(settings.redis.url.get_secret_value(), socket_timeout=30,
-                                          socket_connect_timeout=5, health_check_interval=30)
+        self.redis = connect(settings, socket_timeout=30, socket_connect_timeout=5, health_check_interval=30)
         self.buffer = RollingBuffer(self.redis, layout, self.topic)
         self.journal = AlertJournal(self.redis, layout, self.topic)
         self.decoder = EventDecoder(EventSchema(settings.features, settings.label_column), s.max_event_bytes)

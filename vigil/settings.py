@@ -72,6 +72,8 @@ class RedisSettings(BaseModel):
     # Keys expire this long after the window (wall clock) once a sensor goes silent. The slack
     # covers a stream that falls behind: event time, which trims, then lags the wall clock.
     ttl_grace: Duration = timedelta(days=10)
+    # The URL names any one node; slots are discovered from it. Keys of one sensor share a slot.
+    cluster: bool = Field(False, description="Redis Cluster: pipelines are split by slot")
 
     def masked_url(self) -> str:
         parts = urlsplit(self.url.get_secret_value())

@@ -12,10 +12,9 @@ from collections import defaultdict
 
 import numpy as np
 import pandas as pd
-import redis
-
 from vigil.buffer import BufferLayout, RollingBuffer
 from vigil.kafka.events import frame_values
+from vigil.redis_client import connect
 from vigil.settings import VigilSettings
 
 
@@ -40,7 +39,7 @@ def buffer_mismatches(cfg: VigilSettings, frame: pd.DataFrame) -> dict[str, str]
     """sensor → what differs between its buffer in Redis and the reference (empty: all equal)."""
     layout = BufferLayout.from_settings(cfg)
     expected = expected_windows(frame, list(cfg.features), layout.window_ms)
-    client = redis.Redis.from_url(cfg.redis.url.get_secret_value())
+    client = connect(cfg)
     try:
         buffer = RollingBuffer(client, layout, cfg.topics.events)
         sensors = sorted(expected)

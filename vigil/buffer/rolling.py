@@ -1,7 +1,8 @@
 """``RollingBuffer``: each sensor's last window of events in Redis, applied idempotently.
 
 ``apply`` writes one consume batch: one Lua script call per (sensor, partition) plus the
-per-partition applied offsets, all in one MULTI/EXEC transaction. The script skips events at or
+per-partition applied offsets, all in one MULTI/EXEC transaction (on Redis Cluster, where no
+transaction spans slots: a pipeline split by slot, then the offsets). The script skips events at or
 below the offset it already applied for that partition, so a batch re-consumed after a crash
 changes nothing. ``read`` fetches the windows of many sensors in one pipeline.
 """
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import redis
+from redis.cluster import RedisCluster
 
 from vigil.buffer.batch import EventBatch
 from vigil.buffer.layout import BufferLayout
@@ -55,6 +57,8 @@ class RollingBuffer:
         self.topic = topic
         self._apply = client.register_script(APPLY)
         self._raise_offsets = client.register_script(RAISE_OFFSETS)
+        # Redis Cluster: one sensor's keys share a slot (hash tag), so its script runs on one node.
+        self.cluster = isinstance(client, RedisCluster)
 
     def apply(self, batch: EventBatch) -> ApplyResult:
         result = ApplyResult({})
@@ -65,20 +69,27 @@ class RollingBuffer:
         order = np.fromiter((i for rows in groups.values() for i in rows), dtype=np.intp, count=len(batch))
         blob = batch.packed(layout.input_dtype)[order].tobytes()
         size = layout.input_dtype.itemsize
-        pipe = self.client.pipeline(transaction=True)
-        start = 0
+        calls, start = [], 0
         for (sensor_id, partition), rows in groups.items():
             end = start + len(rows) * size
-            self._apply(
-                keys=[layout.meta_key(sensor_id)],
-                args=[layout.chunk_prefix(sensor_id), partition, layout.window_ms, layout.chunk_ms,
-                      layout.ttl_ms, layout.record_bytes - 4, blob[start:end], _label_arg(batch.last_label(rows))],
-                client=pipe,
-            )
+            calls.append(([layout.meta_key(sensor_id)],
+                          [layout.chunk_prefix(sensor_id), partition, layout.window_ms, layout.chunk_ms,
+                           layout.ttl_ms, layout.record_bytes - 4, blob[start:end],
+                           _label_arg(batch.last_label(rows))]))
             start = end
         offsets = [x for pair in sorted(batch.last_offsets().items()) for x in pair]
-        self._raise_offsets(keys=[layout.offsets_key(self.topic)], args=offsets, client=pipe)
-        replies = pipe.execute()
+        raise_offsets = ([layout.offsets_key(self.topic)], offsets)
+        if self.cluster:
+            # No transaction spans slots: apply the sensors (each script is atomic, and skips
+            # what it already applied), then raise the topic's offsets, so they never run ahead.
+            replies = self._cluster_scripts(self._apply, calls)
+            self._cluster_scripts(self._raise_offsets, [raise_offsets])
+        else:
+            pipe = self.client.pipeline(transaction=True)
+            for keys, args in calls:
+                self._apply(keys=keys, args=args, client=pipe)
+            self._raise_offsets(keys=raise_offsets[0], args=raise_offsets[1], client=pipe)
+            replies = pipe.execute()
         for (sensor_id, partition), reply in zip(groups, replies):
             added, dup, old, n, newest, first, open_, pending = (int(x) for x in reply)
             result.added += added
@@ -88,6 +99,22 @@ class RollingBuffer:
                 result.states[sensor_id] = SensorState(sensor_id, partition, n, newest, first, open_, pending)
         return result
 
+    def _cluster_scripts(self, script, calls: list[tuple[list, list]]) -> list:
+        """EVALSHA calls in a cluster pipeline (split by slot); a node that lost its script cache
+        (restart, failover) gets the scripts again and the calls are repeated: they are idempotent."""
+        def run() -> list:
+            pipe = self.client.pipeline(transaction=False)
+            for keys, args in calls:
+                pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+            return pipe.execute()
+
+        try:
+            return run()
+        except redis.exceptions.NoScriptError:
+            for each in (self._apply, self._raise_offsets):
+                self.client.script_load(each.script)  # on every primary
+            return run()
+
     def read(self, states: list[SensorState]) -> list[SensorWindow]:
         """Each sensor's events in its window ``(newest - length, newest]``, plus its meta hash."""
         pipe = self.client.pipeline(transaction=False)
@@ -96,7 +123,8 @@ class RollingBuffer:
             chunks = list(range(state.first_chunk, state.open_chunk + 1))
             spans.append(chunks)
             pipe.hgetall(self.layout.meta_key(state.sensor_id))
-            pipe.mget([self.layout.chunk_key(state.sensor_id, c) for c in chunks])
+            # execute_command: redis-py's cluster pipeline refuses mget(), not MGET of one slot.
+            pipe.execute_command("MGET", *[self.layout.chunk_key(state.sensor_id, c) for c in chunks])
         replies = pipe.execute()
         out = []
         for i, (state, chunks) in enumerate(zip(states, spans)):

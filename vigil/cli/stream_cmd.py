@@ -101,8 +101,9 @@ def _inspect(args: argparse.Namespace, settings: VigilSettings) -> int:
     import redis
 
     from vigil.buffer import BufferLayout, RollingBuffer
+    from vigil.redis_client import connect
 
-    client = redis.Redis.from_url(settings.redis.url.get_secret_value(), socket_connect_timeout=5, socket_timeout=10)
+    client = connect(settings, socket_connect_timeout=5, socket_timeout=10)
     buffer = RollingBuffer(client, BufferLayout.from_settings(settings), settings.topics.events)
     try:
         report = buffer.inspect(args.sensor)

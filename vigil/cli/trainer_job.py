@@ -44,10 +44,11 @@ def run(args: argparse.Namespace, settings: VigilSettings) -> int:
     import redis
 
     from vigil.buffer import BufferLayout, RollingBuffer
+    from vigil.redis_client import connect
     from vigil.registry import ModelRegistry, announcement_channel
 
     registry = ModelRegistry(args.model_dir or settings.models_path)
-    client = redis.Redis.from_url(settings.redis.url.get_secret_value(), socket_connect_timeout=5, socket_timeout=60)
+    client = connect(settings, socket_connect_timeout=5, socket_timeout=60)
     buffer = RollingBuffer(client, BufferLayout.from_settings(settings), settings.topics.events)
     channel = announcement_channel(settings.redis.key_prefix)
     state = {"training": False, "stop": False}

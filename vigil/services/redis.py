@@ -21,9 +21,11 @@ class LocalRedis:
     """``acl_file``: a Redis ACL file (users, passwords, key patterns) loaded at start; without one
     the default user needs no password, as in Debian's package."""
 
-    def __init__(self, root: Path, host: str, port: int, acl_file: Path | None = None):
+    def __init__(self, root: Path, host: str, port: int, acl_file: Path | None = None,
+                 cluster_port: int | None = None):
         self.root, self.host, self.port = root, host, port
         self.acl_file = acl_file
+        self.cluster_port = cluster_port  # set: a Redis Cluster node, its bus on this port
         self.data = root / "data"
         self.config = root / "redis.conf"
         # redis-server rewrites its process title to "redis-server HOST:PORT": that is the marker.
@@ -51,6 +53,8 @@ class LocalRedis:
             "appendfsync everysec\n"
             "save 3600 1 300 100\n"
             + (f"aclfile {self.acl_file.resolve()}\n" if self.acl_file is not None else "")
+            + (f"cluster-enabled yes\ncluster-config-file nodes.conf\ncluster-port {self.cluster_port}\n"
+               if self.cluster_port is not None else "")
         )
 
     def start(self, ready_timeout_s: float) -> int:
