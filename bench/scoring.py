@@ -50,6 +50,19 @@ from vigil.simulate import FleetSpec, generate_fleet  # noqa: E402
 DAY_MS = 86_400_000
 
 
+def backend_device() -> str:
+    """Where the Keras backend runs the model: "gpu" or "cpu" (bench/gpu.py compares the two)."""
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+        return "gpu" if jax.devices()[0].platform in ("gpu", "cuda", "rocm") else jax.devices()[0].platform
+    if backend == "torch":
+        import torch
+        return "gpu" if torch.cuda.is_available() else "cpu"
+    import tensorflow as tf  # a benchmark, not model code: asking TensorFlow for its devices is fine
+    return "gpu" if tf.config.list_physical_devices("GPU") else "cpu"
+
+
 def flops_per_window(steps: int, channels: int, latent: int, bottleneck: int) -> int:
     lstm = 8 * latent * (channels + latent) * steps
     dense = 2 * latent * bottleneck + 2 * bottleneck * latent
@@ -106,7 +119,7 @@ def main(argv=None) -> int:
     scorer = make_scorer(model)
     flops = flops_per_window(spec.steps, spec.channels, args.latent_dim, args.bottleneck)
     log(f"model: untrained (built), {model.count_params():,} parameters, {flops / 1e6:.2f} MFLOP per window, "
-        f"keras backend {keras.backend.backend()}")
+        f"keras backend {keras.backend.backend()} on {backend_device()}")
 
     log(f"baseline: scorer.predict() on one window at a time, {args.per_window} windows")
     scorer.predict(x[:1], verbose=0)  # trace once: the per-call cost is what is measured
@@ -160,7 +173,7 @@ def main(argv=None) -> int:
         "max_batch": args.max_batch, "repeats": args.repeats, "batched_runs": [round(v, 1) for v in batched_runs],
         "steps": spec.steps, "channels": spec.channels, "latent_dim": args.latent_dim,
         "bottleneck": args.bottleneck, "trained": False, "parameters": model.count_params(),
-        "backend": keras.backend.backend(), "cpus": os.cpu_count(),
+        "backend": keras.backend.backend(), "device": backend_device(), "cpus": os.cpu_count(),
     }
     print(json.dumps(report))
     return 0
