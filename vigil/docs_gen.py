@@ -1,0 +1,309 @@
+"""Generated documentation: the configuration reference and the topics' JSON Schemas.
+
+``docs/configuration.md`` is built from :class:`vigil.settings.VigilSettings` (field types,
+constraints, defaults, descriptions), and ``docs/schemas/<topic>.schema.json`` from the pydantic
+models in :mod:`vigil.events`. Nothing here reads the environment or a YAML file: the documents
+show the code's defaults. ``tests/unit/test_docs.py`` fails when the committed files drift.
+
+    python -m vigil.docs_gen            # rewrite docs/configuration.md and docs/schemas/
+    python -m vigil.docs_gen --check    # exit 1, naming the stale files, when they differ
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, SecretStr
+from pydantic.fields import FieldInfo
+
+from vigil.durations import format_duration
+from vigil.events.outputs import DLQ_HEADERS, DLQ_OPTIONAL_HEADERS, AlertRecord, ScoreRecord
+from vigil.events.schema import REASONS, EventSchema
+from vigil.settings import CONFIG_FILE_ENV, DEFAULT_CONFIG_FILE, VigilSettings
+
+ENV_PREFIX = "VIGIL_"
+ENV_DELIMITER = "__"
+JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+REGENERATE = "python -m vigil.docs_gen"
+
+# Descriptions for settings whose Field carries none (vigil/settings.py explains them in comments,
+# or not at all). A setting that gains a Field description must lose its entry here: the test
+# checks that no entry shadows one, and that every setting has exactly one description.
+NOTES: dict[str, str] = {
+    "kafka.bootstrap_servers": "Kafka brokers, comma-separated host:port",
+    "kafka.client": "librdkafka options passed verbatim to every Kafka client (security.protocol, sasl.*, "
+                    "ssl.*...); values are taken as text; see docs/security.md",
+    "redis.url": "Redis URL (redis://, rediss://; user and password in the URL or ?password=)",
+    "redis.key_prefix": "every key Vigil writes starts with this, so several deployments can share one Redis",
+    "redis.chunks_per_window": "time chunks per window in a sensor's buffer: old chunks are dropped whole, "
+                               "and a chunk is rewritten to its exact size once time moves past it",
+    "redis.ttl_grace": "keys expire this long after the window (wall clock) once a sensor goes silent: the "
+                       "slack for a stream that falls behind the wall clock",
+    "topics.events": "topic the gateways publish sensor events to (key: sensor_id)",
+    "topics.scores": "topic of score records",
+    "topics.alerts": "topic of alert and cleared records",
+    "topics.dlq": "dead-letter topic for invalid events",
+    "topics.events_partitions": "partitions `vigil services up|topics` creates for the events topic: the most "
+                                "streamer replicas that can share the work",
+    "topics.scores_partitions": "partitions created for the scores topic",
+    "topics.alerts_partitions": "partitions created for the alerts topic",
+    "topics.dlq_partitions": "partitions created for the dead-letter topic",
+    "topics.replication_factor": "replication factor of the topics Vigil creates",
+    "window.length": "how much of each sensor's history a window holds and the buffer keeps",
+    "window.steps": "time bins a window is resampled into (the model's sequence length)",
+    "window.min_events": "fewest events in a window for it to be scored",
+    "stream.group_id": "Kafka consumer group of the streamer replicas",
+    "stream.scoring": "off: ingest only (buffers fill, nothing is scored); `vigil stream --no-score`",
+    "stream.metrics_host": "address the /metrics, /healthz and /readyz server listens on",
+    "services.kafka_controller_port": "local KRaft controller port (`vigil services up`)",
+    "services.kafka_heap": "local Kafka broker's JVM heap (-Xmx)",
+    "services.kafka_ready_timeout_s": "seconds `vigil services up` waits for Kafka to answer",
+    "services.redis_ready_timeout_s": "seconds `vigil services up` waits for Redis to answer PING",
+    "features": "the events' numeric feature columns, in model order",
+    "label_column": "name of the optional 0/1 label column in events",
+    "data_dir": "local data: services' files, the default model registry (`<data_dir>/models`)",
+    "model_dir": "model registry directory (unset: `<data_dir>/models`)",
+    "log_format": "auto (JSON when the output is not a terminal), json or console",
+    "log_level": "debug, info, warning or error",
+}
+
+_GROUP_TITLES = {
+    "kafka": "Kafka", "redis": "Redis", "topics": "Topics", "window": "Window", "stream": "Streamer",
+    "services": "Local services", "": "General",
+}
+
+
+@dataclass(frozen=True)
+class SettingRow:
+    path: tuple[str, ...]   # ("stream", "max_wait")
+    type: str
+    default: str
+    description: str
+    described_in_settings: bool  # False: the description comes from NOTES
+
+    @property
+    def yaml_path(self) -> str:
+        return ".".join(self.path)
+
+    @property
+    def env(self) -> str:
+        return ENV_PREFIX + ENV_DELIMITER.join(self.path).upper()
+
+
+def _is_model(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
+
+
+def settings_rows() -> list[SettingRow]:
+    """One row per leaf setting, in declaration order (top-level scalars last)."""
+    nested, top = [], []
+    for name, field in VigilSettings.model_fields.items():
+        if _is_model(field.annotation):
+            model = field.annotation
+            props = model.model_json_schema()["properties"]
+            nested += [_row((name, sub), f, props[sub]) for sub, f in model.model_fields.items()]
+        else:
+            top.append(_row((name,), field, VigilSettings.model_json_schema()["properties"][name]))
+    return nested + top
+
+
+def _row(path: tuple[str, ...], field: FieldInfo, schema: dict[str, Any]) -> SettingRow:
+    own = field.description
+    return SettingRow(path, _type_text(schema), _default_text(field.get_default(call_default_factory=True)),
+                      own or NOTES.get(".".join(path), ""), bool(own))
+
+
+def _type_text(schema: dict[str, Any]) -> str:
+    variants = schema.get("anyOf")
+    if variants:
+        named = [v for v in variants if v.get("type") != "null"]
+        text = " or ".join(_type_text(v) for v in named)
+        return text + " or unset" if len(named) < len(variants) else text
+    kind, fmt = schema.get("type"), schema.get("format")
+    if "enum" in schema:
+        base = " or ".join(f"`{v}`" for v in schema["enum"])
+    elif fmt == "duration":
+        base = "duration"
+    elif fmt == "password":
+        base = "secret text"
+    elif fmt == "path":
+        base = "path"
+    elif kind == "array":
+        base = "list of " + _type_text(schema.get("items", {})).replace("text", "names")
+    elif kind == "object":
+        base = "map of text to " + _type_text(schema.get("additionalProperties", {}))
+    else:
+        base = {"string": "text", "integer": "integer", "number": "number", "boolean": "boolean"}.get(kind, "any")
+    limits = []
+    for key, sign in (("minimum", "≥ "), ("exclusiveMinimum", "> "), ("maximum", "≤ "), ("minItems", "at least ")):
+        if key in schema:
+            limits.append(f"{sign}{schema[key]}")
+    if "pattern" in schema:
+        limits.append(f"pattern `{schema['pattern']}`")
+    return base + (f" ({', '.join(limits)})" if limits else "")
+
+
+def _default_text(value: Any) -> str:
+    if value is None:
+        return "unset"
+    if isinstance(value, timedelta):
+        return f"`{format_duration(value)}`"
+    if isinstance(value, SecretStr):
+        value = value.get_secret_value()  # the default carries no password
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
+    if isinstance(value, list):
+        return f"`{','.join(map(str, value))}`"
+    if isinstance(value, dict):
+        return f"`{json.dumps(value)}`"
+    return f"`{value}`"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def configuration_markdown() -> str:
+    rows = settings_rows()
+    out = [
+        "# Configuration reference",
+        "",
+        f"<!-- Generated from vigil/settings.py by `{REGENERATE}`; edit the settings, not this file. -->",
+        "",
+        "Every Vigil command reads the same typed settings (`vigil/settings.py`). Sources, highest first:",
+        "",
+        "1. command-line options, where a command has one (`vigil stream --group-id ...`);",
+        f"2. environment variables: `{ENV_PREFIX}` and the setting's path in capitals, `{ENV_DELIMITER}` between",
+        "   levels (`stream.max_wait` is `VIGIL_STREAM__MAX_WAIT`);",
+        "3. a `.env` file in the working directory (the same names);",
+        f"4. a YAML file: `--config FILE`, or `{CONFIG_FILE_ENV}=FILE`, or `{DEFAULT_CONFIG_FILE}` in the working",
+        "   directory (nested keys: `stream: {max_wait: 100ms}`);",
+        "5. the defaults below.",
+        "",
+        "`vigil config show` prints the effective configuration, secrets masked.",
+        "",
+        "Value syntax, in the environment and in YAML alike:",
+        "",
+        "- **duration**: a number with a unit, `ms`, `s`, `m`, `h`, `d` or `w`, combinable (`250ms`, `10d`,",
+        "  `1h30m`), or a plain number of seconds;",
+        "- **list of names**: comma-separated (`VIGIL_FEATURES=pressure,flow`) or a JSON list; a YAML list;",
+        "- **map**: a JSON object in the environment (`VIGIL_KAFKA__CLIENT='{\"security.protocol\": \"SSL\"}'`),",
+        "  a YAML mapping in the file; every value is taken as text;",
+        "- **secret text**: never printed by `vigil config show` or the logs (see [security.md](security.md)).",
+        "",
+    ]
+    groups: dict[str, list[SettingRow]] = {}
+    for row in rows:
+        groups.setdefault(row.path[0] if len(row.path) > 1 else "", []).append(row)
+    for group, members in groups.items():
+        out.append(f"## {_GROUP_TITLES.get(group, group)}" + (f" (`{group}`)" if group else ""))
+        out.append("")
+        if group:
+            doc = (VigilSettings.model_fields[group].annotation.__doc__ or "").strip()
+            if doc:
+                out += [doc.splitlines()[0], ""]
+        out += ["| Setting (YAML) | Environment variable | Type | Default | Description |",
+                "|---|---|---|---|---|"]
+        for row in members:
+            out.append(f"| `{row.yaml_path}` | `{row.env}` | {_cell(row.type)} | {_cell(row.default)} "
+                       f"| {_cell(row.description)} |")
+        out.append("")
+    return "\n".join(out)
+
+
+def _default_features() -> tuple[list[str], str]:
+    fields = VigilSettings.model_fields
+    return fields["features"].get_default(call_default_factory=True), fields["label_column"].get_default()
+
+
+def _docstring(model: type[BaseModel]) -> str:
+    """A model's docstring as one line of Markdown (reST's double backquotes made single)."""
+    return " ".join((model.__doc__ or "").split()).replace("``", "`")
+
+
+def topic_schemas() -> dict[str, dict[str, Any]]:
+    """JSON Schema of each topic's records, by topic role: events, scores, alerts, dlq."""
+    topics = VigilSettings.model_fields["topics"].get_default(call_default_factory=True)
+    features, label = _default_features()
+    events = EventSchema(features, label).json_schema()
+    scores = ScoreRecord.model_json_schema(mode="serialization")
+    alerts = AlertRecord.model_json_schema(mode="serialization")
+    headers = {**DLQ_HEADERS, **DLQ_OPTIONAL_HEADERS}
+    dlq: dict[str, Any] = {
+        "type": "object",
+        "properties": {name: {"type": "string", "description": text} for name, text in headers.items()},
+        "required": list(DLQ_HEADERS),
+    }
+    dlq["properties"]["vigil.reason"]["enum"] = sorted(REASONS)
+    for name in ("vigil.source.partition", "vigil.source.offset", "vigil.truncated_from"):
+        if name in dlq["properties"]:
+            dlq["properties"][name]["pattern"] = "^-?[0-9]+$"
+    described = {
+        "events": (events, "Sensor event", (
+            f"Value of a `{topics.events}` record (key: the sensor_id as UTF-8), a JSON object. Generated for "
+            f"the default features {', '.join(features)} and label column {label}; the feature columns "
+            "follow the `features` setting (`vigil schema events` prints this schema for the configured "
+            "ones). Unknown fields are ignored. An event that breaks this schema, or is larger than "
+            "`stream.max_event_bytes` or further ahead than `stream.max_future`, goes to the dead-letter "
+            "topic.")),
+        "scores": (scores, "Score record", _docstring(ScoreRecord)),
+        "alerts": (alerts, "Alert record", _docstring(AlertRecord)),
+        "dlq": (dlq, "Dead letter", (
+            f"A `{topics.dlq}` record: key and value are the original message's bytes, unchanged (the "
+            "value cut to its first 64 KiB only when the topic refuses the whole). This schema describes "
+            "the record's headers, read as an object of header name to UTF-8 text.")),
+    }
+    out = {}
+    for role, (schema, title, description) in described.items():
+        body = {k: v for k, v in schema.items() if k not in ("title", "description")}
+        out[role] = {"$schema": JSON_SCHEMA_DIALECT, "title": title, "description": description, **body}
+    return out
+
+
+def render() -> dict[str, str]:
+    """Every generated file's text, by path relative to the repository root."""
+    files = {"docs/configuration.md": configuration_markdown()}
+    for role, schema in topic_schemas().items():
+        files[f"docs/schemas/{role}.schema.json"] = json.dumps(schema, indent=2, ensure_ascii=False) + "\n"
+    return files
+
+
+def stale(root: Path) -> list[str]:
+    """Generated files that are missing or differ under ``root``."""
+    return [rel for rel, text in render().items()
+            if not (root / rel).is_file() or (root / rel).read_text(encoding="utf-8") != text]
+
+
+def write(root: Path) -> list[str]:
+    changed = stale(root)
+    for rel, text in render().items():
+        if rel in changed:
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            (root / rel).write_text(text, encoding="utf-8")
+    return changed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m vigil.docs_gen", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--root", type=Path, default=Path(__file__).resolve().parents[1],
+                        help="repository root (default: the checkout this module is in)")
+    parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if a file is stale")
+    args = parser.parse_args(argv)
+    if args.check:
+        outdated = stale(args.root)
+        for rel in outdated:
+            print(f"stale: {rel} (regenerate with `{REGENERATE}`)", file=sys.stderr)
+        return 1 if outdated else 0
+    for rel in write(args.root):
+        print(f"wrote {rel}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
