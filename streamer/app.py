@@ -414,11 +414,21 @@ class Streamer:
         except Stopped:
             log.error("could not commit before revocation; the new owner re-reads (idempotently)")
         self._assigned -= {tp.partition for tp in partitions}
+        self._forget_lag({tp.partition for tp in partitions})
+
+    def _forget_lag(self, partitions: set[int]) -> None:
+        """A partition gone elsewhere reports its lag from there; a stale value here would add up."""
+        for p in partitions:
+            try:
+                self.metrics.lag.remove(str(p))
+            except KeyError:
+                pass
 
     def _on_lost(self, _consumer, partitions: list[TopicPartition]) -> None:
         lost = {tp.partition for tp in partitions}
         log.warning("partitions lost without a chance to commit", partitions=sorted(lost))
         self._assigned -= lost
+        self._forget_lag(lost)
         for p in lost:
             self.uncommitted.pop(p, None)
         # Their new owner scores these sensors and keeps their alert state: write nothing for them.

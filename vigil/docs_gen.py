@@ -32,47 +32,6 @@ ENV_DELIMITER = "__"
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 REGENERATE = "python -m vigil.docs_gen"
 
-# Descriptions for settings whose Field carries none (vigil/settings.py explains them in comments,
-# or not at all). A setting that gains a Field description must lose its entry here: the test
-# checks that no entry shadows one, and that every setting has exactly one description.
-NOTES: dict[str, str] = {
-    "kafka.bootstrap_servers": "Kafka brokers, comma-separated host:port",
-    "kafka.client": "librdkafka options passed verbatim to every Kafka client (security.protocol, sasl.*, "
-                    "ssl.*...); values are taken as text; see docs/security.md",
-    "redis.url": "Redis URL (redis://, rediss://; user and password in the URL or ?password=)",
-    "redis.key_prefix": "every key Vigil writes starts with this, so several deployments can share one Redis",
-    "redis.chunks_per_window": "time chunks per window in a sensor's buffer: old chunks are dropped whole, "
-                               "and a chunk is rewritten to its exact size once time moves past it",
-    "redis.ttl_grace": "keys expire this long after the window (wall clock) once a sensor goes silent: the "
-                       "slack for a stream that falls behind the wall clock",
-    "topics.events": "topic the gateways publish sensor events to (key: sensor_id)",
-    "topics.scores": "topic of score records",
-    "topics.alerts": "topic of alert and cleared records",
-    "topics.dlq": "dead-letter topic for invalid events",
-    "topics.events_partitions": "partitions `vigil services up|topics` creates for the events topic: the most "
-                                "streamer replicas that can share the work",
-    "topics.scores_partitions": "partitions created for the scores topic",
-    "topics.alerts_partitions": "partitions created for the alerts topic",
-    "topics.dlq_partitions": "partitions created for the dead-letter topic",
-    "topics.replication_factor": "replication factor of the topics Vigil creates",
-    "window.length": "how much of each sensor's history a window holds and the buffer keeps",
-    "window.steps": "time bins a window is resampled into (the model's sequence length)",
-    "window.min_events": "fewest events in a window for it to be scored",
-    "stream.group_id": "Kafka consumer group of the streamer replicas",
-    "stream.scoring": "off: ingest only (buffers fill, nothing is scored); `vigil stream --no-score`",
-    "stream.metrics_host": "address the /metrics, /healthz and /readyz server listens on",
-    "services.kafka_controller_port": "local KRaft controller port (`vigil services up`)",
-    "services.kafka_heap": "local Kafka broker's JVM heap (-Xmx)",
-    "services.kafka_ready_timeout_s": "seconds `vigil services up` waits for Kafka to answer",
-    "services.redis_ready_timeout_s": "seconds `vigil services up` waits for Redis to answer PING",
-    "features": "the events' numeric feature columns, in model order",
-    "label_column": "name of the optional 0/1 label column in events",
-    "data_dir": "local data: services' files, the default model registry (`<data_dir>/models`)",
-    "model_dir": "model registry directory (unset: `<data_dir>/models`)",
-    "log_format": "auto (JSON when the output is not a terminal), json or console",
-    "log_level": "debug, info, warning or error",
-}
-
 _GROUP_TITLES = {
     "kafka": "Kafka", "redis": "Redis", "topics": "Topics", "window": "Window", "stream": "Streamer",
     "services": "Local services", "": "General",
@@ -84,8 +43,7 @@ class SettingRow:
     path: tuple[str, ...]   # ("stream", "max_wait")
     type: str
     default: str
-    description: str
-    described_in_settings: bool  # False: the description comes from NOTES
+    description: str  # the Field's description, in vigil/settings.py
 
     @property
     def yaml_path(self) -> str:
@@ -114,9 +72,8 @@ def settings_rows() -> list[SettingRow]:
 
 
 def _row(path: tuple[str, ...], field: FieldInfo, schema: dict[str, Any]) -> SettingRow:
-    own = field.description
     return SettingRow(path, _type_text(schema), _default_text(field.get_default(call_default_factory=True)),
-                      own or NOTES.get(".".join(path), ""), bool(own))
+                      field.description or "")
 
 
 def _type_text(schema: dict[str, Any]) -> str:
@@ -227,10 +184,15 @@ def _docstring(model: type[BaseModel]) -> str:
     return " ".join((model.__doc__ or "").split()).replace("``", "`")
 
 
-def topic_schemas() -> dict[str, dict[str, Any]]:
-    """JSON Schema of each topic's records, by topic role: events, scores, alerts, dlq."""
+def topic_schemas(features: list[str] | None = None, label: str | None = None) -> dict[str, dict[str, Any]]:
+    """JSON Schema of each topic's records, by topic role: events, scores, alerts, dlq.
+
+    The events schema follows ``features`` and ``label`` (default: the settings' defaults, as in
+    the committed docs; ``vigil schema events`` passes the configured ones).
+    """
     topics = VigilSettings.model_fields["topics"].get_default(call_default_factory=True)
-    features, label = _default_features()
+    default_features, default_label = _default_features()
+    features, label = features or default_features, label or default_label
     events = EventSchema(features, label).json_schema()
     scores = ScoreRecord.model_json_schema(mode="serialization")
     alerts = AlertRecord.model_json_schema(mode="serialization")

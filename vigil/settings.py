@@ -47,10 +47,13 @@ def _as_text(value: Any) -> Any:
 
 
 class KafkaSettings(BaseModel):
-    bootstrap_servers: str = "127.0.0.1:9092"
-    # Passed through to every confluent-kafka client verbatim: security.protocol, sasl.*, ssl.*...
+    bootstrap_servers: str = Field("127.0.0.1:9092", description="Kafka brokers, comma-separated host:port")
     # Values are taken as text: a password that YAML reads as a number stays the password.
-    client: dict[str, Annotated[str, BeforeValidator(_as_text)]] = Field(default_factory=dict)
+    client: dict[str, Annotated[str, BeforeValidator(_as_text)]] = Field(
+        default_factory=dict,
+        description="librdkafka options passed verbatim to every Kafka client (security.protocol, sasl.*, "
+                    "ssl.*...); values are taken as text; see docs/security.md",
+    )
 
     def client_config(self, **overrides: Any) -> dict[str, Any]:
         """The librdkafka configuration for one client: bootstrap + pass-through + overrides."""
@@ -63,17 +66,28 @@ class KafkaSettings(BaseModel):
 
 
 class RedisSettings(BaseModel):
-    url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
-    # Every key Vigil writes starts with this, so several deployments can share one Redis.
-    key_prefix: str = Field("vigil", pattern=r"^[A-Za-z0-9_.:-]+$")
-    # A sensor's buffer is split into this many time chunks per window: old chunks are dropped
-    # whole, and a chunk is rewritten to its exact size once time moves past it.
-    chunks_per_window: int = Field(10, ge=1, le=1000)
+    url: SecretStr = Field(
+        SecretStr("redis://127.0.0.1:6379/0"),
+        description="Redis URL (redis://, rediss://; user and password in the URL or ?password=)",
+    )
+    key_prefix: str = Field(
+        "vigil", pattern=r"^[A-Za-z0-9_.:-]+$",
+        description="every key Vigil writes starts with this, so several deployments can share one Redis",
+    )
+    chunks_per_window: int = Field(
+        10, ge=1, le=1000,
+        description="time chunks per window in a sensor's buffer: old chunks are dropped whole, and a chunk "
+                    "is rewritten to its exact size once time moves past it",
+    )
     # Keys expire this long after the window (wall clock) once a sensor goes silent. The slack
     # covers a stream that falls behind: event time, which trims, then lags the wall clock.
-    ttl_grace: Duration = timedelta(days=10)
-    # The URL names any one node; slots are discovered from it. Keys of one sensor share a slot.
-    cluster: bool = Field(False, description="Redis Cluster: pipelines are split by slot")
+    ttl_grace: Duration = Field(
+        timedelta(days=10),
+        description="keys expire this long after the window (wall clock) once a sensor goes silent: the slack "
+                    "for a stream that falls behind the wall clock",
+    )
+    cluster: bool = Field(False, description="Redis Cluster: `url` names any one node, the others are "
+                                             "discovered; a sensor's keys share a slot")
 
     def masked_url(self) -> str:
         parts = urlsplit(self.url.get_secret_value())
@@ -88,15 +102,22 @@ class RedisSettings(BaseModel):
 
 
 class TopicSettings(BaseModel):
-    events: str = "sensor-events"
-    scores: str = "sensor-scores"
-    alerts: str = "sensor-alerts"
-    dlq: str = "sensor-events.dlq"
-    events_partitions: int = Field(6, ge=1)
-    scores_partitions: int = Field(6, ge=1)
-    alerts_partitions: int = Field(3, ge=1)
-    dlq_partitions: int = Field(1, ge=1)
-    replication_factor: int = Field(1, ge=1)
+    events: str = Field(
+        "sensor-events",
+        description="topic the gateways publish sensor events to (key: sensor_id)",
+    )
+    scores: str = Field("sensor-scores", description="topic of score records")
+    alerts: str = Field("sensor-alerts", description="topic of alert and cleared records")
+    dlq: str = Field("sensor-events.dlq", description="dead-letter topic for invalid events")
+    events_partitions: int = Field(
+        6, ge=1,
+        description="partitions `vigil services up|topics` creates for the events topic: the most streamer "
+                    "replicas that can share the work",
+    )
+    scores_partitions: int = Field(6, ge=1, description="partitions created for the scores topic")
+    alerts_partitions: int = Field(3, ge=1, description="partitions created for the alerts topic")
+    dlq_partitions: int = Field(1, ge=1, description="partitions created for the dead-letter topic")
+    replication_factor: int = Field(1, ge=1, description="replication factor of the topics Vigil creates")
 
     def partitions(self) -> dict[str, int]:
         """Every topic Vigil uses, with its partition count."""
@@ -109,9 +130,12 @@ class TopicSettings(BaseModel):
 
 
 class WindowSettings(BaseModel):
-    length: Duration = timedelta(days=10)
-    steps: int = Field(240, ge=1)
-    min_events: int = Field(10, ge=1)
+    length: Duration = Field(
+        timedelta(days=10),
+        description="how much of each sensor's history a window holds and the buffer keeps",
+    )
+    steps: int = Field(240, ge=1, description="time bins a window is resampled into (the model's sequence length)")
+    min_events: int = Field(10, ge=1, description="fewest events in a window for it to be scored")
 
     @field_validator("length")
     @classmethod
@@ -124,20 +148,38 @@ class WindowSettings(BaseModel):
 class StreamSettings(BaseModel):
     """How `vigil stream` batches, scores and alerts (DESIGN.md, Shape, steps 1-6)."""
 
-    group_id: str = "vigil-streamer"
+    group_id: str = Field("vigil-streamer", description="Kafka consumer group of the streamer replicas")
     poll_events: int = Field(5000, ge=1, description="most messages taken from Kafka per consume call")
     max_batch_windows: int = Field(512, ge=1, description="most windows scored in one model call")
-    max_wait: Duration = Field(timedelta(milliseconds=250), description="longest a ready window waits for its batch")
+    max_wait: Duration = Field(
+        timedelta(milliseconds=250),
+        description="longest a ready window waits for its batch",
+    )
     score_every_events: int = Field(1, ge=1, description="a window is ready after this many new events")
     score_min_interval: Duration = Field(timedelta(0), description="and at most once per this wall-clock interval")
-    scoring: bool = True  # off: ingest only (buffers fill, nothing is scored)
+    scoring: bool = Field(
+        True,
+        description="off: ingest only (buffers fill, nothing is scored); `vigil stream --no-score`",
+    )
     max_event_bytes: int = Field(16_384, ge=64, description="larger messages go to the DLQ as oversized")
-    max_future: Duration = Field(timedelta(days=1), description="events further ahead of the wall clock go to the DLQ")
-    alert_cooldown: Duration = Field(timedelta(days=1), description="event time before a still-anomalous sensor is alerted again")
-    metrics_host: str = "127.0.0.1"
+    max_future: Duration = Field(
+        timedelta(days=1),
+        description="events further ahead of the wall clock go to the DLQ",
+    )
+    alert_cooldown: Duration = Field(
+        timedelta(days=1),
+        description="event time before a still-anomalous sensor is alerted again",
+    )
+    metrics_host: str = Field(
+        "127.0.0.1",
+        description="address the /metrics, /healthz and /readyz server listens on",
+    )
     metrics_port: int = Field(9108, ge=0, le=65535, description="Prometheus /metrics, /healthz, /readyz (0: off)")
     model_poll: Duration = Field(timedelta(seconds=5), description="how often the model pointer is checked")
-    retry_max_backoff: Duration = Field(timedelta(seconds=30), description="cap of the wait between retries in an outage")
+    retry_max_backoff: Duration = Field(
+        timedelta(seconds=30),
+        description="cap of the wait between retries in an outage",
+    )
     delivery: Literal["at-least-once", "exactly-once"] = Field(
         "at-least-once",
         description="exactly-once: scores, alerts and dead letters are produced in a Kafka transaction "
@@ -158,10 +200,16 @@ class StreamSettings(BaseModel):
 class LocalServicesSettings(BaseModel):
     """How `vigil services up` runs Kafka and Redis on this machine (ports come from the URLs)."""
 
-    kafka_controller_port: int = 9093
-    kafka_heap: str = "512m"
-    kafka_ready_timeout_s: float = Field(120.0, gt=0)
-    redis_ready_timeout_s: float = Field(30.0, gt=0)
+    kafka_controller_port: int = Field(9093, description="local KRaft controller port (`vigil services up`)")
+    kafka_heap: str = Field("512m", description="local Kafka broker's JVM heap (-Xmx)")
+    kafka_ready_timeout_s: float = Field(
+        120.0, gt=0,
+        description="seconds `vigil services up` waits for Kafka to answer",
+    )
+    redis_ready_timeout_s: float = Field(
+        30.0, gt=0,
+        description="seconds `vigil services up` waits for Redis to answer PING",
+    )
 
 
 class VigilSettings(BaseSettings):
@@ -179,12 +227,21 @@ class VigilSettings(BaseSettings):
     window: WindowSettings = Field(default_factory=WindowSettings)
     stream: StreamSettings = Field(default_factory=StreamSettings)
     services: LocalServicesSettings = Field(default_factory=LocalServicesSettings)
-    features: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["feature_1", "feature_2"], min_length=1)
-    label_column: str = "10_days_alert_label"
-    data_dir: Path = Path("var")
-    model_dir: Path | None = None
-    log_format: str = Field("auto", pattern="^(auto|json|console)$")
-    log_level: str = "info"
+    features: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["feature_1", "feature_2"], min_length=1,
+        description="the events' numeric feature columns, in model order",
+    )
+    label_column: str = Field("10_days_alert_label", description="name of the optional 0/1 label column in events")
+    data_dir: Path = Field(
+        Path("var"),
+        description="local data: services' files, the default model registry (`<data_dir>/models`)",
+    )
+    model_dir: Path | None = Field(None, description="model registry directory (unset: `<data_dir>/models`)")
+    log_format: str = Field(
+        "auto", pattern="^(auto|json|console)$",
+        description="auto (JSON when the output is not a terminal), json or console",
+    )
+    log_level: str = Field("info", description="debug, info, warning or error")
 
     @field_validator("features", mode="before")
     @classmethod

@@ -170,17 +170,7 @@ def describe(topic: str, msg) -> str:
 
 
 def _schema(args: argparse.Namespace, settings: VigilSettings) -> int:
-    from vigil.events import EventSchema
-    from vigil.events.outputs import DLQ_HEADERS, AlertRecord, ScoreRecord
+    from vigil.docs_gen import topic_schemas  # the generator of docs/schemas/: one home for both
 
-    if args.topic == "events":
-        doc = EventSchema(settings.features, settings.label_column).json_schema()
-    elif args.topic == "scores":
-        doc = ScoreRecord.model_json_schema()
-    elif args.topic == "alerts":
-        doc = AlertRecord.model_json_schema()
-    else:
-        doc = {"title": "Dead letter", "description": "value and key: the original message's bytes",
-               "headers": DLQ_HEADERS}
-    print(json.dumps(doc, indent=2))
+    print(json.dumps(topic_schemas(settings.features, settings.label_column)[args.topic], indent=2))
     return 0
