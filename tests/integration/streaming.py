@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 import uuid
 from contextlib import contextmanager
 from datetime import timedelta
 
+import redis
+from confluent_kafka import TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from vigil.buffer import BufferLayout, RollingBuffer
 from vigil.kafka.clients import make_consumer
 from vigil.kafka.reading import end_offsets, read_from
 from vigil.settings import VigilSettings
@@ -113,3 +117,36 @@ def values(messages) -> list[dict]:
 def snapshot(client, prefix: str) -> dict:
     """Every key under ``prefix`` with its serialized value (``DUMP``): equal snapshots, equal data."""
     return {k: client.dump(k) for k in sorted(client.scan_iter(f"{prefix}:*"))}
+
+
+def env_of(cfg: VigilSettings) -> dict[str, str]:
+    """The environment that gives a ``vigil`` subprocess the test's settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VIGIL_")}
+    env.update(
+        VIGIL_KAFKA__BOOTSTRAP_SERVERS=cfg.kafka.bootstrap_servers,
+        VIGIL_REDIS__URL=cfg.redis.url.get_secret_value(),
+        VIGIL_REDIS__KEY_PREFIX=cfg.redis.key_prefix,
+        VIGIL_TOPICS__EVENTS=cfg.topics.events, VIGIL_TOPICS__SCORES=cfg.topics.scores,
+        VIGIL_TOPICS__ALERTS=cfg.topics.alerts, VIGIL_TOPICS__DLQ=cfg.topics.dlq,
+        VIGIL_STREAM__GROUP_ID=cfg.stream.group_id, VIGIL_STREAM__METRICS_PORT="0", VIGIL_LOG_FORMAT="json",
+    )
+    return env
+
+
+def committed(cfg: VigilSettings) -> dict[int, int]:
+    """The consumer group's committed offset per partition of the events topic (where there is one)."""
+    consumer = make_consumer(cfg, group_id=cfg.stream.group_id)
+    tps = consumer.committed([TopicPartition(cfg.topics.events, p) for p in range(cfg.topics.events_partitions)], timeout=10)
+    consumer.close()
+    return {tp.partition: tp.offset for tp in tps if tp.offset >= 0}
+
+
+def buffered(cfg: VigilSettings, sensor_ids) -> int:
+    """Events actually readable from the sensors' buffers (not the meta hash's counter)."""
+    client = redis.Redis.from_url(cfg.redis.url.get_secret_value())
+    try:
+        buffer = RollingBuffer(client, BufferLayout.from_settings(cfg), cfg.topics.events)
+        states = buffer.states(list(sensor_ids))
+        return sum(len(w.ts_ms) for w in buffer.read([s for s in states if s is not None]))
+    finally:
+        client.close()

@@ -1,12 +1,10 @@
-"""Stopping and outages: SIGTERM drains and commits; Redis or Kafka going away loses nothing.
+"""Stopping, restarting and rebalancing: SIGTERM drains and commits; nothing is lost or re-applied.
 
-The outage tests run their own Kafka and Redis (own ports and data dir) so they can stop them
-without disturbing the instance the rest of the suite uses.
+Outages of Kafka and Redis (stopped, restarted, paused while streaming) are in tests/faults/test_outages.py.
 """
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
@@ -14,36 +12,16 @@ import sys
 import urllib.error
 import urllib.request
 
-import pytest
-import redis
-from confluent_kafka import TopicPartition
-
 from streamer.app import Streamer
-from vigil.buffer import BufferLayout, RollingBuffer
 from vigil.kafka.clients import make_consumer, make_producer
 from vigil.kafka.events import produce_frame
 from vigil.kafka.reading import end_offsets
-from vigil.services.local import local_kafka, local_redis, services_down, services_up
-from vigil.services.process import port_open
 from vigil.simulate import FleetSpec, generate_fleet
 
-from tests.integration.streaming import (counter, isolated_settings, running, stream_all, topics_of, wait_consumed,
-                                         wait_for)
-
-PRIVATE_KAFKA, PRIVATE_CONTROLLER, PRIVATE_REDIS = 29092, 29093, 26379
-
-
-def env_of(cfg) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VIGIL_")}
-    env.update(
-        VIGIL_KAFKA__BOOTSTRAP_SERVERS=cfg.kafka.bootstrap_servers,
-        VIGIL_REDIS__URL=cfg.redis.url.get_secret_value(),
-        VIGIL_REDIS__KEY_PREFIX=cfg.redis.key_prefix,
-        VIGIL_TOPICS__EVENTS=cfg.topics.events, VIGIL_TOPICS__SCORES=cfg.topics.scores,
-        VIGIL_TOPICS__ALERTS=cfg.topics.alerts, VIGIL_TOPICS__DLQ=cfg.topics.dlq,
-        VIGIL_STREAM__GROUP_ID=cfg.stream.group_id, VIGIL_STREAM__METRICS_PORT="0", VIGIL_LOG_FORMAT="json",
-    )
-    return env
+# env_of, committed and buffered live in streaming.py (tests/faults uses them too); other modules
+# still import them from here.
+from tests.integration.streaming import (buffered, committed, counter, env_of, isolated_settings, running,
+                                         stream_all, topics_of, wait_for)
 
 
 def sigterm_when(argv, cfg, condition, what: str) -> tuple[int, str]:
@@ -57,21 +35,6 @@ def sigterm_when(argv, cfg, condition, what: str) -> tuple[int, str]:
         if proc.poll() is None:
             proc.kill()
     return proc.returncode, out
-
-
-def committed(cfg) -> dict[int, int]:
-    consumer = make_consumer(cfg, group_id=cfg.stream.group_id)
-    tps = consumer.committed([TopicPartition(cfg.topics.events, p) for p in range(cfg.topics.events_partitions)], timeout=10)
-    consumer.close()
-    return {tp.partition: tp.offset for tp in tps if tp.offset >= 0}
-
-
-def buffered(cfg, sensor_ids) -> int:
-    """Events actually readable from the sensors' buffers (not the meta hash's counter)."""
-    client = redis.Redis.from_url(cfg.redis.url.get_secret_value())
-    buffer = RollingBuffer(client, BufferLayout.from_settings(cfg), cfg.topics.events)
-    states = buffer.states(list(sensor_ids))
-    return sum(len(w.ts_ms) for w in buffer.read([s for s in states if s is not None]))
 
 
 def test_sigterm_drains_commits_exits_0_and_a_restart_resumes_without_loss(settings, redis_client):
@@ -93,53 +56,6 @@ def test_sigterm_drains_commits_exits_0_and_a_restart_resumes_without_loss(setti
         consumer.close()
         code, out = sigterm_when(argv, cfg, lambda: committed(cfg) == ends, "the restart to catch up")
         assert code == 0, out
-        assert buffered(cfg, fleet.events.sensor_id.unique()) == len(fleet.events)
-
-
-@pytest.fixture
-def private_services(settings, tmp_path):
-    for port in (PRIVATE_KAFKA, PRIVATE_CONTROLLER, PRIVATE_REDIS):
-        if port_open("127.0.0.1", port):
-            pytest.skip(f"port {port} is busy on this machine")
-    private = settings.model_copy(update={
-        "data_dir": tmp_path / "var",
-        "kafka": settings.kafka.model_copy(update={"bootstrap_servers": f"127.0.0.1:{PRIVATE_KAFKA}"}),
-        "services": settings.services.model_copy(update={"kafka_controller_port": PRIVATE_CONTROLLER}),
-        "redis": settings.redis.model_copy(update={"url": f"redis://127.0.0.1:{PRIVATE_REDIS}/0"}),
-    })
-    private = private.model_validate(private.model_dump())  # re-validate the SecretStr URL
-    try:
-        services_up(private)
-        yield private
-    finally:
-        services_down(private)
-
-
-@pytest.mark.parametrize("outage", ["redis", "kafka"])
-def test_an_outage_makes_the_streamer_wait_and_nothing_is_lost(private_services, outage):
-    cfg = isolated_settings(private_services, scoring=False)
-    fleet = generate_fleet(FleetSpec(sensors=40, days=2, seed=808))
-    half = len(fleet.events) // 2
-    service = (local_redis if outage == "redis" else local_kafka)(cfg)
-    with topics_of(cfg):
-        with running(Streamer(cfg)) as streamer:
-            produce_frame(make_producer(cfg), cfg.topics.events, fleet.events.iloc[:half])
-            wait_consumed(streamer, half)
-            if outage == "redis":
-                service.process.stop()
-                produce_frame(make_producer(cfg), cfg.topics.events, fleet.events.iloc[half:])
-                wait_for(lambda: counter(streamer, "vigil_retries_total", dependency="redis") > 0, what="retries")
-                ok, reason = streamer.health.ready()
-                assert not ok and "redis" in reason
-                service.start(cfg.services.redis_ready_timeout_s)
-            else:
-                service.process.stop()
-                wait_for(lambda: counter(streamer, "vigil_retries_total", dependency="kafka") > 0, what="retries")
-                service.start(cfg.services.kafka_ready_timeout_s)
-                produce_frame(make_producer(cfg), cfg.topics.events, fleet.events.iloc[half:])
-            wait_consumed(streamer, len(fleet.events))
-            wait_for(lambda: not streamer.uncommitted, what="the commit after recovery")
-        assert counter(streamer, "vigil_buffer_writes_total", result="added") == len(fleet.events)
         assert buffered(cfg, fleet.events.sensor_id.unique()) == len(fleet.events)
 
 
