@@ -95,6 +95,13 @@ def test_a_broker_restart_while_streaming_makes_the_streamer_wait_and_loses_noth
             gateway = Background(lambda: produce(cfg, during))
             wait_for(lambda: counter(streamer, "vigil_retries_total", dependency="kafka") > 0,
                      what="the streamer to notice the broker is gone")
+            wait_for(lambda: not streamer.health.ready()[0], what="readiness to drop")
+            probes = []
+            for _ in range(30):  # and it stays down while the broker does, cycles and all
+                probes.append(streamer.health.ready())
+                time.sleep(0.1)
+            assert [reason for ok, reason in probes if ok] == []
+            assert all("kafka" in reason for _ok, reason in probes)
             kafka.start(cfg.services.kafka_ready_timeout_s)
             assert gateway.result() == len(during)
             wait_consumed(streamer, len(events))
