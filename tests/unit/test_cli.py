@@ -66,7 +66,9 @@ def test_schema_prints_each_topics_json_schema(capsys, topic, field):
 
 def test_schema_documents_dead_letter_headers(capsys):
     assert main(["schema", "dlq"]) == 0
-    assert "vigil.reason" in json.loads(capsys.readouterr().out)["headers"]
+    schema = json.loads(capsys.readouterr().out)
+    assert "vigil.reason" in schema["properties"] and "vigil.reason" in schema["required"]
+    assert "not_json" in schema["properties"]["vigil.reason"]["enum"]
 
 
 def test_inspect_names_an_unreachable_redis(monkeypatch, capsys):
