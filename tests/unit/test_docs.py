@@ -4,7 +4,6 @@ variable reaches its setting, and the topics' JSON Schemas accept real records (
 from __future__ import annotations
 
 import json
-import os
 import re
 from datetime import timedelta
 from pathlib import Path
@@ -100,16 +99,6 @@ def _get(settings, path):
     for part in path:
         value = getattr(value, part)
     return value
-
-
-@pytest.fixture
-def clean_env(monkeypatch, tmp_path):
-    """No VIGIL_* variable, no vigil.yaml or .env: only the defaults and what a test sets."""
-    for name in list(os.environ):
-        if name.upper().startswith("VIGIL_"):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
-    return monkeypatch
 
 
 def test_the_reference_lists_every_environment_variable():

@@ -13,12 +13,7 @@ PLAIN_OPTIONS = {"security.protocol": "SASL_SSL", "sasl.mechanism": "SCRAM-SHA-5
                  "ssl.ca.location": "/etc/vigil/kafka-ca.pem", "ssl.key.location": "/etc/vigil/vigil.key"}
 
 
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch, tmp_path):
-    for key in list(__import__("os").environ):
-        if key.startswith("VIGIL_"):
-            monkeypatch.delenv(key)
-    monkeypatch.chdir(tmp_path)
+pytestmark = pytest.mark.usefixtures("clean_env")
 
 
 def test_every_documented_secret_option_is_masked_and_the_rest_shown(monkeypatch, capsys):

@@ -9,13 +9,8 @@ from vigil.durations import format_duration, parse_duration
 from vigil.settings import CONFIG_FILE_ENV, VigilSettings
 
 
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch, tmp_path):
-    # Settings read the environment, .env and vigil.yaml in the working directory: isolate all three.
-    for key in list(__import__("os").environ):
-        if key.startswith("VIGIL_"):
-            monkeypatch.delenv(key)
-    monkeypatch.chdir(tmp_path)
+pytestmark = pytest.mark.usefixtures("clean_env")
+
 
 
 def test_defaults_match_the_design():

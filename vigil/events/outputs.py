@@ -26,23 +26,28 @@ DLQ_OPTIONAL_HEADERS = {
 }
 
 
-class ScoreRecord(BaseModel):
-    """One scored window: value of a ``sensor-scores`` record (key: sensor_id)."""
+class WindowRecord(BaseModel):
+    """What every record about one scored window carries."""
 
     model_config = ConfigDict(frozen=True)
 
     sensor_id: str = Field(description="the sensor; also the record's key")
     window_start: int = Field(description="epoch ms; the window is (window_start, window_end]")
-    window_end: int = Field(description="epoch ms of the sensor's newest event")
+    window_end: int = Field(description="epoch ms of the sensor's newest event in the window")
     n_events: int = Field(description="events in the window")
     score: float = Field(description="reconstruction error of the window's latent; higher is more anomalous")
     threshold: float = Field(description="the model's alert threshold")
-    alert: bool = Field(description="score >= threshold")
     model_version: str = Field(description="the registry version that scored the window")
     scored_at: int = Field(description="epoch ms (wall clock) when the score was computed")
 
 
-class AlertRecord(BaseModel):
+class ScoreRecord(WindowRecord):
+    """One scored window: value of a ``sensor-scores`` record (key: sensor_id)."""
+
+    alert: bool = Field(description="score >= threshold")
+
+
+class AlertRecord(WindowRecord):
     """An alert opened or cleared: value of a ``sensor-alerts`` record (key: sensor_id).
 
     ``alert_id`` is derived from (sensor, window end, events in the window, model version, kind),
@@ -51,20 +56,10 @@ class AlertRecord(BaseModel):
     alert (after the cooldown) supersedes the open one; ``cleared`` names the latest.
     """
 
-    model_config = ConfigDict(frozen=True)
-
     alert_id: str = Field(description="deterministic id (32 hex digits): deduplicate on it")
     kind: Literal["alert", "cleared"] = Field(description="alert: opened (or repeated after the cooldown); "
                                                          "cleared: the sensor scored under the threshold again")
     clears: str | None = Field(None, description="for kind=cleared: the alert_id it clears")
-    sensor_id: str = Field(description="the sensor; also the record's key")
-    window_start: int = Field(description="epoch ms; the window is (window_start, window_end]")
-    window_end: int = Field(description="epoch ms of the sensor's newest event in the window")
-    n_events: int = Field(description="events in the window")
-    score: float = Field(description="the window's score")
-    threshold: float = Field(description="the model's alert threshold")
-    model_version: str = Field(description="the registry version that scored the window")
-    scored_at: int = Field(description="epoch ms (wall clock) when the score was computed")
 
 
 def alert_id(sensor_id: str, window_end: int, n_events: int, model_version: str, kind: str) -> str:
