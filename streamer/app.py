@@ -140,6 +140,11 @@ class Streamer:
         self.stop_event.set()
 
     def _close(self) -> None:
+        if self._failed and self.exactly_once and self.publisher.in_transaction:
+            try:  # otherwise it stays open, stalling read_committed readers, until it times out
+                self.publisher.abort(lambda action: action())
+            except KafkaException as exc:
+                log.warning("could not abort the open transaction; it times out", error=str(exc))
         try:
             self.consumer.close()
         except (KafkaException, RuntimeError) as exc:
@@ -213,8 +218,7 @@ class Streamer:
         self.metrics.scoring_seconds.observe(time.perf_counter() - t0)
         self.metrics.batch_windows.observe(len(windows))
         now_ms = int(time.time() * 1000)
-        partition_of = {state.sensor_id: state.partition for state in states}
-        self._scored_partition.update(partition_of)
+        self._scored_partition.update((state.sensor_id, state.partition) for state in states)
         outgoing: list[Outgoing] = []
         journal: dict[int, list[PendingAlert]] = {}
         for window in windows:
@@ -224,7 +228,7 @@ class Streamer:
                 window = replace(window, meta={**window.meta, **unsaved})
             alert_id, fields = self._records(window, model, now_ms, outgoing)
             if alert_id is not None:
-                journal.setdefault(partition_of[window.sensor_id], []).append(
+                journal.setdefault(self._scored_partition[window.sensor_id], []).append(
                     PendingAlert(alert_id, window.sensor_id, now_ms, fields))
             self._scored_meta[window.sensor_id] = {**(unsaved or {}), "pending": 0,
                                                    "scored_end": window.window_end, **fields}
@@ -266,19 +270,21 @@ class Streamer:
             meta = self._scored_meta
             self._retrying(lambda: self.buffer.update_meta(meta), "redis")
             self.ready.mark_scored(list(meta), time.monotonic())
-        if self._journaled:
-            journaled = {p: list(ids) for p, ids in self._journaled.items()}
-            self._retrying(lambda: self.journal.remove(journaled), "redis")
+        self._clear_journal()
         self._forget_scored()
+
+    def _clear_journal(self) -> None:
+        """This cycle's journal entries: their state is recorded now, or their records were aborted."""
+        if self._journaled:
+            journaled = self._journaled
+            self._retrying(lambda: self.journal.remove(journaled), "redis")
 
     def _forget_scored(self) -> None:
         self._scored_meta, self._scored_ends, self._scored_partition, self._journaled = {}, [], {}, {}
 
     def _rewind_after_abort(self) -> None:
         """After an aborted transaction: forget the cycle and re-read from the committed offsets."""
-        if self._journaled:  # those alerts never became visible
-            journaled = {p: list(ids) for p, ids in self._journaled.items()}
-            self._retrying(lambda: self.journal.remove(journaled), "redis")
+        self._clear_journal()  # those alerts never became visible
         self._forget_scored()
         self.ready.drop_partitions(set(self._assigned))
         self.uncommitted.clear()
@@ -413,6 +419,7 @@ class Streamer:
             self._finish_cycle()
         except Stopped:
             log.error("could not commit before revocation; the new owner re-reads (idempotently)")
+            self._abort_open_transaction()
         self._assigned -= {tp.partition for tp in partitions}
         self._forget_lag({tp.partition for tp in partitions})
 
@@ -438,6 +445,14 @@ class Streamer:
                 self._scored_meta.pop(sensor_id, None)
         for p in lost:  # their journal entries are the new owner's to settle
             self._journaled.pop(p, None)
+        self._abort_open_transaction()
+
+    def _abort_open_transaction(self) -> None:
+        """exactly-once: records of partitions gone elsewhere must not become visible with the next
+        commit (their new owner scores those events again): abort and re-read what stays ours."""
+        if self.exactly_once and self.publisher.in_transaction:
+            self.publisher.abort(self._retrying_kafka)
+            self._rewind_after_abort()
 
     # -- helpers -------------------------------------------------------------------------------
     def _subscribe(self, settings: VigilSettings):
@@ -454,8 +469,8 @@ class Streamer:
         result = retrying(action, dependency, self.stop_event, self._on_retry,
                           self.settings.stream.retry_max_backoff.total_seconds())
         # A Redis call that succeeds proves Redis is back. A Kafka call may succeed without the
-        # broker (a flush with nothing to send): Kafka is back once librdkafka has been quiet.
-        if dependency != "kafka" or time.monotonic() - self._kafka_error_at > KAFKA_QUIET_S:
+        # broker (a flush with nothing to send): Kafka is back once it has been quiet (_cycle).
+        if dependency == "redis":
             self.health.set(dependency, None)
         return result
 
@@ -463,6 +478,8 @@ class Streamer:
         return self._retrying(action, "kafka")
 
     def _on_retry(self, dependency: str) -> None:
+        if dependency == "kafka":
+            self._kafka_error_at = time.monotonic()
         self.metrics.retries.labels(dependency).inc()
         self.health.set(dependency, "unavailable, retrying")
         self.health.beat()

@@ -125,9 +125,14 @@ class TransactionalPublisher(Publisher):
                 raise
             log.warning("transaction failed; aborting it and re-reading from the committed offsets",
                         error=str(exc))
-            retry(lambda: self.producer.abort_transaction(self.timeout_s))
-            self._reset()
+            self.abort(retry)
             raise TransactionAborted(str(exc)) from exc
+        self._reset()
+
+    def abort(self, retry) -> None:
+        """Discard the open transaction's records (none is ever visible to read_committed readers)."""
+        if self._open:
+            retry(lambda: self.producer.abort_transaction(self.timeout_s))
         self._reset()
 
     def _begin(self) -> None:

@@ -27,8 +27,8 @@ from vigil.events.outputs import DLQ_HEADERS, DLQ_OPTIONAL_HEADERS, AlertRecord,
 from vigil.events.schema import REASONS, EventSchema
 from vigil.settings import CONFIG_FILE_ENV, DEFAULT_CONFIG_FILE, VigilSettings
 
-ENV_PREFIX = "VIGIL_"
-ENV_DELIMITER = "__"
+ENV_PREFIX = VigilSettings.model_config["env_prefix"]
+ENV_DELIMITER = VigilSettings.model_config["env_nested_delimiter"]
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 REGENERATE = "python -m vigil.docs_gen"
 
@@ -209,7 +209,7 @@ def topic_schemas(features: list[str] | None = None, label: str | None = None) -
     described = {
         "events": (events, "Sensor event", (
             f"Value of a `{topics.events}` record (key: the sensor_id as UTF-8), a JSON object. Generated for "
-            f"the default features {', '.join(features)} and label column {label}; the feature columns "
+            f"the features {', '.join(features)} and label column {label}; the feature columns "
             "follow the `features` setting (`vigil schema events` prints this schema for the configured "
             "ones). Unknown fields are ignored. An event that breaks this schema, or is larger than "
             "`stream.max_event_bytes` or further ahead than `stream.max_future`, goes to the dead-letter "

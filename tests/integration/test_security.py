@@ -26,6 +26,7 @@ from confluent_kafka.admin import AdminClient
 from pydantic import SecretStr
 
 from streamer.app import Streamer
+from streamer.journal import AlertJournal, PendingAlert
 from trainer.sample import sample_buffers
 from vigil.buffer import BufferLayout, RollingBuffer
 from vigil.kafka.clients import make_producer
@@ -190,6 +191,12 @@ def test_acl_user_streams_and_runs_every_vigil_command_within_its_prefix(setting
     buffer = RollingBuffer(client, BufferLayout.from_settings(cfg), cfg.topics.events)
     report = buffer.inspect(str(sensors[0]))  # `vigil inspect`: HGETALL, MGET, MEMORY USAGE
     assert report is not None and report["memory_bytes"] > 0
+    # The alert journal: an alert recorded before its send, removed once its state is written.
+    journal = AlertJournal(client, BufferLayout.from_settings(cfg), cfg.topics.events)
+    journal.record({0: [PendingAlert("a1", str(sensors[0]), 1, {"alert_id": "a1", "alert_end": "1"})]})
+    assert [a.alert_id for a in journal.pending([0, 1])[0]] == ["a1"]
+    journal.remove({0: ["a1"]})
+    assert journal.pending([0]) == {}
     # The trainer job: SCAN for the sensors' meta keys, then read their windows.
     sample = sample_buffers(buffer, tuple(cfg.features), cfg.label_column, max_sensors=100,
                             exclude_labelled=False, exclude_alerted=False)

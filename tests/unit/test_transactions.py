@@ -98,3 +98,13 @@ def test_a_fatal_error_is_raised_without_abort():
         pub.commit([], None, retry)
     assert raised.value.args[0].fatal()
     assert "abort" not in producer.calls
+
+
+def test_abort_discards_an_open_transaction_and_is_a_no_op_without_one():
+    producer = ScriptedProducer()
+    pub = publisher(producer)
+    pub.abort(retry)
+    assert producer.calls == []
+    pub.send(record())
+    pub.abort(retry)
+    assert producer.calls == ["begin", "produce", "abort"] and not pub.in_transaction

@@ -35,7 +35,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     stream.add_argument("--no-score", action="store_true", help="ingest only: fill the buffers, score nothing")
     stream.add_argument("--metrics-port", type=port_number, help="port for /metrics, /healthz, /readyz (0: off; default 9108)")
     stream.add_argument("--delivery", choices=["at-least-once", "exactly-once"],
-                        help="at-least-once (default): a crash may re-send score records, never an alert; "
+                        help="at-least-once (default): a crash may re-send score records, not an alert "
+                             "(docs/guarantees.md); "
                              "exactly-once: records and offsets commit in one Kafka transaction "
                              "(read the output topics with isolation.level=read_committed)")
     stream.add_argument("--instance-id", metavar="NAME",
