@@ -12,10 +12,15 @@ from vigil.errors import VigilError
 
 def end_offsets(consumer: Consumer, topic: str, timeout_s: float = 10.0) -> dict[int, int]:
     """Each partition's high watermark: where the next produced message will land."""
+    return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout_s)[1]
+            for p in partitions(consumer, topic, timeout_s)}
+
+
+def partitions(consumer: Consumer, topic: str, timeout_s: float = 10.0) -> list[int]:
     meta = consumer.list_topics(topic, timeout=timeout_s).topics.get(topic)
     if meta is None or meta.error is not None or not meta.partitions:
         raise VigilError(f"topic {topic} does not exist; run `vigil services up` (or `vigil services topics`)")
-    return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout_s)[1] for p in meta.partitions}
+    return sorted(meta.partitions)
 
 
 def read_from(
@@ -40,10 +45,7 @@ def read_since(consumer: Consumer, topic: str, since_ms: int, timeout_s: float =
     The consumer needs ``enable.partition.eof``. Not reaching every end within ``timeout_s``
     raises a (transient) timed-out KafkaException, for the caller to retry.
     """
-    meta = consumer.list_topics(topic, timeout=timeout_s).topics.get(topic)
-    if meta is None or meta.error is not None or not meta.partitions:
-        raise VigilError(f"topic {topic} does not exist; run `vigil services up` (or `vigil services topics`)")
-    wanted = [TopicPartition(topic, p, since_ms) for p in sorted(meta.partitions)]
+    wanted = [TopicPartition(topic, p, since_ms) for p in partitions(consumer, topic, timeout_s)]
     starts = [tp for tp in consumer.offsets_for_times(wanted, timeout=timeout_s) if tp.offset >= 0]
     if not starts:
         return  # no record that recent anywhere
