@@ -29,6 +29,13 @@ def quiet_logs(level: str = "warning") -> None:
     configure_logging("json", level, stream=sys.stderr)
 
 
+def fill_unset(args, quick: dict, full: dict) -> None:
+    """Options left unset take their ``--quick`` or full-run default."""
+    for key, value in (quick if args.quick else full).items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+
+
 def run_id() -> str:
     return secrets.token_hex(3)
 

@@ -30,7 +30,7 @@ import time
 
 import numpy as np
 
-from _common import bench_settings, delete_prefix, fmt, log, print_table, redis_client, run_id
+from _common import fill_unset, bench_settings, delete_prefix, fmt, log, print_table, redis_client, run_id
 from memory import kafka_order_batches, memory_usage
 from vigil.buffer import BufferLayout, RollingBuffer
 from vigil.features import FleetStats, WindowSpec, featurize_window
@@ -48,8 +48,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--repeats", type=int, default=7, help="timed reads and featurisations per density (default 7)")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
-    if args.sensors is None:
-        args.sensors = 10 if args.quick else 40
+    fill_unset(args, {"sensors": 10}, {"sensors": 40})
     return args
 
 

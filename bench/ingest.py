@@ -28,7 +28,7 @@ import time
 
 from confluent_kafka import TopicPartition
 
-from _common import (bench_settings, create_topics, delete_groups, delete_prefix, delete_topics, fmt, log,
+from _common import (fill_unset, bench_settings, create_topics, delete_groups, delete_prefix, delete_topics, fmt, log,
                      print_table, produce_all, quiet_logs, redis_client, run_id)
 from streamer.app import Streamer
 from vigil.kafka.clients import make_consumer, make_producer
@@ -149,8 +149,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--poll-events", type=int, default=5000, help="the streamer's stream.poll_events (default 5000)")
     p.add_argument("--timeout", type=float, default=600.0, help="give up on a phase after this many seconds")
     args = p.parse_args(argv)
-    if args.sensors is None:
-        args.sensors = 100 if args.quick else 400
+    fill_unset(args, {"sensors": 100}, {"sensors": 400})
     return args
 
 

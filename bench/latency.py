@@ -42,7 +42,7 @@ import numpy as np  # noqa: E402
 import orjson  # noqa: E402
 
 from _load import Load  # noqa: E402
-from _common import (bench_settings, create_topics, delete_groups, delete_prefix, delete_topics,  # noqa: E402
+from _common import (fill_unset, bench_settings, create_topics, delete_groups, delete_prefix, delete_topics,  # noqa: E402
                      fmt, log, print_table, quiet_logs, redis_client, run_id)
 from streamer.app import Streamer  # noqa: E402
 from trainer.fit import fit_and_register  # noqa: E402
@@ -113,11 +113,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--drain-timeout", type=float, default=180.0, help="most seconds to wait for a backlog (180)")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
-    defaults = {"duration": 10.0, "warmup": 3.0, "epochs": 1} if args.quick else \
-        {"duration": 30.0, "warmup": 5.0, "epochs": 2}
-    for key, value in defaults.items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
+    fill_unset(args, {"duration": 10.0, "warmup": 3.0, "epochs": 1}, {"duration": 30.0, "warmup": 5.0, "epochs": 2})
     if args.rate is None:
         args.rate = args.max_ingest / 2
     return args

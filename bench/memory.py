@@ -32,7 +32,7 @@ import zlib
 
 import numpy as np
 
-from _common import bench_settings, delete_prefix, fmt, log, print_table, redis_client, run_id
+from _common import fill_unset, bench_settings, delete_prefix, fmt, log, print_table, redis_client, run_id
 from vigil.buffer import BufferLayout, EventBatch, RollingBuffer
 from vigil.kafka.events import frame_values
 from vigil.simulate import FleetSpec, generate_fleet
@@ -82,8 +82,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--batch", type=int, default=5000, help="events per apply call (default 5000)")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
-    if args.sensors is None:
-        args.sensors = 50 if args.quick else 200
+    fill_unset(args, {"sensors": 50}, {"sensors": 200})
     return args
 
 

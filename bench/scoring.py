@@ -39,7 +39,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from _common import fmt, log, print_table  # noqa: E402
+from _common import fill_unset, fmt, log, print_table  # noqa: E402
 from vigil.events.frame import event_table  # noqa: E402
 from vigil.features import FleetStats, WindowSpec, featurize_window  # noqa: E402
 from vigil.model.autoencoder import EncoderLatentAutoencoder  # noqa: E402
@@ -99,11 +99,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--days", type=float, default=12.0)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
-    defaults = {"windows": 1024, "per_window": 10, "repeats": 1} if args.quick else \
-        {"windows": 4096, "per_window": 30, "repeats": 3}
-    for key, value in defaults.items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
+    fill_unset(args, {"windows": 1024, "per_window": 10, "repeats": 1},
+               {"windows": 4096, "per_window": 30, "repeats": 3})
     return args
 
 
