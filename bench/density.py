@@ -28,7 +28,6 @@ import statistics
 import sys
 import time
 
-import numpy as np
 
 from _common import fill_unset, bench_settings, delete_prefix, fmt, log, print_table, redis_client, run_id
 from memory import kafka_order_batches, memory_usage

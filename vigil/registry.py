@@ -29,7 +29,6 @@ from vigil import __version__
 from vigil.errors import VigilError
 from vigil.features import FleetStats, WindowSpec
 from vigil.model.autoencoder import EncoderLatentAutoencoder
-from vigil.model.threshold import Threshold
 from vigil.model.training import make_scorer, score_windows
 
 POINTER = "CURRENT"

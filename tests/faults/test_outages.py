@@ -11,12 +11,10 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import pandas as pd
@@ -31,8 +29,8 @@ from vigil.services.local import local_kafka, local_redis
 from vigil.simulate import FleetSpec, generate_fleet
 
 from tests.faults.reference import buffer_mismatches
-from tests.integration.streaming import (committed, counter, end_offsets_of, env_of, isolated_settings, running,
-                                         snapshot, topics_of, wait_consumed, wait_for)
+from tests.integration.streaming import (committed, counter, end_offsets_of, env_of, free_port, http_get,
+                                         isolated_settings, running, snapshot, topics_of, wait_consumed, wait_for)
 
 
 def produce(cfg, frame: pd.DataFrame) -> int:
@@ -219,12 +217,6 @@ def rss_bytes(pid: int) -> int:
     raise AssertionError(f"no VmRSS for {pid}")
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def metric(text: str, name: str, **labels) -> float:
     wanted = ",".join(f'{k}="{v}"' for k, v in labels.items())
     pattern = re.escape(name + (f"{{{wanted}}}" if labels else "")) + r" (\S+)"
@@ -276,8 +268,8 @@ def test_a_paused_redis_makes_the_streamer_back_off_and_its_memory_stays_bounded
 
             with redis.Redis.from_url(url) as client:
                 wait_for(lambda: applied(client, cfg) == len(events), timeout_s=300, what="everything applied")
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
-                metrics = response.read().decode()
+            status, metrics = http_get(f"http://127.0.0.1:{port}/metrics")
+            assert status == 200, metrics
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(120) == 0
             assert all_committed(cfg)

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import threading
 import time
+import urllib.error
+import urllib.request
 import uuid
 from contextlib import contextmanager
 from datetime import timedelta
@@ -18,6 +21,23 @@ from vigil.buffer import BufferLayout, RollingBuffer
 from vigil.kafka.clients import make_consumer
 from vigil.kafka.reading import end_offsets, read_from
 from vigil.settings import VigilSettings
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def http_get(url: str) -> tuple[int, str]:
+    """(status, body) of a GET; (0, reason) while nothing listens yet."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+    except OSError as exc:
+        return 0, str(exc)
 
 
 def isolated_settings(settings: VigilSettings, model_dir=None, **stream) -> VigilSettings:

@@ -6,11 +6,8 @@ Outages of Kafka and Redis (stopped, restarted, paused while streaming) are in t
 from __future__ import annotations
 
 import signal
-import socket
 import subprocess
 import sys
-import urllib.error
-import urllib.request
 
 from streamer.app import Streamer
 from vigil.kafka.clients import make_consumer, make_producer
@@ -20,14 +17,20 @@ from vigil.simulate import FleetSpec, generate_fleet
 
 # env_of, committed and buffered live in streaming.py (tests/faults uses them too); other modules
 # still import them from here.
-from tests.integration.streaming import (buffered, committed, counter, env_of, isolated_settings, running,
-                                         stream_all, topics_of, wait_for)
+from tests.integration.streaming import (buffered, committed, counter, env_of, free_port, http_get,
+                                         isolated_settings, running, stream_all, topics_of, wait_for)
 
 
 def sigterm_when(argv, cfg, condition, what: str) -> tuple[int, str]:
-    """Run ``argv`` with the test's settings, SIGTERM it once ``condition()`` holds; (exit code, output)."""
-    proc = subprocess.Popen(argv, env=env_of(cfg), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    """Run ``argv`` with the test's settings, SIGTERM it once it serves /healthz (its signal handlers are
+    installed by then) and ``condition()`` holds; (exit code, output)."""
+    port = free_port()
+    env = {**env_of(cfg), "VIGIL_STREAM__METRICS_PORT": str(port)}
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
+        # Without this a condition already true at launch (the first run applied everything) would
+        # signal a process still importing, which dies of the signal instead of draining.
+        wait_for(lambda: http_get(f"http://127.0.0.1:{port}/healthz")[0] == 200, what="the streamer to start")
         wait_for(condition, what=what)
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=120)
@@ -59,18 +62,8 @@ def test_sigterm_drains_commits_exits_0_and_a_restart_resumes_without_loss(setti
         assert buffered(cfg, fleet.events.sensor_id.unique()) == len(fleet.events)
 
 
-def _get(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
-
-
 def test_metrics_liveness_and_readiness_are_served(settings, tmp_path):
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     # Scoring on, but the model registry is empty: alive, ingesting, and not ready.
     cfg = isolated_settings(settings, model_dir=tmp_path / "no-models", metrics_port=port)
     fleet = generate_fleet(FleetSpec(sensors=5, days=1, seed=909))
@@ -80,14 +73,14 @@ def test_metrics_liveness_and_readiness_are_served(settings, tmp_path):
         with running(Streamer(cfg)) as streamer:
             wait_for(lambda: counter(streamer, "vigil_buffer_writes_total", result="added") == len(fleet.events),
                      what="every event applied")
-            status, metrics = _get(base + "/metrics")
+            status, metrics = http_get(base + "/metrics")
             assert status == 200
             assert f"vigil_events_consumed_total {float(len(fleet.events))}" in metrics
             assert f'vigil_buffer_writes_total{{result="added"}} {float(len(fleet.events))}' in metrics
-            assert _get(base + "/healthz")[0] == 200
-            status, why = _get(base + "/readyz")
+            assert http_get(base + "/healthz")[0] == 200
+            status, why = http_get(base + "/readyz")
             assert status == 503 and "no model loaded" in why
-            assert _get(base + "/nowhere")[0] == 404
+            assert http_get(base + "/nowhere")[0] == 404
 
 
 def test_buffers_lost_by_redis_are_rebuilt_from_kafka_on_assignment(settings, redis_client):

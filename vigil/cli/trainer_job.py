@@ -41,8 +41,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: VigilSettings) -> int:
-    import redis
-
     from vigil.buffer import BufferLayout, RollingBuffer
     from vigil.redis_client import connect
     from vigil.registry import ModelRegistry, announcement_channel
