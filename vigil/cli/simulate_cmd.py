@@ -12,7 +12,7 @@ from vigil.events.files import write_events
 from vigil.kafka.clients import make_producer
 from vigil.kafka.events import produce_frame
 from vigil.settings import VigilSettings
-from vigil.simulate import ANOMALY_KINDS, FleetSpec, generate_fleet
+from vigil.simulate import ALL_ANOMALY_KINDS, PROFILES, FleetSpec, generate_fleet
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -21,16 +21,22 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="generate a synthetic sensor fleet (5%% alerting) to a file or to Kafka",
         description=(
             "Generate a fleet in the seed schema (sensor_id, timestamp, features, "
-            "10_days_alert_label): per-sensor operating points, irregular timestamps minutes apart, "
-            f"and a fraction of alerting sensors with one anomaly each ({', '.join(ANOMALY_KINDS)})."
+            "10_days_alert_label) and a fraction of alerting sensors with one anomaly each. "
+            "Profiles: operating_points (default: per-sensor operating points, irregular timestamps "
+            "minutes apart), identical (identical units around one shared operating point, like "
+            "C-MAPSS engines; anomalies include degradation), univariate_daily (the first feature "
+            "only, strong daily cycles, cadences from 5 minutes to 1 hour, values from 0.01 to 1000 "
+            f"units). Anomaly kinds: {', '.join(ALL_ANOMALY_KINDS)}."
         ),
     )
     add_fleet_arguments(parser)
+    add_profile_arguments(parser)
     target = parser.add_mutually_exclusive_group(required=True)
     target.add_argument("--to-file", type=Path, metavar="PATH", help="write events to .csv, .parquet or .jsonl")
     target.add_argument("--to-kafka", action="store_true", help="produce events to the events topic")
     parser.add_argument("--truth-out", type=Path, metavar="PATH",
-                        help="also write the per-sensor truth (alerting, anomaly kind, onset) as CSV")
+                        help="also write the per-sensor truth (alerting, anomaly kind, onset, altered "
+                             "features joined by ';') as CSV")
     parser.set_defaults(handler=_simulate)
 
 
@@ -43,19 +49,43 @@ def add_fleet_arguments(parser: argparse.ArgumentParser, sensors: int = 100, day
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
 
 
+def add_profile_arguments(parser: argparse.ArgumentParser) -> None:
+    """Kept apart from add_fleet_arguments: the demo trains on the default profile and streams
+    with the configured features, which a univariate fleet would not match."""
+    parser.add_argument("--profile", choices=PROFILES, default=PROFILES[0],
+                        help=f"what normal looks like (default {PROFILES[0]}; univariate_daily ignores --interval "
+                             "and draws a cadence per sensor)")
+    parser.add_argument("--kinds", type=kinds_arg, metavar="KIND[,KIND...]",
+                        help="anomaly kinds alerting sensors draw from, comma-separated (default: every kind "
+                             "but degradation; identical adds degradation, univariate_daily drops "
+                             f"decorrelation); any of {', '.join(ALL_ANOMALY_KINDS)}")
+
+
+def kinds_arg(text: str) -> tuple[str, ...]:
+    kinds = tuple(k.strip() for k in text.split(",") if k.strip())
+    unknown = [k for k in kinds if k not in ALL_ANOMALY_KINDS]
+    if unknown or not kinds:
+        found = f"unknown anomaly kinds {', '.join(unknown)}" if unknown else f"no anomaly kinds in {text!r}"
+        raise argparse.ArgumentTypeError(f"{found}; choose from {', '.join(ALL_ANOMALY_KINDS)}")
+    return kinds
+
+
 def fleet_spec(args: argparse.Namespace, settings: VigilSettings, **extra) -> FleetSpec:
+    options = {"profile": getattr(args, "profile", PROFILES[0]), "kinds": getattr(args, "kinds", None)}
+    options.update(extra)
     try:
         return FleetSpec(
             sensors=args.sensors, days=args.days, mean_interval_s=args.interval.total_seconds(),
             alert_fraction=args.alert_fraction, features=tuple(settings.features),
-            label_column=settings.label_column, seed=args.seed, **extra,
+            label_column=settings.label_column, seed=args.seed, **options,
         )
     except ValueError as exc:
         raise VigilError(str(exc)) from None
 
 
 def _simulate(args: argparse.Namespace, settings: VigilSettings) -> int:
-    fleet = generate_fleet(fleet_spec(args, settings))
+    spec = fleet_spec(args, settings)
+    fleet = generate_fleet(spec)
     n_alert = int(fleet.truth.alerting.sum())
     if args.to_file:
         path = write_events(fleet.events, args.to_file)
@@ -68,4 +98,7 @@ def _simulate(args: argparse.Namespace, settings: VigilSettings) -> int:
         args.truth_out.parent.mkdir(parents=True, exist_ok=True)
         fleet.truth.to_csv(args.truth_out, index=False)
     print(f"{len(fleet.events)} events from {args.sensors} sensors ({n_alert} alerting) → {where}")
+    if spec.event_features != tuple(settings.features):
+        print(f"note: profile {spec.profile} writes only {', '.join(spec.event_features)}; "
+              f"train or stream it with VIGIL_FEATURES={','.join(spec.event_features)}")
     return 0

@@ -1,5 +1,7 @@
 """A synthetic sensor fleet with known alerting sensors: drives the demo, tests and benchmarks."""
 
-from vigil.simulate.fleet import ANOMALY_KINDS, Fleet, FleetSpec, generate_fleet
+from vigil.simulate.anomalies import ALL_ANOMALY_KINDS, ANOMALY_KINDS
+from vigil.simulate.fleet import Fleet, FleetSpec, generate_fleet
+from vigil.simulate.profiles import PROFILES
 
-__all__ = ["ANOMALY_KINDS", "Fleet", "FleetSpec", "generate_fleet"]
+__all__ = ["ALL_ANOMALY_KINDS", "ANOMALY_KINDS", "PROFILES", "Fleet", "FleetSpec", "generate_fleet"]
