@@ -8,22 +8,27 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 
 import numpy as np
 
 from vigil.events.frame import EventTable, SensorSeries
 from vigil.features import FleetStats, WindowSpec
-from vigil.features.dataset import build_windows
+from vigil.features.dataset import WindowSet, build_windows, eligible_ends, history_covering, typical_span_ms
+from vigil.features.window import resolve_baseline
 from vigil.logging import get_logger
 from vigil.model.config import DEFAULT_QUANTILE
-from vigil.model.threshold import choose_threshold, window_metrics
+from vigil.model.autoencoder import EncoderLatentAutoencoder
+from vigil.model.threshold import Threshold, choose_threshold, window_metrics
 from vigil.model.training import TrainConfig, make_scorer, score_windows, train_autoencoder
 from vigil.registry import ModelMeta, ModelRegistry
 
 log = get_logger("trainer")
 TARGET_TRAINING_WINDOWS = 10_000
+# Training windows need history over this fraction of the window (or of the sensors' typical
+# span when the data is shorter): the windows the model learns from are the windows it scores.
+MIN_HISTORY_FRACTION = 0.9
 
 
 @dataclass
@@ -35,9 +40,9 @@ class TrainResult:
     summary: dict = field(default_factory=dict)
 
 
-def default_stride(table: EventTable, target_windows: int = TARGET_TRAINING_WINDOWS) -> int:
-    """A stride giving about ``target_windows`` windows over the whole table."""
-    return max(1, math.ceil(table.n_events / target_windows))
+def default_stride(n_ends: int, target_windows: int = TARGET_TRAINING_WINDOWS) -> int:
+    """A stride giving about ``target_windows`` windows out of ``n_ends`` possible window ends."""
+    return max(1, math.ceil(n_ends / target_windows))
 
 
 def split_sensors(table: EventTable, fraction: float, seed: int) -> tuple[list[SensorSeries], list[SensorSeries]]:
@@ -61,6 +66,57 @@ def _normal_part(s: SensorSeries) -> SensorSeries:
     return SensorSeries(s.sensor_id, s.ts_ms[keep], s.values[keep], s.labels[keep])
 
 
+@dataclass
+class TrainingSet:
+    """What the model is fitted and calibrated on: the one recipe ``vigil train``, the trainer job
+    and bench/quality.py share, so the benchmark measures what users get."""
+
+    spec: WindowSpec  # with the baseline the data resolved "auto" to
+    stats: FleetStats
+    train_sensors: list[SensorSeries]
+    val_sensors: list[SensorSeries]
+    normal: WindowSet  # label-0 windows of the training sensors
+    validation: WindowSet  # windows of the held-out sensors, labels kept
+    every: int
+    min_history_ms: int
+
+
+def training_set(table: EventTable, spec: WindowSpec, every: int | None = None, min_events: int = 10,
+                 validation_fraction: float = 0.2, seed: int = 0,
+                 target_windows: int = TARGET_TRAINING_WINDOWS) -> TrainingSet:
+    if spec.baseline == "auto":
+        spec = replace(spec, baseline=resolve_baseline(typical_span_ms(table), spec.length_ms))
+    min_history = history_covering(table, spec.length_ms, MIN_HISTORY_FRACTION)
+    every = every or default_stride(eligible_ends(table, min_history), target_windows)
+    train_sensors, val_sensors = split_sensors(table, validation_fraction, seed)
+    if not train_sensors:
+        raise ValueError("no sensors to train on")
+    # Normalisation statistics come from every sensor's normal events (no labels are used beyond
+    # "not 1"): with baseline="sensor" each held-out sensor needs its own reference statistics too.
+    stats = FleetStats.fit(
+        ((s.sensor_id, s.ts_ms, s.values) for s in map(_normal_part, table)),
+        spec.length_ms, spec.steps, per_sensor=spec.baseline == "sensor",
+    )
+    windows = [build_windows(sensors, spec, stats, every=every, min_events=min_events, min_history_ms=min_history)
+               for sensors in (train_sensors, val_sensors)]
+    normal = windows[0].subset(windows[0].label != 1)
+    if len(normal) == 0:
+        raise ValueError(f"no normal training window has {min_events}+ events; lower --min-events or widen --window")
+    return TrainingSet(spec, stats, train_sensors, val_sensors, normal, windows[1], every, min_history)
+
+
+def fit_model(data: TrainingSet, config: TrainConfig, threshold_quantile: float = DEFAULT_QUANTILE,
+              verbose: int = 0) -> tuple[EncoderLatentAutoencoder, Threshold, dict]:
+    """Train on the normal windows, choose the threshold on the held-out sensors' windows."""
+    model = train_autoencoder(data.normal.x, config, verbose=verbose)
+    calib = data.validation if len(data.validation) else data.normal  # tiny tables: training windows
+    val_scores = score_windows(make_scorer(model), calib.x)
+    threshold = choose_threshold(val_scores, calib.label, quantile=threshold_quantile)
+    metrics = window_metrics(val_scores, calib.label, threshold.value)
+    metrics["on"] = "validation sensors" if len(data.validation) else "training windows"
+    return model, threshold, metrics
+
+
 def fit_and_register(
     table: EventTable,
     spec: WindowSpec,
@@ -76,30 +132,11 @@ def fit_and_register(
     before_save=None,
 ) -> TrainResult:
     started = time.monotonic()
-    every = every or default_stride(table)
-    train_sensors, val_sensors = split_sensors(table, validation_fraction, config.seed)
-    if not train_sensors:
-        raise ValueError("no sensors to train on")
-    # Normalisation statistics come from every sensor's normal events (no labels are used beyond
-    # "not 1"): with baseline="sensor" each held-out sensor needs its own reference statistics too.
-    stats = FleetStats.fit(
-        ((s.sensor_id, s.ts_ms, s.values) for s in map(_normal_part, table)),
-        spec.length_ms, spec.steps, per_sensor=spec.baseline == "sensor",
-    )
-    train_windows = build_windows(train_sensors, spec, stats, every=every, min_events=min_events)
-    normal = train_windows.subset(train_windows.label != 1)
-    if len(normal) == 0:
-        raise ValueError(f"no normal training window has {min_events}+ events; lower --min-events or widen --window")
-    log.info("training", windows=len(normal), sensors=len(train_sensors), every=every, steps=spec.steps)
-    model = train_autoencoder(normal.x, config, verbose=verbose)
-    scorer = make_scorer(model)
-
-    val_windows = build_windows(val_sensors, spec, stats, every=every, min_events=min_events)
-    calib = val_windows if len(val_windows) else normal  # tiny tables: calibrate on training windows
-    val_scores = score_windows(scorer, calib.x)
-    threshold = choose_threshold(val_scores, calib.label, quantile=threshold_quantile)
-    metrics = window_metrics(val_scores, calib.label, threshold.value)
-    metrics["on"] = "validation sensors" if len(val_windows) else "training windows"
+    data = training_set(table, spec, every, min_events, validation_fraction, config.seed)
+    spec, stats, normal, val_windows = data.spec, data.stats, data.normal, data.validation
+    log.info("training", windows=len(normal), sensors=len(data.train_sensors), every=data.every,
+             steps=spec.steps, baseline=spec.baseline)
+    model, threshold, metrics = fit_model(data, config, threshold_quantile, verbose)
 
     version = registry.new_version()
     meta = ModelMeta(
@@ -117,10 +154,10 @@ def fit_and_register(
                      "dropped_rows": table.dropped,
                      "first_event_ms": int(min(s.ts_ms[0] for s in table)),
                      "last_event_ms": int(max(s.ts_ms[-1] for s in table))},
-            "sensors": {"train": len(train_sensors), "validation": len(val_sensors)},
-            "windows": {"train": len(normal), "validation": len(val_windows), "every": every,
-                        "min_events": min_events},
-            "config": config.to_dict(),
+            "sensors": {"train": len(data.train_sensors), "validation": len(data.val_sensors)},
+            "windows": {"train": len(normal), "validation": len(val_windows), "every": data.every,
+                        "min_events": min_events, "min_history_ms": data.min_history_ms},
+            "config": config.sized(spec.steps, spec.channels).to_dict(),
         },
     )
     if before_save is not None:

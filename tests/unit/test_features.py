@@ -2,51 +2,67 @@ import numpy as np
 import pytest
 
 from vigil.events.frame import SensorSeries
-from vigil.features import FleetStats, WindowSpec, featurize_window
-from vigil.features.dataset import build_windows, window_end_indices
+from vigil.features import FleetStats, WindowSpec, bin_events, channel_names, featurize_window, window_channels
+from vigil.features.dataset import build_windows, history_covering, window_end_indices
 from vigil.features.normalizer import SensorBaseline
 
 HOUR = 3_600_000
 SPEC = WindowSpec(length_ms=10 * HOUR, steps=10, n_features=1)
-STATS = FleetStats(scale_floor=np.array([1e-6]), count_per_bin=2.0)
+STATS = FleetStats(mean=np.array([0.0]), std=np.array([1.0]), count_per_bin=2.0)
+LEVEL, FLEET, SPREAD, EXTREME, COUNT = range(5)  # one feature: no cross channel
 
 
-def test_shape_dtype_and_empty_window():
+def noisy(n=600, features=1, seed=0):
+    rng = np.random.default_rng(seed)
+    ts = np.sort(rng.choice(np.arange(1, 10 * HOUR), n, replace=False)).astype(np.int64)
+    return ts, rng.normal(0, 1, (n, features))
+
+
+def test_shape_dtype_channel_names_and_empty_window():
     out = featurize_window(np.array([0]), np.array([[1.0]]), end_ms=100 * HOUR, spec=SPEC, stats=STATS)
-    assert out.shape == (10, 3) and out.dtype == np.float32
+    assert out.shape == (10, 5) and out.dtype == np.float32
     assert not out.any()  # the only event is outside the window
+    two = WindowSpec(length_ms=HOUR, steps=4, n_features=2)
+    assert channel_names(two, ["a", "b"]) == ["level:a", "level:b", "fleet:a", "fleet:b", "spread:a", "spread:b",
+                                             "extreme:a", "extreme:b", "cross:a", "cross:b", "count"]
+    assert two.channels == 11
+    assert WindowSpec(length_ms=HOUR, steps=4, n_features=2, groups=("level", "count")).channels == 3
 
 
 def test_events_land_in_their_bins_with_counts_and_carry_forward():
     end = 10 * HOUR
-    # Baseline = first half of the observed span: events in bins 0-4 with values 1 and 3.
+    # Baseline = the first half of the bins from the first event: bins 0-4, values 1, 3, 3, 1.
     ts = np.array([0.5, 1.5, 1.6, 4.5, 9.5]) * HOUR
     x = np.array([[1.0], [3.0], [3.0], [1.0], [7.0]])
     out = featurize_window(ts.astype(np.int64), x, end, SPEC, STATS)
-    mu, sd = 2.0, 1.0  # mean/std of the four baseline events
-    means, spread, count = out[:, 0], out[:, 1], out[:, 2]
-    assert means[0] == pytest.approx((1 - mu) / sd)
-    assert means[1] == pytest.approx((3 - mu) / sd)
-    assert means[2] == means[3] == means[1]  # empty bins carry the last mean forward
-    assert means[9] == pytest.approx((7 - mu) / sd)
+    mu, sd = 2.0, 1.0  # mean/std of the four baseline events (the floor adds a tenth of the window's spread)
+    sd = np.sqrt(sd**2 + 0.01 * np.var([1, 3, 3, 1, 7]))
+    level, spread, count = out[:, LEVEL], out[:, SPREAD], out[:, COUNT]
+    assert level[0] == pytest.approx((1 - mu) / sd, rel=1e-5)
+    assert level[1] == pytest.approx((3 - mu) / sd, rel=1e-5)
+    assert level[2] == level[3] == level[1]  # empty bins carry the last mean forward
+    assert level[9] == pytest.approx((7 - mu) / sd, rel=1e-5)
+    assert out[9, FLEET] == pytest.approx(7.0)  # the fleet frame: (7 - 0) / 1
     assert list(count) == pytest.approx([0.5, 1.0, 0, 0, 0.5, 0, 0, 0, 0, 0.5])
     assert not spread.any()  # one distinct value per bin
+    assert out[1, EXTREME] == pytest.approx((3 - mu) / sd, rel=1e-5) and out[2, EXTREME] == 0
 
 
 def test_window_is_half_open_start_excluded_end_included():
     ts = np.array([0, 5 * HOUR, 10 * HOUR], dtype=np.int64)
     out = featurize_window(ts, np.ones((3, 1)), 10 * HOUR, SPEC, STATS)
-    assert out[:, 2].sum() * STATS.count_per_bin == pytest.approx(2)  # the event at the start is out
-    assert out[9, 2] > 0  # the event exactly at the end is in the last bin
+    assert out[:, COUNT].sum() * STATS.count_per_bin == pytest.approx(2)  # the event at the start is out
+    assert out[9, COUNT] > 0  # the event exactly at the end is in the last bin
 
 
-def test_operating_points_do_not_change_the_features():
-    rng = np.random.default_rng(0)
-    ts = np.sort(rng.integers(0, 10 * HOUR, 200))
-    x = rng.normal(0, 1, (200, 1))
-    a = featurize_window(ts, x, 10 * HOUR, SPEC, STATS)
-    b = featurize_window(ts, 500 + 40 * x, 10 * HOUR, SPEC, STATS)
-    assert np.allclose(a[:, :2], b[:, :2], atol=1e-4)
+@pytest.mark.parametrize("unit", [1e-3, 40.0, 1e4])
+def test_own_frame_channels_do_not_depend_on_operating_point_or_units(unit):
+    ts, x = noisy(features=2)
+    spec = WindowSpec(length_ms=10 * HOUR, steps=10, n_features=2, groups=("level", "spread", "extreme", "cross"))
+    stats = FleetStats(np.zeros(2), np.ones(2), 2.0)
+    a = featurize_window(ts, x, 10 * HOUR, spec, stats)
+    b = featurize_window(ts, 500 * unit + unit * x, 10 * HOUR, spec, stats)
+    assert np.allclose(a, b, atol=1e-4)
 
 
 def test_a_late_level_shift_stands_out_against_the_window_baseline():
@@ -54,21 +70,67 @@ def test_a_late_level_shift_stands_out_against_the_window_baseline():
     x = np.random.default_rng(1).normal(0, 1, (len(ts), 1))
     x[ts >= 8 * HOUR] += 5
     out = featurize_window(ts, x, 10 * HOUR, SPEC, STATS)
-    assert out[8:, 0].min() > 3 and np.abs(out[:5, 0]).max() < 1.5
+    assert out[8:, LEVEL].min() > 3 and np.abs(out[:5, LEVEL]).max() < 1.5
+
+
+def test_a_unit_away_from_the_healthy_fleet_stands_out_in_the_fleet_frame_only():
+    ts, x = noisy()
+    stats = FleetStats(mean=np.array([100.0]), std=np.array([2.0]), count_per_bin=60.0)
+    healthy = featurize_window(ts, 100 + x, 10 * HOUR, SPEC, stats)
+    drifted = featurize_window(ts, 108 + x, 10 * HOUR, SPEC, stats)  # 4 fleet std away all along
+    assert np.abs(healthy[:, FLEET]).max() < 1
+    assert drifted[:, FLEET].min() > 3
+    assert np.allclose(healthy[:, LEVEL], drifted[:, LEVEL], atol=1e-4)  # it looks normal to itself
+
+
+def test_a_short_spike_shows_in_the_extreme_channel_more_than_in_the_bin_mean():
+    ts, x = noisy(seed=2)
+    x[np.searchsorted(ts, 8 * HOUR)] += 12
+    out = featurize_window(ts, x, 10 * HOUR, SPEC, STATS)
+    assert out[8, EXTREME] > 8 * abs(out[8, LEVEL]) and out[8, EXTREME] > 6
+    assert out[:8, EXTREME].max() < 5
+
+
+def test_features_that_stop_moving_together_raise_the_cross_channel():
+    rng = np.random.default_rng(3)
+    ts, _ = noisy(n=1200)
+    shared = rng.normal(0, 1, len(ts))
+    x = np.stack([shared + 0.2 * rng.normal(0, 1, len(ts)), shared + 0.2 * rng.normal(0, 1, len(ts))], axis=1)
+    late = ts >= 6 * HOUR
+    x[late] = rng.normal(0, 1, (int(late.sum()), 2))  # same spread, no correlation
+    spec = WindowSpec(length_ms=10 * HOUR, steps=10, n_features=2)
+    out = featurize_window(ts, x, 10 * HOUR, spec, FleetStats(np.zeros(2), np.ones(2), 120.0))
+    cross = out[:, 8:10]
+    assert cross[:5].max() < 1.5 and cross[6:].min() > 3
+    assert np.abs(out[6:, 0:2]).max() < 1.0  # the level barely moves
 
 
 def test_sensor_baseline_mode_uses_the_saved_statistics():
     spec = WindowSpec(length_ms=10 * HOUR, steps=10, n_features=1, baseline="sensor")
     ts = np.array([HOUR, 2 * HOUR], dtype=np.int64)
     x = np.array([[12.0], [12.0]])
-    out = featurize_window(ts, x, 10 * HOUR, spec, STATS, SensorBaseline(np.array([10.0]), np.array([2.0])))
-    assert out[0, 0] == pytest.approx(1.0)  # (12 - 10) / 2
+    out = featurize_window(ts, x, 10 * HOUR, spec, STATS, SensorBaseline(np.array([10.0]), np.array([[4.0]])))
+    assert out[0, LEVEL] == pytest.approx(1.0)  # (12 - 10) / 2
 
 
 def test_values_are_clipped():
     ts = np.array([HOUR, 2 * HOUR, 9 * HOUR], dtype=np.int64)
     out = featurize_window(ts, np.array([[0.0], [0.1], [1e9]]), 10 * HOUR, SPEC, STATS)
-    assert out.max() == SPEC.clip
+    assert out.max() == SPEC.clip and np.isfinite(out).all()
+
+
+def test_bin_statistics_merge_as_events_arrive():
+    ts, x = noisy(features=2, seed=4)
+    x = 1000 + x * [5.0, 0.01]
+    early, late = ts < 6 * HOUR, ts >= 6 * HOUR
+    whole = bin_events(ts, x, 10 * HOUR, 10 * HOUR, 10)
+    parts = bin_events(ts[early], x[early], 10 * HOUR, 10 * HOUR, 10).combine(
+        bin_events(ts[late], x[late], 10 * HOUR, 10 * HOUR, 10))
+    spec = WindowSpec(length_ms=10 * HOUR, steps=10, n_features=2)
+    stats = FleetStats(np.array([1000.0, 1000.0]), np.array([5.0, 0.01]), 60.0)
+    assert np.allclose(window_channels(whole, spec, stats), window_channels(parts, spec, stats), atol=1e-4)
+    n, mean, cov = whole.merged(slice(None))
+    assert n == len(ts) and np.allclose(mean, x.mean(axis=0)) and np.allclose(cov, np.cov(x.T, bias=True))
 
 
 def test_window_end_indices():
@@ -77,7 +139,7 @@ def test_window_end_indices():
     assert list(window_end_indices(0, 3)) == []
 
 
-def test_build_windows_counts_labels_and_min_events():
+def test_build_windows_counts_labels_min_events_and_history():
     ts = np.arange(20, dtype=np.int64) * HOUR
     s1 = SensorSeries("a", ts, np.arange(20.0)[:, None], np.r_[np.zeros(15), np.ones(5)])
     s2 = SensorSeries("b", ts[:3], np.ones((3, 1)), np.full(3, np.nan))
@@ -88,21 +150,41 @@ def test_build_windows_counts_labels_and_min_events():
     assert list(w.label) == [0, 0, 0, 1]
     last = build_windows([s1, s2], SPEC, STATS, every=None)
     assert list(last.sensor_id) == ["a", "b"] and np.isnan(last.label[1])
+    covered = build_windows([s1], SPEC, STATS, every=1, min_history_ms=9 * HOUR)
+    assert list(covered.end_ms // HOUR) == list(range(9, 20))  # only windows with 9 h of history
+
+
+def test_training_history_follows_the_window_or_a_shorter_data_span():
+    long = [SensorSeries("a", np.arange(100, dtype=np.int64) * HOUR, np.ones((100, 1)), np.zeros(100))]
+    short = [SensorSeries("a", np.arange(4, dtype=np.int64) * HOUR, np.ones((4, 1)), np.zeros(4))]
+    assert history_covering(long, 10 * HOUR, 0.9) == 9 * HOUR
+    assert history_covering(short, 10 * HOUR, 0.9) == int(0.9 * 3 * HOUR)
 
 
 def test_fleet_stats_fit_and_round_trip():
     rng = np.random.default_rng(0)
-    series = [(f"s{i}", np.arange(100, dtype=np.int64) * 60_000, rng.normal(5, 2, (100, 2))) for i in range(5)]
+    series = [(f"s{i}", np.arange(100, dtype=np.int64) * 60_000, rng.normal([5, 1e4], [2, 1], (100, 2)) + i)
+              for i in range(5)]
     stats = FleetStats.fit(series, length_ms=HOUR, steps=6, per_sensor=True)
-    assert stats.scale_floor == pytest.approx([0.2, 0.2], rel=0.2)
+    pooled = np.concatenate([v for _, _, v in series])
+    assert stats.mean == pytest.approx(pooled.mean(axis=0)) and stats.std == pytest.approx(pooled.std(axis=0))
     assert stats.count_per_bin == pytest.approx(10.0, rel=0.05)
     back = FleetStats.from_dict(stats.to_dict())
-    assert np.allclose(back.scale_floor, stats.scale_floor)
-    assert np.allclose(back.baseline_for("s3").mean, stats.baseline_for("s3").mean)
+    assert np.allclose(back.std, stats.std) and np.allclose(back.mean, stats.mean)
+    assert np.allclose(back.baseline_for("s3").cov, stats.baseline_for("s3").cov)
+    with pytest.raises(ValueError, match="older Vigil"):
+        FleetStats.from_dict({"scale_floor": [0.1], "count_per_bin": 1.0})
 
 
 @pytest.mark.parametrize("kwargs", [{"length_ms": 0, "steps": 1, "n_features": 1},
-                                    {"length_ms": 1, "steps": 1, "n_features": 1, "baseline": "fleet"}])
+                                    {"length_ms": 1, "steps": 1, "n_features": 1, "baseline": "fleet"},
+                                    {"length_ms": 1, "steps": 1, "n_features": 1, "groups": ("level", "colour")},
+                                    {"length_ms": 1, "steps": 1, "n_features": 1, "version": 1}])
 def test_bad_window_specs(kwargs):
     with pytest.raises(ValueError):
         WindowSpec(**kwargs)
+
+
+def test_a_model_of_the_old_featurisation_is_refused_by_name():
+    with pytest.raises(ValueError, match="older Vigil"):
+        WindowSpec.from_dict({"length_ms": 1, "steps": 1, "n_features": 1})

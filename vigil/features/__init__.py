@@ -6,6 +6,8 @@ same window in training or evaluation.
 """
 
 from vigil.features.normalizer import FleetStats
-from vigil.features.window import WindowSpec, featurize_window, featurize_windows, n_channels
+from vigil.features.bins import BinStats, bin_events
+from vigil.features.window import WindowSpec, channel_features, channel_names, featurize_window, featurize_windows, window_channels
 
-__all__ = ["FleetStats", "WindowSpec", "featurize_window", "featurize_windows", "n_channels"]
+__all__ = ["BinStats", "FleetStats", "WindowSpec", "bin_events", "channel_features", "channel_names",
+           "featurize_window", "featurize_windows", "window_channels"]

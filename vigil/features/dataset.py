@@ -9,7 +9,7 @@ at least ``min_events`` events. Its label is the label of the event it ends at.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Iterable, Iterator
 
 import numpy as np
 
@@ -42,30 +42,75 @@ def window_end_indices(n_events: int, every: int | None) -> np.ndarray:
     return np.arange(n_events - 1, -1, -every)[::-1]
 
 
+def history_covering(series: Iterable[SensorSeries], length_ms: int, fraction: float) -> int:
+    """The history a training window needs: ``fraction`` of the window, or of the typical sensor's
+    whole span when the data is shorter than one window (a short file still trains)."""
+    return int(fraction * min(length_ms, typical_span_ms(series)))
+
+
+def typical_span_ms(series: Iterable[SensorSeries]) -> float:
+    """The median time from a sensor's first event to its last."""
+    spans = [int(s.ts_ms[-1] - s.ts_ms[0]) for s in series if len(s.ts_ms)]
+    return float(np.median(spans)) if spans else 0.0
+
+
+def eligible_ends(series: Iterable[SensorSeries], min_history_ms: int) -> int:
+    """How many events a training window could end at (for the stride that gives a target count)."""
+    return sum(int((s.ts_ms - s.ts_ms[0] >= min_history_ms).sum()) for s in series if len(s.ts_ms))
+
+
 def build_windows(
     series: Iterable[SensorSeries],
     spec: WindowSpec,
     stats: FleetStats,
     every: int | None = None,
     min_events: int = 1,
+    min_history_ms: int = 0,
 ) -> WindowSet:
-    xs, sids, ends, counts, labels = [], [], [], [], []
+    """Every window at once (training: the model needs them together)."""
+    parts = list(iter_windows(series, spec, stats, every, min_events, min_history_ms, batch=None))
+    if not parts:
+        return WindowSet(np.empty((0, spec.steps, spec.channels), np.float32), np.empty(0, object),
+                         np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0))
+    return concat_windows(parts)
+
+
+def concat_windows(parts: list[WindowSet]) -> WindowSet:
+    return WindowSet(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("x", "sensor_id", "end_ms",
+                                                                              "n_events", "label")))
+
+
+def iter_windows(
+    series: Iterable[SensorSeries],
+    spec: WindowSpec,
+    stats: FleetStats,
+    every: int | None = None,
+    min_events: int = 1,
+    min_history_ms: int = 0,
+    batch: int | None = 4096,
+) -> Iterator[WindowSet]:
+    """The windows in sets of about ``batch`` (``None``: one set per sensor), so scoring a large
+    file holds one batch of tensors in memory, not all of them."""
+    pending: list[WindowSet] = []
+    for part in _per_sensor(series, spec, stats, every, min_events, min_history_ms, batch):
+        pending.append(part)
+        if batch is None or sum(map(len, pending)) >= batch:
+            yield concat_windows(pending)
+            pending = []
+    if pending:
+        yield concat_windows(pending)
+
+
+def _per_sensor(series, spec, stats, every, min_events, min_history_ms, batch) -> Iterator[WindowSet]:
     for s in series:
         idx = window_end_indices(len(s.ts_ms), every)
         end_ms = s.ts_ms[idx]
         start_idx = np.searchsorted(s.ts_ms, end_ms - spec.length_ms, side="right")
         n = idx + 1 - start_idx
-        keep = n >= min_events
-        if not keep.any():
-            continue
+        keep = (n >= min_events) & (end_ms - s.ts_ms[0] >= min_history_ms)
         idx, end_ms, n = idx[keep], end_ms[keep], n[keep]
-        xs.append(featurize_windows(s.ts_ms, s.values, end_ms, spec, stats, stats.baseline_for(s.sensor_id)))
-        sids.append(np.full(len(idx), s.sensor_id, dtype=object))
-        ends.append(end_ms)
-        counts.append(n)
-        labels.append(s.labels[idx])
-    if not xs:
-        return WindowSet(np.empty((0, spec.steps, spec.channels), np.float32), np.empty(0, object),
-                         np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0))
-    return WindowSet(np.concatenate(xs), np.concatenate(sids), np.concatenate(ends),
-                     np.concatenate(counts), np.concatenate(labels))
+        step = batch or max(len(idx), 1)
+        for at in range(0, len(idx), step):
+            part = slice(at, at + step)
+            x = featurize_windows(s.ts_ms, s.values, end_ms[part], spec, stats, stats.baseline_for(s.sensor_id))
+            yield WindowSet(x, np.full(len(x), s.sensor_id, dtype=object), end_ms[part], n[part], s.labels[idx[part]])

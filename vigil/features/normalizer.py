@@ -7,25 +7,32 @@ from typing import Iterable
 
 import numpy as np
 
-# The floor under a baseline's spread, as a fraction of the fleet's typical within-sensor spread.
-SCALE_FLOOR_FRACTION = 0.1
-
 
 @dataclass(frozen=True)
 class SensorBaseline:
-    mean: np.ndarray
-    std: np.ndarray
+    mean: np.ndarray  # [F]
+    cov: np.ndarray  # [F, F]
+
+    @property
+    def std(self) -> np.ndarray:
+        return np.sqrt(np.maximum(np.diag(self.cov), 0.0))
 
     @classmethod
     def of(cls, values: np.ndarray) -> "SensorBaseline":
         values = np.asarray(values, dtype=np.float64)
-        return cls(values.mean(axis=0), values.std(axis=0))
+        mean = values.mean(axis=0)
+        dev = values - mean
+        return cls(mean, dev.T @ dev / len(values))
 
 
 @dataclass(frozen=True)
 class FleetStats:
-    scale_floor: np.ndarray  # per feature
-    count_per_bin: float  # typical events per non-empty bin
+    """The healthy fleet's frame: per-feature mean and standard deviation of every normal event of
+    the training sensors pooled; the typical events per bin; optional per-sensor baselines."""
+
+    mean: np.ndarray  # [F]
+    std: np.ndarray  # [F], > 0
+    count_per_bin: float  # typical events per bin
     sensor_baselines: dict[str, SensorBaseline] = field(default_factory=dict)
 
     @classmethod
@@ -37,39 +44,52 @@ class FleetStats:
         per_sensor: bool = False,
     ) -> "FleetStats":
         """From ``(sensor_id, ts_ms, values)`` of the training sensors."""
-        spreads, rates, baselines = [], [], {}
+        n, sums, rates, baselines, means, m2 = 0, None, [], {}, [], []
         for sensor_id, ts, values in series:
             if len(ts) < 2:
                 continue
-            spreads.append(np.asarray(values, dtype=np.float64).std(axis=0))
+            values = np.asarray(values, dtype=np.float64)
+            # Pooled moments from per-sensor centred ones: no cancellation for large readings.
+            means.append((len(values), values.mean(axis=0)))
+            m2.append(((values - values.mean(axis=0)) ** 2).sum(axis=0))
             span = max(int(ts[-1] - ts[0]), 1)
             rates.append(len(ts) / span)
             if per_sensor:
                 baselines[sensor_id] = SensorBaseline.of(values)
-        if not spreads:
+        if not means:
             raise ValueError("no sensor has two or more events: nothing to fit fleet statistics on")
-        typical = np.median(np.stack(spreads), axis=0)
-        floor = SCALE_FLOOR_FRACTION * np.where(typical > 0, typical, 1.0)
+        counts = np.array([c for c, _ in means], dtype=np.float64)
+        mus = np.stack([m for _, m in means])
+        n = counts.sum()
+        mean = (counts[:, None] * mus).sum(axis=0) / n
+        var = (np.sum(m2, axis=0) + (counts[:, None] * (mus - mean) ** 2).sum(axis=0)) / n
+        # A feature constant across the fleet gets a unit scale relative to its magnitude.
+        std = np.sqrt(var)
+        std = np.where(std > 1e-9 * np.maximum(np.abs(mean), 1.0), std, np.maximum(np.abs(mean), 1.0) * 1e-3)
         count = max(float(np.median(rates)) * length_ms / steps, 1.0)
-        return cls(floor, count, baselines)
+        return cls(mean, std, count, baselines)
 
     def baseline_for(self, sensor_id: str) -> SensorBaseline | None:
         return self.sensor_baselines.get(sensor_id)
 
     def to_dict(self) -> dict:
         return {
-            "scale_floor": self.scale_floor.tolist(),
+            "mean": self.mean.tolist(),
+            "std": self.std.tolist(),
             "count_per_bin": self.count_per_bin,
             "sensor_baselines": {
-                k: {"mean": b.mean.tolist(), "std": b.std.tolist()} for k, b in self.sensor_baselines.items()
+                k: {"mean": b.mean.tolist(), "cov": b.cov.tolist()} for k, b in self.sensor_baselines.items()
             },
         }
 
     @classmethod
     def from_dict(cls, data: dict) -> "FleetStats":
+        if "mean" not in data:
+            raise ValueError("the model was trained by an older Vigil (no fleet statistics): retrain it")
         return cls(
-            np.asarray(data["scale_floor"], dtype=np.float64),
+            np.asarray(data["mean"], dtype=np.float64),
+            np.asarray(data["std"], dtype=np.float64),
             float(data["count_per_bin"]),
-            {k: SensorBaseline(np.asarray(b["mean"]), np.asarray(b["std"]))
+            {k: SensorBaseline(np.asarray(b["mean"]), np.asarray(b["cov"]))
              for k, b in data.get("sensor_baselines", {}).items()},
         )

@@ -1,25 +1,52 @@
 """``featurize_window``: one sensor's events in ``(end - length, end]`` → ``[steps, channels]`` float32.
 
-Irregular timestamps are resampled into ``steps`` equal bins. Per bin and feature: the mean and
-the spread of the events, both in units of the sensor's *baseline* (so sensors at different
-operating points look alike when they behave alike), plus one count channel (events per bin,
-relative to the fleet's typical count; 0 marks an empty bin). Empty bins carry the last mean
-forward. Values are clipped so one wild reading cannot saturate the LSTM.
+Irregular timestamps are resampled into ``steps`` equal bins (:mod:`vigil.features.bins`), and the
+channels are computed from the bins' mergeable statistics only. Per feature, in this order:
 
-The baseline is, by default, the events in the first ``baseline_fraction`` of the window's
-observed span (``baseline="window"``): anomalies that start late in the window stand out against
-the sensor's own recent normal. With ``baseline="sensor"`` it is per-sensor reference statistics
-saved in the model artifact (known fleets whose anomalies last longer than a window, e.g. SKAB).
+``level``    the bin's mean in units of the sensor's *own* baseline: a change against its recent
+             normal stands out whatever its operating point;
+``fleet``    the bin's mean in units of the *healthy fleet* (per-feature statistics saved in the
+             artifact): a unit that has drifted away from how healthy units behave stands out even
+             when it looks normal next to its own last days (a degraded engine);
+``spread``   the bin's standard deviation in baseline units (variance bursts, stuck values);
+``extreme``  the bin's largest ``|x - baseline mean|`` in baseline units (short spikes that a bin
+             mean averages away);
+``cross``    (two or more features) the root-mean-square residual of the feature predicted linearly
+             from the others, with coefficients from the baseline's covariance, in units of the
+             baseline's residual: features that stop moving together (decorrelation);
+
+then one ``count`` channel (events per bin relative to the fleet's typical count; 0 = empty bin).
+Empty bins carry the last level/fleet value forward and hold 0 in the others. Values are clipped
+so one wild reading cannot saturate the LSTM.
+
+The baseline (``baseline="window"``, default) is the window's first ``baseline_fraction`` of bins
+from its first event on, merged: whole bins, so incremental per-bin buffers give the same result.
+``baseline="sensor"`` uses per-sensor reference statistics saved in the artifact instead (a window
+too short to hold a baseline, anomalies that outlast a window), and the healthy fleet's statistics
+for a sensor the model has not seen. Its scale has a floor per sensor and feature: a tenth of
+the whole window's spread, so a flat baseline cannot divide by ~0, whatever the feature's units.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 import numpy as np
 
+from vigil.features.bins import BinStats, bin_events
 from vigil.features.normalizer import FleetStats, SensorBaseline
+
+CHANNEL_GROUPS = ("level", "fleet", "spread", "extreme", "cross", "count")
+# The featurisation's version, saved with every model: a model is only ever fed the tensor it
+# was trained on (a model trained before a change of channels is refused, not silently misfed).
+FEATURIZER_VERSION = 2
+# A baseline's spread is floored at this fraction of the whole window's spread (per feature).
+WINDOW_FLOOR_FRACTION = 0.1
+# And at this fraction of the feature's magnitude, for windows that are flat throughout.
+RELATIVE_FLOOR = 1e-6
+# Per-sensor reference statistics by default once the training history spans this many windows.
+SENSOR_BASELINE_WINDOWS = 4
 
 
 @dataclass(frozen=True)
@@ -27,28 +54,75 @@ class WindowSpec:
     length_ms: int
     steps: int
     n_features: int
-    baseline: Literal["window", "sensor"] = "window"
+    # "auto" is a request that training resolves (resolve_baseline); a saved model names its choice.
+    baseline: Literal["window", "sensor", "auto"] = "window"
     baseline_fraction: float = 0.5
     clip: float = 8.0
+    groups: tuple[str, ...] = CHANNEL_GROUPS
+    version: int = FEATURIZER_VERSION
 
     def __post_init__(self) -> None:
         if self.length_ms <= 0 or self.steps < 1 or self.n_features < 1:
             raise ValueError("a window needs a positive length, at least one step and one feature")
-        if self.baseline not in ("window", "sensor"):
-            raise ValueError(f"baseline must be 'window' or 'sensor', got {self.baseline!r}")
+        if self.baseline not in ("window", "sensor", "auto"):
+            raise ValueError(f"baseline must be 'window', 'sensor' or 'auto', got {self.baseline!r}")
         if not 0 < self.baseline_fraction <= 1:
             raise ValueError("baseline_fraction must be in (0, 1]")
+        object.__setattr__(self, "groups", tuple(self.groups))
+        unknown = set(self.groups) - set(CHANNEL_GROUPS)
+        if unknown or not self.groups:
+            raise ValueError(f"unknown channel groups {sorted(unknown)}; choose from {CHANNEL_GROUPS}")
+        if self.version != FEATURIZER_VERSION:
+            raise ValueError(f"featurisation version {self.version} is not this Vigil's ({FEATURIZER_VERSION}): "
+                             "retrain the model with this version")
 
     @property
     def channels(self) -> int:
-        return n_channels(self.n_features)
+        return len(channel_features(self))
 
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, data: dict) -> "WindowSpec":
+        if "version" not in data:
+            raise ValueError("the model was trained by an older Vigil (featurisation version 1): retrain it")
+        return cls(**{**data, "groups": tuple(data.get("groups", CHANNEL_GROUPS))})
 
-def n_channels(n_features: int) -> int:
-    return 2 * n_features + 1
+
+def resolve_baseline(history_ms: float, length_ms: int) -> Literal["window", "sensor"]:
+    """The default's choice: a sensor's own history as its reference when the training data holds
+    several windows of it (SKAB: 20 minutes of 10-second windows), else the window's early part
+    (a stream's buffer holds one window; the simulator's 10 days of 10-day windows)."""
+    return "sensor" if history_ms >= SENSOR_BASELINE_WINDOWS * length_ms else "window"
+
+
+def _group_width(group: str, n_features: int) -> int:
+    if group == "count":
+        return 1
+    if group == "cross":
+        return n_features if n_features > 1 else 0
+    return n_features
+
+
+def channel_features(spec: WindowSpec) -> np.ndarray:
+    """The feature index each channel describes (-1 for the count channel), in channel order."""
+    out = []
+    for group in CHANNEL_GROUPS:
+        if group in spec.groups:
+            width = _group_width(group, spec.n_features)
+            out += [-1] * width if group == "count" else list(range(width))
+    return np.asarray(out, dtype=np.intp)
+
+
+def channel_names(spec: WindowSpec, features: list[str] | tuple[str, ...]) -> list[str]:
+    """``group:feature`` per channel, e.g. ``fleet:feature_1``; ``count`` for the count channel."""
+    names = []
+    for group in CHANNEL_GROUPS:
+        if group in spec.groups:
+            width = _group_width(group, spec.n_features)
+            names += ["count"] if group == "count" else [f"{group}:{features[j]}" for j in range(width)]
+    return names
 
 
 def featurize_window(
@@ -60,36 +134,7 @@ def featurize_window(
     baseline: SensorBaseline | None = None,
 ) -> np.ndarray:
     """The ``[steps, channels]`` tensor of the window ending at ``end_ms`` (``ts_ms`` sorted)."""
-    out = np.zeros((spec.steps, spec.channels), dtype=np.float32)
-    start_ms = end_ms - spec.length_ms
-    lo, hi = np.searchsorted(ts_ms, [start_ms, end_ms], side="right")
-    if hi <= lo:
-        return out
-    t = ts_ms[lo:hi]
-    x = np.asarray(values[lo:hi], dtype=np.float64)
-    # Bin of (start, end]: an event exactly at the end falls in the last bin.
-    idx = np.minimum((t - start_ms - 1) * spec.steps // spec.length_ms, spec.steps - 1).astype(np.intp)
-    counts = np.bincount(idx, minlength=spec.steps).astype(np.float64)
-    nonempty = counts > 0
-
-    mu, scale = _baseline(t, x, end_ms, spec, stats, baseline)
-    z = (x - mu) / scale
-    f = spec.n_features
-    sums = np.stack([np.bincount(idx, z[:, j], spec.steps) for j in range(f)], axis=1)
-    sq = np.stack([np.bincount(idx, z[:, j] ** 2, spec.steps) for j in range(f)], axis=1)
-    safe = np.maximum(counts, 1.0)[:, None]
-    means = sums / safe
-    spread = np.sqrt(np.maximum(sq / safe - means**2, 0.0))
-
-    # Carry the last observed mean through empty bins (0, the baseline, before the first event).
-    last = np.maximum.accumulate(np.where(nonempty, np.arange(spec.steps), -1))
-    means = np.where((last >= 0)[:, None], means[np.maximum(last, 0)], 0.0)
-
-    out[:, :f] = means
-    out[:, f : 2 * f] = spread
-    out[:, 2 * f] = counts / stats.count_per_bin
-    np.clip(out, -spec.clip, spec.clip, out=out)
-    return out
+    return window_channels(bin_events(ts_ms, values, end_ms, spec.length_ms, spec.steps), spec, stats, baseline)
 
 
 def featurize_windows(
@@ -107,12 +152,94 @@ def featurize_windows(
     return out
 
 
-def _baseline(t, x, end_ms, spec, stats, baseline):
-    if spec.baseline == "sensor" and baseline is not None:
-        mu, sd = baseline.mean, baseline.std
+@dataclass
+class _Parts:
+    """The per-bin quantities the channel groups are built from."""
+
+    bins: BinStats
+    nonempty: np.ndarray
+    mean: np.ndarray  # [S, F], last observed mean carried forward (NaN before the first event)
+    cov: np.ndarray  # [S, F, F] within-bin covariance
+    mu: np.ndarray  # [F] baseline mean
+    scale: np.ndarray  # [F] baseline scale, floored
+    sigma: np.ndarray = field(repr=False)  # [F, F] baseline covariance, floored on the diagonal
+
+
+def window_channels(bins: BinStats, spec: WindowSpec, stats: FleetStats,
+                    baseline: SensorBaseline | None = None) -> np.ndarray:
+    """The model's tensor from a window's bin statistics."""
+    out = np.zeros((spec.steps, spec.channels), dtype=np.float32)
+    nonempty = bins.count > 0
+    if not nonempty.any():
+        return out
+    parts = _parts(bins, nonempty, spec, baseline)
+    column = 0
+    for group in CHANNEL_GROUPS:
+        if group in spec.groups:
+            block = np.clip(np.nan_to_num(_GROUPS[group](parts, stats)), -spec.clip, spec.clip)
+            out[:, column : column + block.shape[1]] = block
+            column += block.shape[1]
+    return out
+
+
+def _parts(bins: BinStats, nonempty: np.ndarray, spec: WindowSpec, baseline: SensorBaseline | None) -> _Parts:
+    n = np.maximum(bins.count, 1.0)[:, None]
+    centred = bins.sum / n
+    cov = bins.cross / n[:, :, None] - centred[:, :, None] * centred[:, None, :]
+    last = np.maximum.accumulate(np.where(nonempty, np.arange(bins.steps), -1))
+    mean = np.where((last >= 0)[:, None], (centred + bins.origin)[np.maximum(last, 0)], np.nan)
+    _, _, window_cov = bins.merged(slice(None))
+    if spec.baseline == "sensor":
+        # A sensor the model never saw is measured against the healthy fleet until a refit knows it.
+        mu, sigma = (baseline.mean, baseline.cov) if baseline is not None else (stats.mean, np.diag(stats.std**2))
     else:
-        cut = t[0] + spec.baseline_fraction * (end_ms - t[0])
-        head = x[t <= cut]
-        mu, sd = head.mean(axis=0), head.std(axis=0)
-    # The fleet's floor keeps flat (or single-event) baselines from dividing by ~0.
-    return mu, np.sqrt(sd**2 + stats.scale_floor**2)
+        first = int(np.argmax(nonempty))
+        cut = first + max(1, int(np.ceil(spec.baseline_fraction * (bins.steps - first))))
+        _, mu, sigma = bins.merged(slice(first, cut))
+    floor2 = (WINDOW_FLOOR_FRACTION**2) * np.maximum(np.diag(window_cov), 0.0) \
+        + (RELATIVE_FLOOR * np.maximum(np.abs(mu), 1e-3)) ** 2
+    sigma = sigma + np.diag(floor2)
+    return _Parts(bins, nonempty, mean, cov, mu, np.sqrt(np.maximum(np.diag(sigma), floor2)), sigma)
+
+
+def _level(p: _Parts, stats: FleetStats) -> np.ndarray:
+    return np.nan_to_num((p.mean - p.mu) / p.scale)
+
+
+def _fleet(p: _Parts, stats: FleetStats) -> np.ndarray:
+    return np.nan_to_num((p.mean - stats.mean) / stats.std)
+
+
+def _spread(p: _Parts, stats: FleetStats) -> np.ndarray:
+    var = np.maximum(np.diagonal(p.cov, axis1=1, axis2=2), 0.0)
+    return np.where(p.nonempty[:, None], np.sqrt(var) / p.scale, 0.0)
+
+
+def _extreme(p: _Parts, stats: FleetStats) -> np.ndarray:
+    with np.errstate(invalid="ignore"):
+        worst = np.maximum(np.abs(p.bins.max - p.mu), np.abs(p.bins.min - p.mu))
+    return np.where(p.nonempty[:, None], worst / p.scale, 0.0)
+
+
+def _cross(p: _Parts, stats: FleetStats) -> np.ndarray:
+    if p.mu.shape[0] < 2:
+        return np.zeros((p.bins.steps, 0))
+    # With P the baseline's precision matrix, row i of P / P_ii are the coefficients of the
+    # residual of feature i regressed on the others, and 1 / P_ii that residual's variance; its
+    # mean square in a bin is (P C P)_ii / P_ii^2 with C the bin's second moment about the
+    # baseline mean. So the residual in baseline-residual units is sqrt((P C P)_ii / P_ii).
+    precision = np.linalg.pinv(p.sigma)
+    n = np.maximum(p.bins.count, 1.0)
+    dev = p.bins.sum / n[:, None] + p.bins.origin - p.mu
+    second = p.cov + dev[:, :, None] * dev[:, None, :]
+    quad = np.einsum("ij,sjk,ik->si", precision, second, precision)
+    res = np.sqrt(np.maximum(quad, 0.0) / np.maximum(np.diag(precision), 1e-300))
+    return np.where(p.nonempty[:, None], res, 0.0)
+
+
+def _count(p: _Parts, stats: FleetStats) -> np.ndarray:
+    return (p.bins.count / stats.count_per_bin)[:, None]
+
+
+_GROUPS = {"level": _level, "fleet": _fleet, "spread": _spread, "extreme": _extreme, "cross": _cross,
+           "count": _count}
