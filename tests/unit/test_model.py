@@ -15,7 +15,8 @@ TOY = np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9], dtype=np.float32).
 def test_the_questions_toy_sequence_trains_and_predicts_a_latent_reconstruction():
     model = train_autoencoder(TOY, TrainConfig(epochs=30, dense_epochs=30, seed=1))
     reconstruction = model.predict(TOY, verbose=0)
-    assert reconstruction.shape == (1, 100)
+    assert model.latent_dim == 8  # the latent follows the window: 9 x 1 values need no 100-wide latent
+    assert reconstruction.shape == (1, 8)
     score = score_windows(make_scorer(model), TOY)
     assert score.shape == (1,) and np.isfinite(score).all()
 
@@ -32,8 +33,11 @@ def test_remedy_keeps_latent_variance_where_the_naive_objective_collapses():
     untrained.build((None, 9, 1))
     before = latent_spread(untrained, x)
     # The question's objective: the encoder is trained against its own output.
-    naive = train_autoencoder(x, TrainConfig(objective="naive", epochs=30, learning_rate=1e-2, patience=100))
-    ours = train_autoencoder(x, TrainConfig(epochs=30, dense_epochs=10, learning_rate=1e-2, patience=100))
+    # The question's widths (100 → 32 → 100), as the untrained encoder above has.
+    naive = train_autoencoder(x, TrainConfig(latent_dim=100, bottleneck=32, objective="naive", epochs=30,
+                                             learning_rate=1e-2, patience=100))
+    ours = train_autoencoder(x, TrainConfig(latent_dim=100, bottleneck=32, epochs=30, dense_epochs=10,
+                                            learning_rate=1e-2, patience=100))
     after_naive, after_ours = latent_spread(naive, x), latent_spread(ours, x)
     assert after_naive < 0.5 * before  # collapsing towards a constant encoder
     assert after_ours > before  # pretraining makes the latent more informative, not less
@@ -54,6 +58,9 @@ def test_saved_model_loads_in_safe_mode_and_scores_the_same(small_model, tmp_pat
     assert isinstance(loaded, EncoderLatentAutoencoder)
     assert loaded.get_config()["latent_dim"] == 16 and loaded.objective == "pretrain_freeze"
     assert np.allclose(score_windows(make_scorer(loaded), x), score_windows(make_scorer(model), x), rtol=1e-5)
+    # The explanation's normaliser travels with the model.
+    assert np.allclose(loaded.channel_error.numpy(), model.channel_error.numpy())
+    assert not np.allclose(model.channel_error.numpy(), 1.0)
 
 
 def test_same_seed_same_model_on_the_cpu():
@@ -77,6 +84,9 @@ def test_anomalous_windows_score_higher_than_normal_ones():
     s_normal = score_windows(scorer, normal[40:80].astype(np.float32))
     s_odd = score_windows(scorer, odd.astype(np.float32))
     assert np.median(s_odd) > np.quantile(s_normal, 0.9)
+    # The contributions point at the shifted half of the window.
+    _, contributions = scorer.predict(odd.astype(np.float32), verbose=0)
+    assert contributions[:, 12:].sum() > 3 * contributions[:, :12].sum()
 
 
 def test_model_code_stays_backend_agnostic():

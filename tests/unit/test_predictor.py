@@ -23,10 +23,11 @@ def test_padded_batches_score_like_one_window_at_a_time(scorer):
     x = np.random.default_rng(0).normal(size=(37, 12, 5)).astype(np.float32)
     predict = BatchPredictor(scorer, max_batch=16)
     batched = predict(x)
-    single = np.concatenate([np.asarray(scorer.predict(x[i : i + 1], verbose=0)).reshape(-1) for i in range(len(x))])
-    assert batched.shape == (37,)
-    np.testing.assert_allclose(batched, single, rtol=1e-5, atol=1e-7)
+    single = [scorer.predict(x[i : i + 1], verbose=0) for i in range(len(x))]
+    assert batched.scores.shape == (37,) and batched.contributions.shape == (37, 12, 5)
+    np.testing.assert_allclose(batched.scores, np.concatenate([s.reshape(-1) for s, _ in single]), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(batched.contributions, np.concatenate([c for _, c in single]), rtol=1e-5, atol=1e-6)
 
 
 def test_empty_input_gives_no_scores(scorer):
-    assert BatchPredictor(scorer)(np.empty((0, 12, 5), np.float32)).shape == (0,)
+    assert BatchPredictor(scorer)(np.empty((0, 12, 5), np.float32)).scores.shape == (0,)

@@ -32,7 +32,7 @@ from __future__ import annotations
 import keras
 from keras import layers, ops
 
-from vigil.model.config import OBJECTIVES
+from vigil.model.config import DECODERS, OBJECTIVES
 from vigil.model.layers import LatentReconstructionLoss, ReconstructionError, SequenceReconstructionLoss
 
 
@@ -45,28 +45,46 @@ class EncoderLatentAutoencoder(keras.Model):
         latent_dim: int = 100,
         bottleneck: int = 32,
         objective: str = "pretrain_freeze",
+        decoder: str = "dense",
+        score_with_sequence: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
         if objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
+        if decoder not in DECODERS:
+            raise ValueError(f"decoder must be one of {DECODERS}, got {decoder!r}")
         self.steps, self.channels = steps, channels
         self.latent_dim, self.bottleneck, self.objective = latent_dim, bottleneck, objective
+        self.decoder, self.score_with_sequence = decoder, score_with_sequence
         self.encoder = layers.LSTM(latent_dim, name="encoder")
         # Standardises latents: batch statistics while jointly training, fixed statistics after
         # the encoder is frozen (set from the training latents by ``set_latent_statistics``).
         self.standardize = layers.BatchNormalization(center=False, scale=False, epsilon=1e-4, name="standardize")
         self.squeeze = layers.Dense(bottleneck, activation="tanh", name="bottleneck")
         self.expand = layers.Dense(latent_dim, name="latent_reconstruction")
-        self.sequence_decoder = keras.Sequential(
-            [layers.Dense(steps * channels), layers.Reshape((steps, channels))], name="sequence_decoder"
-        )
+        if decoder == "dense":  # one layer from the final state: cheap at scoring time
+            parts = [layers.Dense(steps * channels), layers.Reshape((steps, channels))]
+        else:  # the question's RepeatVector + LSTM shape
+            parts = [layers.RepeatVector(steps), layers.LSTM(latent_dim, return_sequences=True), layers.Dense(channels)]
+        self.sequence_decoder = keras.Sequential(parts, name="sequence_decoder")
         self.latent_loss = LatentReconstructionLoss(stop_gradient=objective != "naive", name="latent_loss")
         self.sequence_loss = SequenceReconstructionLoss(name="sequence_loss")
         self.error = ReconstructionError(name="score")
 
     def build(self, input_shape):
         # Builds every sub-layer (the sequence decoder too) so saved weights always match.
+        # The sequence decoder's typical squared error per channel on normal windows (the score
+        # that adds it is measured in units of normal), and the normal windows' mean and spread
+        # per step and channel (contributions: where a window departs from normal ones).
+        self.channel_error = self.add_weight(shape=(self.channels,), initializer="ones", trainable=False,
+                                             name="channel_error")
+        self.input_mean = self.add_weight(shape=(self.steps, self.channels), initializer="zeros", trainable=False,
+                                          name="input_mean")
+        self.input_std = self.add_weight(shape=(self.steps, self.channels), initializer="ones", trainable=False,
+                                         name="input_std")
+        # The latent error's typical value on normal windows (for a score that adds both errors).
+        self.latent_error = self.add_weight(shape=(), initializer="ones", trainable=False, name="latent_error")
         x = keras.KerasTensor(input_shape)
         h = self.encoder.compute_output_spec(x)
         for layer, shape in ((self.encoder, input_shape), (self.standardize, h.shape),
@@ -97,9 +115,37 @@ class EncoderLatentAutoencoder(keras.Model):
         return r
 
     def score(self, x):
-        """Anomaly score per window: the latent reconstruction error, ``[batch]``."""
+        """Anomaly score per window: the latent reconstruction error, ``[batch]`` (with
+        ``score_with_sequence``: plus the sequence decoder's, each in units of its normal level)."""
         z = self.latent(x)
-        return self.error(z, self.reconstruct_latent(z))
+        error = self.error(z, self.reconstruct_latent(z))
+        if not self.score_with_sequence:
+            return error
+        return error / self.latent_error + ops.mean(self.sequence_error(x), axis=(1, 2))
+
+    def contributions(self, x):
+        """Per step and channel, the window's squared departure from the normal training windows
+        at that step and channel, in their standard deviations: ``[batch, steps, channels]``.
+
+        Measured on the input rather than on a decoder's error: a reconstruction error lands where
+        the decoder fails, which for a window that turned flat (a stuck sensor) is the normal part
+        it can no longer reproduce, not the part that changed."""
+        return ops.square((x - self.input_mean) / self.input_std)
+
+    def sequence_error(self, x):
+        """The sequence decoder's squared error per step and channel, in units of its typical error."""
+        x_hat = self.sequence_decoder(self.encode(x))
+        return ops.square(x - x_hat) / self.channel_error
+
+    def set_channel_error(self, error) -> None:
+        self.channel_error.assign(ops.convert_to_tensor(error, dtype="float32"))
+
+    def set_input_statistics(self, mean, std) -> None:
+        self.input_mean.assign(ops.convert_to_tensor(mean, dtype="float32"))
+        self.input_std.assign(ops.convert_to_tensor(std, dtype="float32"))
+
+    def set_latent_error(self, error) -> None:
+        self.latent_error.assign(ops.convert_to_tensor(error, dtype="float32"))
 
     def set_latent_statistics(self, mean, variance) -> None:
         self.standardize.moving_mean.assign(ops.convert_to_tensor(mean, dtype="float32"))
@@ -113,4 +159,6 @@ class EncoderLatentAutoencoder(keras.Model):
             "latent_dim": self.latent_dim,
             "bottleneck": self.bottleneck,
             "objective": self.objective,
+            "decoder": self.decoder,
+            "score_with_sequence": self.score_with_sequence,
         }

@@ -8,8 +8,16 @@ tracing for every new size; larger inputs go through in ``max_batch`` slices.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import keras
 import numpy as np
+
+
+@dataclass(frozen=True)
+class Scored:
+    scores: np.ndarray  # [n] float64
+    contributions: np.ndarray | None  # [n, steps, channels] float32, from a scorer that explains
 
 
 class BatchPredictor:
@@ -38,14 +46,22 @@ class BatchPredictor:
         for size in self.buckets():
             self(np.zeros((size, steps, channels), np.float32))
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
+    def __call__(self, x: np.ndarray) -> Scored:
+        """Scores (and, from a scorer with two outputs, contributions) of every window of ``x``."""
         x = np.asarray(x, dtype=np.float32)
-        out = np.empty(len(x), dtype=np.float64)
+        scores = np.empty(len(x), dtype=np.float64)
+        contributions = None
         for start in range(0, len(x), self.max_batch):
             part = x[start : start + self.max_batch]
-            size = self.bucket(len(part))
-            if size > len(part):
-                part = np.concatenate([part, np.zeros((size - len(part), *part.shape[1:]), np.float32)])
-            scores = np.asarray(keras.ops.convert_to_numpy(self.scorer.predict_on_batch(part)))
-            out[start : start + self.max_batch] = scores.reshape(-1)[: min(self.max_batch, len(x) - start)]
-        return out
+            n = len(part)
+            size = self.bucket(n)
+            if size > n:
+                part = np.concatenate([part, np.zeros((size - n, *part.shape[1:]), np.float32)])
+            out = self.scorer.predict_on_batch(part)
+            score, contrib = (out[0], out[1]) if isinstance(out, (list, tuple)) else (out, None)
+            scores[start : start + n] = np.asarray(keras.ops.convert_to_numpy(score)).reshape(-1)[:n]
+            if contrib is not None:
+                if contributions is None:
+                    contributions = np.empty((len(x), *x.shape[1:]), np.float32)
+                contributions[start : start + n] = keras.ops.convert_to_numpy(contrib)[:n]
+        return Scored(scores, contributions)

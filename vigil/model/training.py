@@ -40,9 +40,12 @@ def train_autoencoder(x: np.ndarray, config: TrainConfig = TrainConfig(), verbos
     # Shuffle once up front so validation_split (the tail) holds out a random part.
     x = x[np.random.default_rng(config.seed).permutation(len(x))]
     _, steps, channels = x.shape
-    model = EncoderLatentAutoencoder(steps, channels, config.latent_dim, config.bottleneck, config.objective)
+    config = config.sized(steps, channels)
+    model = EncoderLatentAutoencoder(steps, channels, config.latent_dim, config.bottleneck, config.objective,
+                                     config.decoder, config.score_with_sequence)
     model.build((None, steps, channels))
     fit = _fit_kwargs(config, len(x), verbose)
+    model.set_input_statistics(*input_statistics(x))
     if config.objective == "pretrain_freeze":
         _pretrain_then_freeze(model, x, config, fit)
     else:
@@ -50,7 +53,19 @@ def train_autoencoder(x: np.ndarray, config: TrainConfig = TrainConfig(), verbos
         model.compile(optimizer=keras.optimizers.Adam(config.learning_rate))
         model.fit(x, epochs=config.epochs, **fit)
         model.standardize.trainable = False  # inference uses the moving statistics from here on
+        inputs = keras.Input(x.shape[1:])
+        x_hat = keras.Model(inputs, model.sequence_decoder(model.encode(inputs))).predict(x, batch_size=512, verbose=0)
+        model.set_channel_error(np.maximum(np.square(x - x_hat).mean(axis=(0, 1)), 1e-6))
     return model
+
+
+def input_statistics(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and spread per step and channel of normal windows; the spread is floored at a tenth of
+    the channel's overall spread so that a step where normal windows never vary (a baseline's
+    level) does not turn a small departure into a huge one."""
+    mean, std = x.mean(axis=0), x.std(axis=0)
+    floor = np.maximum(0.1 * x.std(axis=(0, 1)), 1e-3)
+    return mean, np.maximum(std, floor)
 
 
 def _pretrain_then_freeze(model: EncoderLatentAutoencoder, x: np.ndarray, config: TrainConfig, fit: dict) -> None:
@@ -60,6 +75,8 @@ def _pretrain_then_freeze(model: EncoderLatentAutoencoder, x: np.ndarray, config
     sequence_ae.fit(x, x, epochs=config.epochs, **fit)
 
     model.encoder.trainable = False
+    x_hat = sequence_ae.predict(x, batch_size=512, verbose=0)
+    model.set_channel_error(np.maximum(np.square(x - x_hat).mean(axis=(0, 1)), 1e-6))
     encoder = keras.Model(inputs, model.encoder(inputs))
     h = encoder.predict(x, batch_size=512, verbose=0)
     model.set_latent_statistics(h.mean(axis=0), h.var(axis=0))
@@ -70,17 +87,20 @@ def _pretrain_then_freeze(model: EncoderLatentAutoencoder, x: np.ndarray, config
     dense_ae = keras.Model(latent_in, model.reconstruct_latent(latent_in))
     dense_ae.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss="mse")
     dense_ae.fit(z, z, epochs=config.dense_epochs, **fit)
+    z_hat = dense_ae.predict(z, batch_size=512, verbose=0)
+    model.set_latent_error(max(float(np.square(z - z_hat).mean()), 1e-6))
 
 
 def make_scorer(model: EncoderLatentAutoencoder) -> keras.Model:
-    """A functional model mapping windows to scores (one compiled graph for batch scoring)."""
+    """A functional model mapping windows to ``[score, contributions]`` (one compiled graph for
+    batch scoring: the explanation comes out of the same pass as the score)."""
     inputs = keras.Input((model.steps, model.channels))
-    return keras.Model(inputs, model.score(inputs))
+    return keras.Model(inputs, [model.score(inputs), model.contributions(inputs)])
 
 
 def score_windows(scorer: keras.Model, x: np.ndarray, batch_size: int = 512) -> np.ndarray:
     """Scores of many windows, through the same padded-bucket path the streamer uses."""
-    return BatchPredictor(scorer, max_batch=batch_size)(x)
+    return BatchPredictor(scorer, max_batch=batch_size)(x).scores
 
 
 def latent_spread(model: EncoderLatentAutoencoder, x: np.ndarray) -> float:

@@ -1,0 +1,25 @@
+import numpy as np
+
+from vigil.model.explain import EVENT_RATE, explain
+
+HOUR = 3_600_000
+
+
+def test_shares_name_the_feature_whose_channels_carry_the_error_and_the_span_its_bins():
+    # Two features, channels [level f0, level f1, spread f0, spread f1, count].
+    owners = np.array([0, 1, 0, 1, -1])
+    c = np.full((2, 10, 5), 0.1, np.float32)
+    c[0, 6:, 1] = 5.0  # feature "b" departs from bin 6 on
+    c[1, 3, 4] = 9.0  # one bin with an odd number of events
+    out = explain(c, owners, ["a", "b"], np.array([10 * HOUR, 20 * HOUR]), 10 * HOUR)
+    first, second = out
+    assert first.features[0].feature == "b" and first.features[0].share > 0.8
+    assert (first.span_start, first.span_end) == (6 * HOUR, 10 * HOUR)
+    assert second.features[0].feature == EVENT_RATE
+    assert second.span_start <= 10 * HOUR + 3 * HOUR < second.span_end <= 10 * HOUR + 5 * HOUR
+    assert sum(f.share for f in first.features) <= 1.0 + 1e-6 and len(first.features) == 3
+
+
+def test_a_flat_window_still_gets_a_valid_span():
+    out = explain(np.ones((1, 4, 2), np.float32), np.array([0, -1]), ["a"], np.array([4 * HOUR]), 4 * HOUR)
+    assert 0 <= out[0].span_start < out[0].span_end <= 4 * HOUR
