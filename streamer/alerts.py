@@ -22,7 +22,7 @@ class AlertPolicy:
         last_end = int(window.meta.get("alert_end") or 0)
         common = dict(sensor_id=window.sensor_id, window_start=window.window_start, window_end=window.window_end,
                       n_events=window.n_events, score=window.score, threshold=threshold,
-                      model_version=model_version, scored_at=scored_at)
+                      model_version=model_version, scored_at=scored_at, explanation=window.explanation)
         if window.score >= threshold:
             if open_id is not None and window.window_end - last_end < self.cooldown_ms:
                 return None, {}

@@ -41,7 +41,7 @@ from streamer.models import ModelWatcher
 from streamer.publish import Outgoing, Publisher, TransactionAborted, TransactionalPublisher
 from streamer.readiness import ReadySet
 from streamer.retry import Stopped, retrying
-from streamer.scoring import ScoredWindow, score_sensors
+from streamer.scoring import ScoredWindow, explanation_meta, score_sensors
 
 log = get_logger("streamer")
 
@@ -231,7 +231,8 @@ class Streamer:
                 journal.setdefault(self._scored_partition[window.sensor_id], []).append(
                     PendingAlert(alert_id, window.sensor_id, now_ms, fields))
             self._scored_meta[window.sensor_id] = {**(unsaved or {}), "pending": 0,
-                                                   "scored_end": window.window_end, **fields}
+                                                   "scored_end": window.window_end, **fields,
+                                                   **explanation_meta(window)}
             self._scored_ends.append(window.window_end)
         if journal:  # before the alerts leave: see streamer/journal.py
             self._retrying(lambda: self.journal.record(journal), "redis")
@@ -301,7 +302,7 @@ class Streamer:
         record = ScoreRecord(sensor_id=window.sensor_id, window_start=window.window_start,
                              window_end=window.window_end, n_events=window.n_events, score=window.score,
                              threshold=threshold, alert=window.score >= threshold,
-                             model_version=model.version, scored_at=now_ms)
+                             model_version=model.version, scored_at=now_ms, explanation=window.explanation)
         key = window.sensor_id.encode()
         out.append(Outgoing(topics.scores, key, orjson.dumps(record.model_dump())))
         self.metrics.scores.inc()

@@ -2,6 +2,7 @@
 
 Featurisation is :func:`vigil.features.featurize_window`, the function training and ``vigil
 evaluate`` use, on the same (float32-stored) values, so an online score equals the offline one.
+Each window's explanation (:mod:`vigil.model.explain`) comes out of the same model call.
 """
 
 from __future__ import annotations
@@ -11,8 +12,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from vigil.buffer import RollingBuffer, SensorState
-from vigil.features import featurize_window
+from vigil.buffer.layout import EXPLANATION_FIELD
+from vigil.events.outputs import Explanation
+from vigil.features import channel_features, featurize_window
+from vigil.model.explain import explain
 from streamer.models import ActiveModel
+
 
 
 @dataclass(frozen=True)
@@ -23,6 +28,11 @@ class ScoredWindow:
     n_events: int
     score: float
     meta: dict[str, str]  # the sensor's buffer meta (alert state) as read with the window
+    explanation: Explanation | None = None
+
+
+def explanation_meta(window: ScoredWindow) -> dict[str, str]:
+    return {EXPLANATION_FIELD: window.explanation.model_dump_json()} if window.explanation is not None else {}
 
 
 def score_sensors(buffer: RollingBuffer, model: ActiveModel, states: list[SensorState], min_events: int) -> list[ScoredWindow]:
@@ -40,8 +50,13 @@ def score_sensors(buffer: RollingBuffer, model: ActiveModel, states: list[Sensor
         picked.append((window, end, n))
     if not picked:
         return []
-    scores = model.predict(np.stack(tensors))
+    scored = model.predict(np.stack(tensors))
+    explanations = [None] * len(picked)
+    if scored.contributions is not None:
+        ends = np.array([end for _, end, _ in picked])
+        explanations = explain(scored.contributions, channel_features(spec), model.loaded.meta.features, ends,
+                               spec.length_ms)
     return [
-        ScoredWindow(w.sensor_id, end - spec.length_ms, end, n, float(s), w.meta)
-        for (w, end, n), s in zip(picked, scores)
+        ScoredWindow(w.sensor_id, end - spec.length_ms, end, n, float(s), w.meta, e)
+        for (w, end, n), s, e in zip(picked, scored.scores, explanations)
     ]

@@ -29,6 +29,7 @@ from vigil import __version__
 from vigil.errors import VigilError
 from vigil.features import FleetStats, WindowSpec
 from vigil.model.autoencoder import EncoderLatentAutoencoder
+from vigil.model.predictor import BatchPredictor, Scored
 from vigil.model.training import make_scorer, score_windows
 
 POINTER = "CURRENT"
@@ -66,7 +67,7 @@ class LoadedModel:
 
     @cached_property
     def spec(self) -> WindowSpec:
-        return WindowSpec(**self.meta.window)
+        return WindowSpec.from_dict(self.meta.window)
 
     @cached_property
     def stats(self) -> FleetStats:
@@ -82,6 +83,10 @@ class LoadedModel:
 
     def score(self, x: np.ndarray) -> np.ndarray:
         return score_windows(self.scorer, x)
+
+    def predict(self, x: np.ndarray) -> Scored:
+        """Scores and their contributions (for explanations), through the streamer's batch path."""
+        return BatchPredictor(self.scorer)(x)
 
 
 def announcement_channel(key_prefix: str) -> str:
@@ -184,7 +189,12 @@ class ModelRegistry:
             raise VigilError(f"model version {version} not found in {self.root}")
         meta = ModelMeta.model_validate_json((path / META_FILE).read_text())
         model = keras.saving.load_model(path / MODEL_FILE, safe_mode=True)
-        return LoadedModel(path, meta, model)
+        loaded = LoadedModel(path, meta, model)
+        try:  # refuse an artifact this code cannot featurise for before anyone scores with it
+            loaded.spec, loaded.stats
+        except ValueError as exc:
+            raise VigilError(f"model version {version}: {exc}") from None
+        return loaded
 
 
 def resolve_model_dir(path: Path) -> tuple[ModelRegistry, str | None]:

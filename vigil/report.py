@@ -1,4 +1,5 @@
-"""An HTML evaluation report: PR and ROC curves and score histograms by label (PNG inside)."""
+"""An HTML evaluation report: PR and ROC curves, score histograms by label, and the highest-scoring
+alerted windows with the span their explanation names (PNG inside)."""
 
 from __future__ import annotations
 
@@ -16,8 +17,15 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from sklearn.metrics import precision_recall_curve, roc_curve  # noqa: E402
 
+from vigil.events.frame import EventTable  # noqa: E402
 
-def write_report(scores: pd.DataFrame, metrics: dict, out_dir: Path, title: str = "Vigil evaluation") -> Path:
+
+ALERTED_WINDOWS = 4  # the highest-scoring alerted windows drawn with their explanation's span
+
+
+def write_report(scores: pd.DataFrame, metrics: dict, out_dir: Path, title: str = "Vigil evaluation",
+                 table: EventTable | None = None) -> Path:
+    """``table`` (the scored events) adds plots of the top alerted windows with the span marked."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     labels = scores["label"].astype("float64").to_numpy(na_value=np.nan)
@@ -28,6 +36,10 @@ def write_report(scores: pd.DataFrame, metrics: dict, out_dir: Path, title: str 
     if known.any() and 0 < labels[known].sum() < known.sum():
         figures["pr"] = _pr_curve(labels[known].astype(int), s[known], metrics)
         figures["roc"] = _roc_curve(labels[known].astype(int), s[known], metrics)
+    if table is not None and "span_start" in scores and scores["span_start"].notna().any():
+        alerted = scores[scores["alert"] == 1].sort_values("score", ascending=False)
+        for i, (_, row) in enumerate(alerted.drop_duplicates("sensor_id").head(ALERTED_WINDOWS).iterrows()):
+            figures[f"alerted_{i + 1}"] = _window_plot(table, row)
     images = []
     for name, fig in figures.items():
         buffer = io.BytesIO()
@@ -47,6 +59,32 @@ def write_report(scores: pd.DataFrame, metrics: dict, out_dir: Path, title: str 
         f"<script type='application/json' id='metrics'>{json.dumps(metrics)}</script></body></html>"
     )
     return page
+
+
+def _ms(text: str) -> int:
+    return int(pd.Timestamp(text).value // 1_000_000)
+
+
+def _window_plot(table: EventTable, row: pd.Series):
+    """One alerted window: each feature standardised over the window, the explanation's span shaded."""
+    series = table.series[row["sensor_id"]]
+    start, end = _ms(row["window_start"]), _ms(row["window_end"])
+    keep = (series.ts_ms > start) & (series.ts_ms <= end)
+    t = pd.to_datetime(series.ts_ms[keep], unit="ms", utc=True)
+    values = series.values[keep]
+    named = str(row["top_features"]).split(";")
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    for j, feature in enumerate(table.features):
+        v = values[:, j]
+        z = (v - v.mean()) / (v.std() or 1.0)
+        ax.plot(t, z + 0 * j, lw=2 if feature == named[0] else 0.8, alpha=1 if feature in named else 0.4,
+                label=feature if feature in named else None)
+    ax.axvspan(pd.to_datetime(_ms(row["span_start"]), unit="ms", utc=True),
+               pd.to_datetime(_ms(row["span_end"]), unit="ms", utc=True), color="red", alpha=0.15, label="span")
+    ax.set(title=f"{row['sensor_id']}: score {row['score']:.3g}", ylabel="standardised value")
+    ax.legend(fontsize=7)
+    fig.autofmt_xdate()
+    return fig
 
 
 def _fmt(value) -> str:

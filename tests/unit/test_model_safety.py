@@ -7,6 +7,8 @@ import time
 import numpy as np
 import pytest
 
+from vigil.features import FleetStats, WindowSpec
+
 from streamer.models import ModelWatcher
 from vigil.model.training import TrainConfig, train_autoencoder
 from vigil.registry import META_FILE, MODEL_FILE, ModelMeta, ModelRegistry
@@ -16,14 +18,14 @@ FEATURES = ["a"]
 
 @pytest.fixture(scope="module")
 def tiny_model():
-    x = np.random.default_rng(0).normal(0, 1, (32, 6, 3)).astype(np.float32)
+    x = np.random.default_rng(0).normal(0, 1, (32, 6, 5)).astype(np.float32)  # 6 steps of one feature
     return train_autoencoder(x, TrainConfig(latent_dim=8, bottleneck=4, epochs=1, dense_epochs=1))
 
 
 def meta(version, features=FEATURES, length_ms=60_000):
     return ModelMeta(version=version, created_at="2026-01-01T00:00:00+00:00", features=features, label_column=None,
-                     window={"length_ms": length_ms, "steps": 6, "n_features": 1},
-                     fleet_stats={"scale_floor": [0.1], "count_per_bin": 1.0},
+                     window=WindowSpec(length_ms, 6, 1).to_dict(),
+                     fleet_stats=FleetStats(np.zeros(1), np.ones(1), 1.0).to_dict(),
                      threshold={"value": 0.5, "method": "quantile", "detail": {}}, metrics={}, training={})
 
 

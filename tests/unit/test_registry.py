@@ -1,6 +1,8 @@
 import numpy as np
 import pytest
 
+from vigil.features import FleetStats, WindowSpec
+
 from vigil.errors import VigilError
 from vigil.model.training import TrainConfig, train_autoencoder
 from vigil.registry import ModelMeta, ModelRegistry, resolve_model_dir
@@ -8,14 +10,14 @@ from vigil.registry import ModelMeta, ModelRegistry, resolve_model_dir
 
 @pytest.fixture(scope="module")
 def tiny_model():
-    x = np.random.default_rng(0).normal(0, 1, (32, 6, 3)).astype(np.float32)
+    x = np.random.default_rng(0).normal(0, 1, (32, 6, 5)).astype(np.float32)  # 6 steps of one feature
     return train_autoencoder(x, TrainConfig(latent_dim=8, bottleneck=4, epochs=1, dense_epochs=1)), x
 
 
 def _meta(version):
     return ModelMeta(version=version, created_at="2026-01-01T00:00:00+00:00", features=["a"], label_column=None,
-                     window={"length_ms": 60_000, "steps": 6, "n_features": 1},
-                     fleet_stats={"scale_floor": [0.1], "count_per_bin": 1.0},
+                     window=WindowSpec(60_000, 6, 1).to_dict(),
+                     fleet_stats=FleetStats(np.zeros(1), np.ones(1), 1.0).to_dict(),
                      threshold={"value": 0.5, "method": "quantile", "detail": {}}, metrics={}, training={})
 
 

@@ -48,7 +48,9 @@ def test_train_writes_a_complete_version_and_points_current_at_it(trained):
     assert meta["threshold"]["method"] in ("f1_optimal", "quantile") and meta["threshold"]["value"] > 0
     assert meta["training"]["sensors"] == {"train": 32, "validation": 8}
     assert len(meta["training"]["data"]["sha256"]) == 64
-    assert set(meta["fleet_stats"]) >= {"scale_floor", "count_per_bin"}
+    assert set(meta["fleet_stats"]) >= {"mean", "std", "count_per_bin"}
+    assert meta["window"]["baseline"] == "window"  # auto: 3 days of history hold no 4 windows of 1 day
+    assert meta["training"]["config"]["latent_dim"] == 16  # follows the window: sqrt(24 steps x 11 channels)
     assert meta["metrics"]["n_windows"] > 0
 
 
@@ -60,13 +62,21 @@ def test_evaluate_last_writes_one_scored_window_per_sensor(files, trained, tmp_p
     metrics = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert set(metrics) >= {"roc_auc", "pr_auc", "f1", "precision", "recall", "threshold", "n_windows", "n_positive"}
     scores = pd.read_csv(out)
-    assert list(scores.columns) == ["sensor_id", "window_end", "score", "alert", "label"]
+    assert list(scores.columns) == ["sensor_id", "window_start", "window_end", "n_events", "score", "alert", "label",
+                                    "top_features", "span_start", "span_end"]
+    assert (pd.to_datetime(scores.window_end) - pd.to_datetime(scores.window_start) == pd.Timedelta("1D")).all()
+    assert (scores.n_events > 0).all()
+    assert scores.top_features.str.split(";").map(
+        lambda names: set(names) <= {"feature_1", "feature_2", "event_rate"}).all()
+    assert (scores.span_start >= scores.window_start).all() and (scores.span_end <= scores.window_end).all()
     assert len(scores) == 30 and scores.sensor_id.is_unique
     assert scores.window_end.str.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$").all()
     assert set(scores.alert) <= {0, 1} and (scores.alert == (scores.score >= metrics["threshold"])).all()
     assert metrics["n_positive"] == scores.label.sum() == 3
     page = (tmp_path / "report" / "index.html").read_text()
-    assert page.count("data:image/png;base64,") == 3  # histogram, PR and ROC curves
+    alerted = scores[scores.alert == 1].sensor_id.nunique()
+    # histogram, PR and ROC curves, and the alerted windows with their spans
+    assert page.count("data:image/png;base64,") == 3 + min(alerted, 4)
 
 
 def test_evaluate_every_k_scores_a_window_at_every_kth_event(files, trained, tmp_path, capsys):

@@ -26,6 +26,8 @@ from functools import cached_property
 import numpy as np
 
 MAX_CHUNK_MS = 2**32 - 1  # the record's uint32 time offset
+# The sensor meta field holding the latest score's explanation as JSON (written by the streamer).
+EXPLANATION_FIELD = "explanation"
 
 
 def quantize(values: np.ndarray) -> np.ndarray:

@@ -9,6 +9,8 @@ changes nothing. ``read`` fetches the windows of many sensors in one pipeline.
 
 from __future__ import annotations
 
+import json
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,7 +18,7 @@ import redis
 from redis.cluster import RedisCluster
 
 from vigil.buffer.batch import EventBatch
-from vigil.buffer.layout import BufferLayout
+from vigil.buffer.layout import EXPLANATION_FIELD, BufferLayout
 from vigil.buffer.scripts import APPLY, RAISE_OFFSETS
 from vigil.events.schema import iso_from_ms
 
@@ -180,6 +182,7 @@ class RollingBuffer:
             "events_since_last_score": state.pending,
             "last_scored_window_end_ms": int(meta["scored_end"]) if meta.get("scored_end") else None,
             "open_alert_id": meta.get("alert_id") or None,
+            "last_explanation": json.loads(meta[EXPLANATION_FIELD]) if meta.get(EXPLANATION_FIELD) else None,
             "applied_offsets": {
                 p: {"sensor": off, "partition": topic_offsets.get(int(p))} for p, off in sorted(partitions.items())
             },

@@ -29,8 +29,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     which.add_argument("--every", type=positive_int, metavar="K", help="a window at every K-th event of each sensor")
     parser.add_argument("--min-events", type=positive_int, default=1, help="skip windows with fewer events (default 1)")
     parser.add_argument("--scores-out", type=Path, metavar="FILE",
-                        help="write sensor_id, window_end, score, alert, label per window (.csv, .parquet, .jsonl)")
-    parser.add_argument("--report", type=Path, metavar="DIR", help="write an HTML report with PR/ROC curves and histograms")
+                        help="write one row per window (.csv, .parquet, .jsonl): sensor_id, window_start, "
+                             "window_end, n_events, score, alert, label, and the explanation: top_features "
+                             "(;-separated, largest share first), span_start, span_end")
+    parser.add_argument("--report", type=Path, metavar="DIR",
+                        help="write an HTML report: PR/ROC curves, score histograms, and the top alerted "
+                             "windows with the span that drove their score")
     parser.set_defaults(handler=_evaluate)
 
 
@@ -43,7 +47,8 @@ def _evaluate(args: argparse.Namespace, settings: VigilSettings) -> int:
     loaded = registry.load(version)
     tbl = load_table(args, settings, features=list(loaded.meta.features) if not args.features else None)
     try:
-        scores = score_table(loaded, tbl, every=args.every, min_events=args.min_events)
+        scores = score_table(loaded, tbl, every=args.every, min_events=args.min_events,
+                             on_progress=_progress(tbl.n_events if args.every else len(tbl.series), args.every))
     except ValueError as exc:
         raise VigilError(str(exc)) from None
     metrics = {"model_version": loaded.version, **metrics_of(scores, loaded.threshold)}
@@ -52,7 +57,20 @@ def _evaluate(args: argparse.Namespace, settings: VigilSettings) -> int:
     if args.report:
         from vigil.report import write_report
 
-        page = write_report(scores, metrics, args.report, title=f"Vigil evaluation: {args.events.name}")
+        page = write_report(scores, metrics, args.report, title=f"Vigil evaluation: {args.events.name}", table=tbl)
         print(f"report: {page}")
     print(json.dumps(metrics))
     return 0
+
+
+def _progress(upper: int, every: int | None):
+    """Windows scored so far on stderr (about ``upper / every`` in all)."""
+    from vigil.cli.output import Progress
+
+    progress, done = Progress("windows scored", total=-(-upper // every) if every else upper), 0
+
+    def step(n: int) -> None:
+        nonlocal done
+        done += n
+        progress(done)
+    return step

@@ -41,17 +41,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     trainer_job.add_arguments(parser)
     parser.add_argument("--window", type=duration_arg, help="window length, e.g. 10d, 6h, 10s (default: settings, 10d)")
     parser.add_argument("--steps", type=positive_int, help="time bins per window (default: settings, 240)")
-    parser.add_argument("--baseline", choices=["window", "sensor"], default="window",
-                        help="normalise by the window's early part (default) or by per-sensor statistics")
+    parser.add_argument("--baseline", choices=["auto", "window", "sensor"], default="auto",
+                        help="each sensor's own reference: the window's early part, or per-sensor statistics "
+                             "of the training data (sensors never seen: the healthy fleet's); auto (default) "
+                             "picks sensor when the data holds 4+ windows of history per sensor, else window")
     parser.add_argument("--every", type=positive_int, metavar="K",
                         help="a training window at every K-th event per sensor (default: about 10,000 windows)")
     parser.add_argument("--min-events", type=positive_int, help="fewest events a window needs (default: settings, 10)")
     parser.add_argument("--epochs", type=positive_int, default=TrainConfig.epochs,
                         help=f"encoder training epochs, with early stopping (default {TrainConfig.epochs})")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--latent-dim", type=positive_int, default=TrainConfig.latent_dim, help="latent size (default 100)")
+    parser.add_argument("--latent-dim", type=positive_int, default=TrainConfig.latent_dim,
+                        help="latent size (default: about the square root of steps x channels, 8 to 100)")
     parser.add_argument("--bottleneck", type=positive_int, default=TrainConfig.bottleneck,
-                        help="width of the dense autoencoder's middle layer (default 32)")
+                        help="width of the dense autoencoder's middle layer (default: a quarter of the latent)")
     parser.add_argument("--threshold-quantile", type=float, default=DEFAULT_QUANTILE,
                         help="quantile of normal validation scores used as the threshold when the "
                              f"validation windows are unlabelled (default {DEFAULT_QUANTILE})")

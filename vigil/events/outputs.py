@@ -26,6 +26,25 @@ DLQ_OPTIONAL_HEADERS = {
 }
 
 
+class FeatureShare(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    feature: str = Field(description="a feature name, or event_rate for how many events arrived")
+    share: float = Field(description="its share (0-1) of the window's departure from normal windows")
+
+
+class Explanation(BaseModel):
+    """Which features and which part of the window drove the score: where the window departs most
+    from the normal training windows, per time bin and channel, computed in the same model call
+    as the score."""
+
+    model_config = ConfigDict(frozen=True)
+
+    features: list[FeatureShare] = Field(description="the features with the largest shares, largest first")
+    span_start: int = Field(description="epoch ms: start of the bins that contribute most")
+    span_end: int = Field(description="epoch ms: end of those bins")
+
+
 class WindowRecord(BaseModel):
     """What every record about one scored window carries."""
 
@@ -39,6 +58,8 @@ class WindowRecord(BaseModel):
     threshold: float = Field(description="the model's alert threshold")
     model_version: str = Field(description="the registry version that scored the window")
     scored_at: int = Field(description="epoch ms (wall clock) when the score was computed")
+    explanation: Explanation | None = Field(None, description="what drove the score (absent for models "
+                                                             "that cannot explain)")
 
 
 class ScoreRecord(WindowRecord):
