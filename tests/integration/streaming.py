@@ -161,12 +161,18 @@ def committed(cfg: VigilSettings) -> dict[int, int]:
     return {tp.partition: tp.offset for tp in tps if tp.offset >= 0}
 
 
-def buffered(cfg: VigilSettings, sensor_ids) -> int:
-    """Events actually readable from the sensors' buffers (not the meta hash's counter)."""
+@contextmanager
+def buffer_of(cfg: VigilSettings):
+    """A RollingBuffer on the test's Redis prefix (closed afterwards)."""
     client = redis.Redis.from_url(cfg.redis.url.get_secret_value())
     try:
-        buffer = RollingBuffer(client, BufferLayout.from_settings(cfg), cfg.topics.events)
-        states = buffer.states(list(sensor_ids))
-        return sum(len(w.ts_ms) for w in buffer.read([s for s in states if s is not None]))
+        yield RollingBuffer(client, BufferLayout.from_settings(cfg), cfg.topics.events)
     finally:
         client.close()
+
+
+def buffered(cfg: VigilSettings, sensor_ids) -> int:
+    """Events actually readable from the sensors' buffers (not the meta hash's counter)."""
+    with buffer_of(cfg) as buffer:
+        states = buffer.states(list(sensor_ids))
+        return sum(len(w.ts_ms) for w in buffer.read([s for s in states if s is not None]))

@@ -17,7 +17,9 @@ from vigil.kafka.clients import make_consumer, make_producer
 from vigil.kafka.events import produce_frame
 from vigil.simulate import FleetSpec, generate_fleet
 
-from tests.integration.streaming import (counter, isolated_settings, read_all, running, snapshot, stream_all,
+from vigil.features import channel_features
+from vigil.model.explain import explain
+from tests.integration.streaming import (buffer_of, counter, isolated_settings, read_all, running, snapshot, stream_all,
                                          topics_of, values, wait_consumed, wait_for)
 
 DAY = 86_400_000
@@ -32,12 +34,17 @@ def test_scores_equal_offline_scores_and_alerts_follow_them(settings, registry):
             wait_consumed(streamer, len(fleet.events))
         scores = values(read_all(cfg, cfg.topics.scores))
         alerts = values(read_all(cfg, cfg.topics.alerts))
+        with buffer_of(cfg) as buffer:  # `vigil inspect` shows the latest score's explanation
+            inspected = {s: buffer.inspect(s)["last_explanation"] for s in fleet.truth.sensor_id}
 
     # Offline: the last window of every sensor, as `vigil evaluate --last` cuts and scores it.
     model = registry.load()
     table = event_table(fleet.events, cfg.features, cfg.label_column)
     offline = build_windows(table, model.spec, model.stats, every=None, min_events=cfg.window.min_events)
     offline_scores = dict(zip(offline.sensor_id, model.score(offline.x)))
+    offline_why = dict(zip(offline.sensor_id, explain(model.predict(offline.x).contributions,
+                                                       channel_features(model.spec), model.meta.features,
+                                                       offline.end_ms, model.spec.length_ms)))
     last_online = {}
     for record in scores:
         if record["window_end"] >= last_online.get(record["sensor_id"], {}).get("window_end", -1):
@@ -48,6 +55,13 @@ def test_scores_equal_offline_scores_and_alerts_follow_them(settings, registry):
         assert (online["window_end"], online["n_events"]) == (end, n)
         assert online["score"] == pytest.approx(offline_scores[sensor_id], rel=1e-5, abs=1e-7)
         assert online["model_version"] == model.version and online["threshold"] == model.threshold
+        # The explanation came out of the same model call: the offline one, feature for feature.
+        why, expected = online["explanation"], offline_why[sensor_id]
+        assert [f["feature"] for f in why["features"]] == [f.feature for f in expected.features]
+        assert (why["span_start"], why["span_end"]) == (expected.span_start, expected.span_end)
+        assert [f["share"] for f in why["features"]] == pytest.approx([f.share for f in expected.features], abs=1e-3)
+        assert inspected[sensor_id] == why
+    assert all(r["explanation"]["features"] for r in alerts)
 
     # Alert state at the end: open exactly for sensors whose last window is over the threshold.
     open_alert = {}

@@ -87,3 +87,22 @@ def test_services_refuse_remote_hosts(monkeypatch, capsys):
     monkeypatch.setenv("VIGIL_KAFKA__BOOTSTRAP_SERVERS", "kafka.example.internal:9092")
     assert main(["services", "status"]) == 1
     assert "not on 127.0.0.1" in capsys.readouterr().err
+
+
+def test_a_tailed_alert_says_what_drove_it():
+    from vigil.cli.stream_cmd import describe
+
+    class Msg:
+        def __init__(self, data):
+            self.data = data
+
+        def value(self):
+            return json.dumps(self.data).encode()
+
+    alert = {"sensor_id": "s-1", "window_start": 0, "window_end": 864_000_000, "n_events": 1440, "score": 0.9,
+             "threshold": 0.5, "model_version": "v1", "scored_at": 1, "alert_id": "a" * 32, "kind": "alert",
+             "explanation": {"features": [{"feature": "feature_2", "share": 0.61}, {"feature": "feature_1",
+                             "share": 0.3}], "span_start": 777_600_000, "span_end": 864_000_000}}
+    line = describe("alerts", Msg(alert))
+    assert "driven by feature_2 61%, feature_1 30% in 01-10 00:00 → 01-11 00:00" in line
+    assert "driven by" not in describe("alerts", Msg({**alert, "explanation": None}))

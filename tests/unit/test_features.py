@@ -188,3 +188,15 @@ def test_bad_window_specs(kwargs):
 def test_a_model_of_the_old_featurisation_is_refused_by_name():
     with pytest.raises(ValueError, match="older Vigil"):
         WindowSpec.from_dict({"length_ms": 1, "steps": 1, "n_features": 1})
+
+
+def test_windows_come_in_bounded_batches_equal_to_all_at_once():
+    from vigil.features.dataset import iter_windows
+
+    series = [SensorSeries(f"s{i}", np.arange(30, dtype=np.int64) * HOUR, np.random.default_rng(i).normal(0, 1, (30, 1)),
+                           np.zeros(30)) for i in range(4)]
+    batches = list(iter_windows(series, SPEC, STATS, every=1, batch=7))
+    assert all(len(b) < 2 * 7 for b in batches) and len(batches) > 4
+    whole = build_windows(series, SPEC, STATS, every=1)
+    assert np.array_equal(np.concatenate([b.x for b in batches]), whole.x)
+    assert list(np.concatenate([b.sensor_id for b in batches])) == list(whole.sensor_id)

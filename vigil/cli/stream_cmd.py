@@ -166,8 +166,18 @@ def describe(topic: str, msg) -> str:
         return (f"{end}  {data['sensor_id']:<24} score {data['score']:.4f} / {data['threshold']:.4f}  "
                 f"{flag:<5} ({data['n_events']} events, model {data['model_version']})")
     relation, word = (">=", "ALERT  ") if data["kind"] == "alert" else ("< ", "cleared")
+    why = _why(data.get("explanation")) if data["kind"] == "alert" else ""
     return (f"{end}  {word} {data['sensor_id']:<24} score {data['score']:.4f} {relation} {data['threshold']:.4f}"
-            f"  ({data['n_events']} events)  id {data['alert_id'][:12]}")
+            f"  ({data['n_events']} events)  id {data['alert_id'][:12]}{why}")
+
+
+def _why(explanation: dict | None) -> str:
+    """``  driven by feature_1 61%, feature_2 30% in 01-09 04:00 → 01-10 00:00`` (UTC)."""
+    if not explanation or not explanation.get("features"):
+        return ""
+    top = ", ".join(f"{f['feature']} {100 * f['share']:.0f}%" for f in explanation["features"][:2])
+    span = " → ".join(iso_from_ms(explanation[k])[5:16].replace("T", " ") for k in ("span_start", "span_end"))
+    return f"  driven by {top} in {span}"
 
 
 def _schema(args: argparse.Namespace, settings: VigilSettings) -> int:

@@ -14,7 +14,7 @@ from vigil.cli.output import table
 from vigil.errors import VigilError
 from vigil.events.files import read_events
 from vigil.events.frame import default_features, event_table
-from vigil.features import WindowSpec
+from vigil.features import WindowSpec, channel_names
 from vigil.model.config import DEFAULT_QUANTILE, OBJECTIVES, TrainConfig
 from vigil.settings import VigilSettings
 
@@ -130,6 +130,9 @@ def _train(args: argparse.Namespace, settings: VigilSettings) -> int:
         ("path", result.path),
         ("windows", f"{meta.training['windows']['train']} train, {meta.training['windows']['validation']} validation"),
         ("sensors", f"{meta.training['sensors']['train']} train, {meta.training['sensors']['validation']} validation"),
+        ("model", f"baseline {meta.window['baseline']}, {meta.window['steps']} steps x "
+                  f"{len(channel_names(WindowSpec.from_dict(meta.window), meta.features))} channels, latent "
+                  f"{meta.training['config']['latent_dim']} -> {meta.training['config']['bottleneck']}"),
         ("threshold", f"{meta.threshold['value']:.5g} ({meta.threshold['method']})"),
         *((k, "-" if m.get(k) is None else f"{m[k]:.3f}") for k in ("pr_auc", "roc_auc", "f1", "precision", "recall")),
         ("time", f"{result.seconds:.0f}s"),
