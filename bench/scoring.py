@@ -1,25 +1,31 @@
-"""Model scoring speed: batched, padded-bucket scoring (``BatchPredictor``) against per-window predict.
+"""Model scoring speed: batched, padded-bucket scoring (``BatchPredictor``) against per-window predict,
+and the cost of explanations against the previous default model.
 
-The model is the default ``EncoderLatentAutoencoder``: 240 steps, 5 channels (2 features: mean and
-spread per feature plus a count channel), LSTM latent 100, dense bottleneck 32. It is built but not
-trained: training changes weights, not the cost of a forward pass (the output says so). Windows are
-realistic: ``featurize_window`` on 10-day windows of a synthetic fleet (ends drawn at random
-among events that have a full 10 days behind them).
+The model is the default ``EncoderLatentAutoencoder`` for the default window: 240 steps, 11
+channels (2 features: level, fleet, spread, extreme and cross per feature, plus a count channel),
+a latent sized by ``latent_size`` (51 → 12 → 51). Its scorer returns each window's score and its
+contributions (the sequence decoder's error per bin and channel), and every batch is explained
+(``vigil.model.explain``), as the streamer does. It is built but not trained: training changes
+weights, not the cost of a forward pass (the output says so). Windows are realistic:
+``featurize_window`` on 10-day windows of a synthetic fleet (ends drawn at random among events
+that have a full 10 days behind them).
 
 * **baseline** (``per_window_predict``): ``scorer.predict(x[i:i+1])`` once per window, the
   originating question's way (Keras' ``predict`` sets up a data pipeline on every call);
 * **vigil** (``BatchPredictor``, ``max_batch=512``): the streamer's path, ``predict_on_batch`` on
-  power-of-two buckets, one warm-up call first so tracing is not counted;
-* **end to end**: ``featurize_window`` on each window's raw events, then ``BatchPredictor`` in
-  batches of 512 (no Redis read: see bench/ingest.py and bench/latency.py for that).
+  power-of-two buckets, one warm-up call first so tracing is not counted, plus ``explain``;
+* **before**: the previous default's shape, scored the same way: 5 channels, latent 100 → 32,
+  score only (no explanation); ``ratio_vs_before`` = vigil / before windows/s (target ≥ 0.8);
+* **end to end**: ``featurize_window`` on each window's raw events, then ``BatchPredictor`` and
+  ``explain`` in batches of 512 (no Redis read: see bench/ingest.py and bench/latency.py for that).
 
 Achieved GFLOP/s use an analytic count per window: the LSTM's gate matrix products,
 ``8·H·(C+H)`` FLOPs per step (4 gates, input and recurrent weights, multiply-add = 2) over T steps,
-plus the dense autoencoder ``2·H·B + 2·B·H``; biases, activations, standardisation and the error
-are left out (< 0.5%). With T=240, C=5, H=100, B=32: 20.17 MFLOP per window.
+plus the dense autoencoder ``2·H·B + 2·B·H`` and the sequence decoder ``2·H·T·C``; biases,
+activations, standardisation and the errors are left out.
 
 The last line of stdout is one JSON object; ``speedup_vs_per_window_predict`` = batched windows/s
-/ per-window-predict windows/s. Target (issue): ≥ 150x.
+/ per-window-predict windows/s (target ≥ 150x).
 
     .venv/bin/python bench/scoring.py            # 4096 batched windows, 30 per-window calls
     .venv/bin/python bench/scoring.py --quick    # 1024 batched windows, 10 per-window calls
@@ -41,13 +47,17 @@ import numpy as np  # noqa: E402
 
 from _common import fill_unset, fmt, log, print_table  # noqa: E402
 from vigil.events.frame import event_table  # noqa: E402
-from vigil.features import FleetStats, WindowSpec, featurize_window  # noqa: E402
+from vigil.features import FleetStats, WindowSpec, channel_features, featurize_window  # noqa: E402
+from vigil.model.config import TrainConfig  # noqa: E402
+from vigil.model.explain import explain  # noqa: E402
 from vigil.model.autoencoder import EncoderLatentAutoencoder  # noqa: E402
 from vigil.model.predictor import BatchPredictor  # noqa: E402
 from vigil.model.training import make_scorer  # noqa: E402
 from vigil.simulate import FleetSpec, generate_fleet  # noqa: E402
 
 DAY_MS = 86_400_000
+# The previous default model's shape (featurisation v1: mean and spread per feature plus count).
+BEFORE_CHANNELS, BEFORE_LATENT, BEFORE_BOTTLENECK = 5, 100, 32
 
 
 def backend_device() -> str:
@@ -63,10 +73,10 @@ def backend_device() -> str:
     return "gpu" if tf.config.list_physical_devices("GPU") else "cpu"
 
 
-def flops_per_window(steps: int, channels: int, latent: int, bottleneck: int) -> int:
+def flops_per_window(steps: int, channels: int, latent: int, bottleneck: int, decoder: bool = True) -> int:
     lstm = 8 * latent * (channels + latent) * steps
     dense = 2 * latent * bottleneck + 2 * bottleneck * latent
-    return lstm + dense
+    return lstm + dense + (2 * latent * steps * channels if decoder else 0)
 
 
 def sample_windows(args: argparse.Namespace, spec: WindowSpec):
@@ -93,8 +103,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--repeats", type=int, help="timed repeats of the batched runs; the median is reported (default 3)")
     p.add_argument("--max-batch", type=int, default=512, help="BatchPredictor max_batch (default 512)")
     p.add_argument("--steps", type=int, default=240)
-    p.add_argument("--latent-dim", type=int, default=100)
-    p.add_argument("--bottleneck", type=int, default=32)
+    p.add_argument("--latent-dim", type=int, help="latent size (default: the training default for the window)")
+    p.add_argument("--bottleneck", type=int, help="dense bottleneck (default: the training default)")
     p.add_argument("--sensors", type=int, default=50, help="sensors of the synthetic fleet windows come from")
     p.add_argument("--days", type=float, default=12.0)
     p.add_argument("--seed", type=int, default=0)
@@ -104,17 +114,27 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
+def windows_per_s(run, n: int, repeats: int) -> tuple[float, list[float]]:
+    runs = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        run()
+        runs.append(n / (time.perf_counter() - started))
+    return statistics.median(runs), runs
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     keras.utils.set_random_seed(args.seed)
     spec = WindowSpec(length_ms=10 * DAY_MS, steps=args.steps, n_features=2)
+    config = TrainConfig(latent_dim=args.latent_dim, bottleneck=args.bottleneck).sized(spec.steps, spec.channels)
     log(f"windows: {args.windows} from a synthetic fleet of {args.sensors} sensors x {args.days:g} days")
     picked, stats = sample_windows(args, spec)
     x = featurize(picked, spec, stats)
-    model = EncoderLatentAutoencoder(spec.steps, spec.channels, args.latent_dim, args.bottleneck)
+    model = EncoderLatentAutoencoder(spec.steps, spec.channels, config.latent_dim, config.bottleneck)
     model.build((None, spec.steps, spec.channels))
     scorer = make_scorer(model)
-    flops = flops_per_window(spec.steps, spec.channels, args.latent_dim, args.bottleneck)
+    flops = flops_per_window(spec.steps, spec.channels, config.latent_dim, config.bottleneck)
     log(f"model: untrained (built), {model.count_params():,} parameters, {flops / 1e6:.2f} MFLOP per window, "
         f"keras backend {keras.backend.backend()} on {backend_device()}")
 
@@ -126,50 +146,62 @@ def main(argv=None) -> int:
     per_window = args.per_window / (time.perf_counter() - started)
     log(f"  {per_window:,.1f} windows/s")
 
+    owners, ends = channel_features(spec), np.array([int(s.ts_ms[i]) for s, i in picked])
+
+    def score_and_explain(tensors, end_ms):
+        scored = predictor(tensors)
+        explain(scored.contributions, owners, ["feature_1", "feature_2"], end_ms, spec.length_ms)
+
     predictor = BatchPredictor(scorer, max_batch=args.max_batch)
-    predictor(x[:args.max_batch])  # compile the full bucket
-    if len(x) % args.max_batch:
-        predictor(x[: len(x) % args.max_batch])  # and the tail's bucket
-    batched_runs, e2e_runs, featurize_runs = [], [], []
-    for r in range(args.repeats):
-        started = time.perf_counter()
-        predictor(x)
-        batched_runs.append(len(x) / (time.perf_counter() - started))
-        started = time.perf_counter()
-        feat_s = 0.0
+    predictor.warm_up(spec.steps, spec.channels)
+    before_model = EncoderLatentAutoencoder(spec.steps, BEFORE_CHANNELS, BEFORE_LATENT, BEFORE_BOTTLENECK)
+    before_model.build((None, spec.steps, BEFORE_CHANNELS))
+    inputs = keras.Input((spec.steps, BEFORE_CHANNELS))
+    before = BatchPredictor(keras.Model(inputs, before_model.score(inputs)), max_batch=args.max_batch)
+    before.warm_up(spec.steps, BEFORE_CHANNELS)
+    x_before = np.ascontiguousarray(x[:, :, :BEFORE_CHANNELS])
+
+    def end_to_end():
         for start in range(0, len(picked), args.max_batch):
-            t0 = time.perf_counter()
-            tensors = featurize(picked[start:start + args.max_batch], spec, stats)
-            feat_s += time.perf_counter() - t0
-            predictor(tensors)
-        e2e_runs.append(len(picked) / (time.perf_counter() - started))
-        featurize_runs.append(len(picked) / feat_s)
-        log(f"  repeat {r + 1}/{args.repeats}: batched {batched_runs[-1]:,.0f} windows/s, "
-            f"featurize+score {e2e_runs[-1]:,.0f} windows/s, featurize alone {featurize_runs[-1]:,.0f} windows/s")
-    batched, e2e, feat = (statistics.median(v) for v in (batched_runs, e2e_runs, featurize_runs))
+            part = picked[start:start + args.max_batch]
+            score_and_explain(featurize(part, spec, stats), ends[start:start + args.max_batch])
+
+    batched, batched_runs = windows_per_s(lambda: score_and_explain(x, ends), len(x), args.repeats)
+    before_rate, before_runs = windows_per_s(lambda: before(x_before), len(x), args.repeats)
+    scores_only, _ = windows_per_s(lambda: predictor(x), len(x), args.repeats)
+    e2e, _ = windows_per_s(end_to_end, len(picked), args.repeats)
+    feat, _ = windows_per_s(lambda: featurize(picked, spec, stats), len(picked), args.repeats)
     speedup = batched / per_window
     gflops = batched * flops / 1e9
-    print_table(f"Scoring {spec.steps} steps x {spec.channels} channels, LSTM {args.latent_dim} -> "
-                f"{args.bottleneck} -> {args.latent_dim} (untrained, built; {flops / 1e6:.2f} MFLOP/window), "
+    ratio = batched / before_rate
+    print_table(f"Scoring {spec.steps} steps x {spec.channels} channels, LSTM {config.latent_dim} -> "
+                f"{config.bottleneck} -> {config.latent_dim} (untrained, built; {flops / 1e6:.2f} MFLOP/window), "
                 f"{keras.backend.backend()} on {os.cpu_count()} CPUs",
                 ["path", "windows", "windows/s", "GFLOP/s", "speedup"],
                 [["per-window scorer.predict()", args.per_window, fmt(per_window, ",.1f"),
                   fmt(per_window * flops / 1e9, ".3f"), "1.0"],
-                 [f"BatchPredictor (max_batch {args.max_batch})", len(x), fmt(batched, ",.0f"), fmt(gflops, ".2f"),
-                  fmt(speedup, ",.1f")],
-                 ["featurize_window + BatchPredictor", len(picked), fmt(e2e, ",.0f"), fmt(e2e * flops / 1e9, ".2f"),
-                  fmt(e2e / per_window, ",.1f")],
+                 [f"BatchPredictor + explain (max_batch {args.max_batch})", len(x), fmt(batched, ",.0f"),
+                  fmt(gflops, ".2f"), fmt(speedup, ",.1f")],
+                 ["BatchPredictor, scores and contributions only", len(x), fmt(scores_only, ",.0f"), "-", "-"],
+                 [f"before: {BEFORE_CHANNELS} channels, {BEFORE_LATENT} -> {BEFORE_BOTTLENECK}, score only", len(x),
+                  fmt(before_rate, ",.0f"), "-", "-"],
+                 ["featurize_window + BatchPredictor + explain", len(picked), fmt(e2e, ",.0f"),
+                  fmt(e2e * flops / 1e9, ".2f"), fmt(e2e / per_window, ",.1f")],
                  ["featurize_window alone", len(picked), fmt(feat, ",.0f"), "-", "-"]])
-    print(f"target >= 150x: {'met' if speedup >= 150 else 'NOT met'} ({speedup:,.1f}x); "
+    print(f"target >= 150x: {'met' if speedup >= 150 else 'NOT met'} ({speedup:,.1f}x); with explanations "
+          f"{ratio:.2f} of the previous default's windows/s (target >= 0.8: {'met' if ratio >= 0.8 else 'NOT met'}); "
           f"median of {args.repeats} repeat(s)")
     report = {
         "windows_per_s": round(batched, 1), "speedup_vs_per_window_predict": round(speedup, 2),
+        "ratio_vs_before": round(ratio, 3), "before_windows_per_s": round(before_rate, 1),
+        "scores_only_windows_per_s": round(scores_only, 1),
         "gflops": round(gflops, 3), "per_window_predict_windows_per_s": round(per_window, 2),
         "end_to_end_windows_per_s": round(e2e, 1), "featurize_windows_per_s": round(feat, 1),
         "flops_per_window": flops, "windows": len(x), "per_window_calls": args.per_window,
         "max_batch": args.max_batch, "repeats": args.repeats, "batched_runs": [round(v, 1) for v in batched_runs],
-        "steps": spec.steps, "channels": spec.channels, "latent_dim": args.latent_dim,
-        "bottleneck": args.bottleneck, "trained": False, "parameters": model.count_params(),
+        "before_runs": [round(v, 1) for v in before_runs],
+        "steps": spec.steps, "channels": spec.channels, "latent_dim": config.latent_dim,
+        "bottleneck": config.bottleneck, "trained": False, "parameters": model.count_params(),
         "backend": keras.backend.backend(), "device": backend_device(), "cpus": os.cpu_count(),
     }
     print(json.dumps(report))

@@ -271,3 +271,14 @@ def test_simulate_help_renders_the_new_options(capsys):
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
     assert "--profile" in out and "univariate_daily" in out and "--kinds" in out and "degradation" in out
+
+
+def test_identical_fleets_of_different_seeds_are_the_same_product():
+    # A model trained on one identical fleet is tested on another: their units share one operating point.
+    def normal_means(seed):
+        fleet = generate_fleet(FleetSpec(sensors=30, days=2, seed=seed, profile="identical", alert_fraction=0))
+        return fleet.events.groupby("sensor_id")[["feature_1", "feature_2"]].mean().median()
+
+    within = generate_fleet(FleetSpec(sensors=30, days=2, seed=1, profile="identical", alert_fraction=0)).events
+    spread = within.groupby("sensor_id")[["feature_1", "feature_2"]].std().median()
+    assert ((normal_means(1) - normal_means(2)).abs() < 0.5 * spread).all()

@@ -189,6 +189,8 @@ def _parts(bins: BinStats, nonempty: np.ndarray, spec: WindowSpec, baseline: Sen
     last = np.maximum.accumulate(np.where(nonempty, np.arange(bins.steps), -1))
     mean = np.where((last >= 0)[:, None], (centred + bins.origin)[np.maximum(last, 0)], np.nan)
     _, _, window_cov = bins.merged(slice(None))
+    if spec.baseline == "auto":
+        raise ValueError("baseline 'auto' is a training request: featurise with the model's resolved spec")
     if spec.baseline == "sensor":
         # A sensor the model never saw is measured against the healthy fleet until a refit knows it.
         mu, sigma = (baseline.mean, baseline.cov) if baseline is not None else (stats.mean, np.diag(stats.std**2))

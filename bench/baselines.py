@@ -1,0 +1,108 @@
+"""The baselines bench/quality.py measures Vigil against, behind one small protocol (fit, score).
+
+* ``isolation_forest``: scikit-learn's IsolationForest on per-channel window summaries;
+* ``lstm_seq_ae``: a sequence-reconstruction LSTM autoencoder (per-window MSE);
+* ``naive_latent_ae``: the originating question's objective as written (``objective="naive"``),
+  built by :func:`vigil_model` like ours.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import keras
+import numpy as np
+from keras import layers
+from sklearn.ensemble import IsolationForest
+
+from vigil.model.predictor import BatchPredictor, Scored
+from vigil.model.training import TrainConfig, make_scorer, seed_everything, train_autoencoder
+
+
+class Model(Protocol):
+    name: str
+
+    def fit(self, x: np.ndarray) -> None:
+        """Fit on normal windows ``[n, steps, channels]``."""
+
+    def score(self, x: np.ndarray) -> Scored:
+        """Anomaly score per window (higher = more anomalous), and contributions where it explains."""
+
+
+@dataclass
+class VigilAutoencoder:
+    """The library's encoder-latent autoencoder with a given configuration."""
+
+    name: str
+    config: TrainConfig
+    _scorer: keras.Model | None = field(default=None, repr=False)
+
+    def fit(self, x: np.ndarray) -> None:
+        self._scorer = make_scorer(train_autoencoder(x, self.config))
+
+    def score(self, x: np.ndarray) -> Scored:
+        return BatchPredictor(self._scorer)(x)
+
+
+def window_summaries(x: np.ndarray) -> np.ndarray:
+    """Per channel: mean, std, min, max, and last bin minus first bin; flattened."""
+    change = x[:, -1, :] - x[:, 0, :]
+    stats = (x.mean(axis=1), x.std(axis=1), x.min(axis=1), x.max(axis=1), change)
+    return np.concatenate(stats, axis=1).astype(np.float64)
+
+
+@dataclass
+class IsolationForestSummary:
+    """IsolationForest on :func:`window_summaries`; score = ``-score_samples``."""
+
+    seed: int
+    name: str = "isolation_forest"
+    _forest: IsolationForest | None = field(default=None, repr=False)
+
+    def fit(self, x: np.ndarray) -> None:
+        self._forest = IsolationForest(random_state=self.seed).fit(window_summaries(x))
+
+    def score(self, x: np.ndarray) -> Scored:
+        return Scored(-self._forest.score_samples(window_summaries(x)), None)
+
+
+@dataclass
+class SequenceLstmAutoencoder:
+    """LSTM(100) → RepeatVector → LSTM(100, sequences) → TimeDistributed(Dense): per-window MSE."""
+
+    epochs: int
+    seed: int
+    units: int = 100
+    batch_size: int = TrainConfig.batch_size
+    patience: int = TrainConfig.patience
+    learning_rate: float = TrainConfig.learning_rate
+    name: str = "lstm_seq_ae"
+    _model: keras.Model | None = field(default=None, repr=False)
+
+    def fit(self, x: np.ndarray) -> None:
+        seed_everything(self.seed)
+        x = np.asarray(x, np.float32)
+        x = x[np.random.default_rng(self.seed).permutation(len(x))]  # random 10% validation tail
+        _, steps, channels = x.shape
+        self._model = keras.Sequential([
+            keras.Input((steps, channels)),
+            layers.LSTM(self.units),
+            layers.RepeatVector(steps),
+            layers.LSTM(self.units, return_sequences=True),
+            layers.TimeDistributed(layers.Dense(channels)),
+        ], name=self.name)
+        self._model.compile(optimizer=keras.optimizers.Adam(self.learning_rate), loss="mse")
+        stop = keras.callbacks.EarlyStopping(patience=self.patience, restore_best_weights=True)
+        self._model.fit(x, x, epochs=self.epochs, batch_size=self.batch_size, validation_split=0.1,
+                        callbacks=[stop], shuffle=True, verbose=0)
+
+    def score(self, x: np.ndarray) -> Scored:
+        x = np.asarray(x, np.float32)
+        x_hat = self._model.predict(x, batch_size=512, verbose=0)
+        return Scored(np.mean(np.square(x - x_hat), axis=(1, 2)).astype(np.float64), None)
+
+
+def baselines(epochs: int, dense_epochs: int, seed: int) -> list[Model]:
+    naive = TrainConfig(objective="naive", epochs=epochs, dense_epochs=dense_epochs, seed=seed)
+    return [IsolationForestSummary(seed), SequenceLstmAutoencoder(epochs, seed), VigilAutoencoder("naive_latent_ae", naive)]
