@@ -1,9 +1,11 @@
 """The encoder-latent autoencoder.
 
-An LSTM encoder turns a ``[steps, channels]`` window into a context vector (the latent, 100 by
-default). A small dense autoencoder (100 → 32 → 100, as in the originating question) must
-reconstruct the *standardised* latent; its reconstruction error is the anomaly score. Windows whose
-latent lies off the manifold of normal latents reconstruct badly.
+An LSTM encoder turns a ``[steps, channels]`` window into a context vector (the latent; the
+question used 100, training sizes it to the window: ``vigil.model.config.latent_size``). A small
+dense autoencoder (100 → 32 → 100 in the question) must reconstruct the *standardised* latent; its
+reconstruction error is the anomaly score. Windows whose latent lies off the manifold of normal
+latents reconstruct badly. The scorer also returns each window's ``contributions`` (its departure
+from the normal training windows per step and channel), from which explanations are drawn.
 
 Why it is trained in two stages (``objective="pretrain_freeze"``, the default):
 the question's objective trains the encoder against its own output, so a constant encoder reaches
