@@ -31,3 +31,11 @@ def test_padded_batches_score_like_one_window_at_a_time(scorer):
 
 def test_empty_input_gives_no_scores(scorer):
     assert BatchPredictor(scorer)(np.empty((0, 12, 5), np.float32)).scores.shape == (0,)
+
+
+def test_scores_alone_skip_the_contributions_copy(scorer):
+    x = np.random.default_rng(1).normal(size=(20, 12, 5)).astype(np.float32)
+    predict = BatchPredictor(scorer, max_batch=16)
+    alone = predict(x, with_contributions=False)
+    assert alone.contributions is None
+    np.testing.assert_array_equal(alone.scores, predict(x).scores)

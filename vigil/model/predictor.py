@@ -46,8 +46,9 @@ class BatchPredictor:
         for size in self.buckets():
             self(np.zeros((size, steps, channels), np.float32))
 
-    def __call__(self, x: np.ndarray) -> Scored:
-        """Scores (and, from a scorer with two outputs, contributions) of every window of ``x``."""
+    def __call__(self, x: np.ndarray, with_contributions: bool = True) -> Scored:
+        """Scores (and, from a scorer with two outputs, contributions) of every window of ``x``;
+        ``with_contributions=False`` keeps the scores only (thresholds, gates: no [n, steps, channels] copy)."""
         x = np.asarray(x, dtype=np.float32)
         scores = np.empty(len(x), dtype=np.float64)
         contributions = None
@@ -60,7 +61,7 @@ class BatchPredictor:
             out = self.scorer.predict_on_batch(part)
             score, contrib = (out[0], out[1]) if isinstance(out, (list, tuple)) else (out, None)
             scores[start : start + n] = np.asarray(keras.ops.convert_to_numpy(score)).reshape(-1)[:n]
-            if contrib is not None:
+            if contrib is not None and with_contributions:
                 if contributions is None:
                     contributions = np.empty((len(x), *x.shape[1:]), np.float32)
                 contributions[start : start + n] = keras.ops.convert_to_numpy(contrib)[:n]

@@ -100,7 +100,7 @@ def make_scorer(model: EncoderLatentAutoencoder) -> keras.Model:
 
 def score_windows(scorer: keras.Model, x: np.ndarray, batch_size: int = 512) -> np.ndarray:
     """Scores of many windows, through the same padded-bucket path the streamer uses."""
-    return BatchPredictor(scorer, max_batch=batch_size)(x).scores
+    return BatchPredictor(scorer, max_batch=batch_size)(x, with_contributions=False).scores
 
 
 def latent_spread(model: EncoderLatentAutoencoder, x: np.ndarray) -> float:
