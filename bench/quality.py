@@ -33,7 +33,7 @@ import json
 import os
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's start-up chatter off stderr
 
@@ -45,7 +45,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score  # noqa: E402
 import datasets  # noqa: E402
 from baselines import Model, VigilAutoencoder, baselines  # noqa: E402
 from trainer.fit import TrainingSet, training_set  # noqa: E402
-from vigil.events.frame import EventTable, event_table  # noqa: E402
+from vigil.events.frame import event_table  # noqa: E402
 from vigil.features import WindowSpec, channel_features  # noqa: E402
 from vigil.features.dataset import WindowSet, build_windows  # noqa: E402
 from vigil.model.config import TrainConfig  # noqa: E402

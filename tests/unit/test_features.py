@@ -113,6 +113,14 @@ def test_sensor_baseline_mode_uses_the_saved_statistics():
     assert out[0, LEVEL] == pytest.approx(1.0)  # (12 - 10) / 2
 
 
+def test_a_sensor_the_model_never_saw_is_measured_against_the_healthy_fleet():
+    spec = WindowSpec(length_ms=10 * HOUR, steps=10, n_features=1, baseline="sensor")
+    stats = FleetStats(mean=np.array([10.0]), std=np.array([2.0]), count_per_bin=2.0)
+    ts = np.array([HOUR, 2 * HOUR], dtype=np.int64)
+    out = featurize_window(ts, np.array([[14.0], [14.0]]), 10 * HOUR, spec, stats, baseline=None)
+    assert out[0, LEVEL] == pytest.approx(2.0)  # (14 - 10) / 2: the fleet's statistics, no saved baseline
+
+
 def test_values_are_clipped():
     ts = np.array([HOUR, 2 * HOUR, 9 * HOUR], dtype=np.int64)
     out = featurize_window(ts, np.array([[0.0], [0.1], [1e9]]), 10 * HOUR, SPEC, STATS)

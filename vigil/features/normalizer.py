@@ -44,7 +44,7 @@ class FleetStats:
         per_sensor: bool = False,
     ) -> "FleetStats":
         """From ``(sensor_id, ts_ms, values)`` of the training sensors."""
-        n, sums, rates, baselines, means, m2 = 0, None, [], {}, [], []
+        rates, baselines, means, m2 = [], {}, [], []
         for sensor_id, ts, values in series:
             if len(ts) < 2:
                 continue

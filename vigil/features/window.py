@@ -172,7 +172,7 @@ def window_channels(bins: BinStats, spec: WindowSpec, stats: FleetStats,
     nonempty = bins.count > 0
     if not nonempty.any():
         return out
-    parts = _parts(bins, nonempty, spec, baseline)
+    parts = _parts(bins, nonempty, spec, stats, baseline)
     column = 0
     for group in CHANNEL_GROUPS:
         if group in spec.groups:
@@ -182,7 +182,8 @@ def window_channels(bins: BinStats, spec: WindowSpec, stats: FleetStats,
     return out
 
 
-def _parts(bins: BinStats, nonempty: np.ndarray, spec: WindowSpec, baseline: SensorBaseline | None) -> _Parts:
+def _parts(bins: BinStats, nonempty: np.ndarray, spec: WindowSpec, stats: FleetStats,
+           baseline: SensorBaseline | None) -> _Parts:
     n = np.maximum(bins.count, 1.0)[:, None]
     centred = bins.sum / n
     cov = bins.cross / n[:, :, None] - centred[:, :, None] * centred[:, None, :]
