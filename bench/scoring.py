@@ -1,10 +1,10 @@
 """Model scoring speed: batched, padded-bucket scoring (``BatchPredictor``) against per-window predict,
 and the cost of explanations against the previous default model.
 
-The model is the default ``EncoderLatentAutoencoder`` for the default window: 240 steps, 11
-channels (2 features: level, fleet, spread, extreme and cross per feature, plus a count channel),
-a latent sized by ``latent_size`` (51 → 12 → 51). Its scorer returns each window's score and its
-contributions (the sequence decoder's error per bin and channel), and every batch is explained
+The model is the default ``EncoderLatentAutoencoder`` for the default window: 240 steps, 9
+channels (2 features: level, fleet, spread and extreme per feature, plus a count channel), a
+latent sized by ``latent_size`` (46 → 11 → 46). Its scorer returns each window's score and its
+contributions (its departure from normal windows per bin and channel), and every batch is explained
 (``vigil.model.explain``), as the streamer does. It is built but not trained: training changes
 weights, not the cost of a forward pass (the output says so). Windows are realistic:
 ``featurize_window`` on 10-day windows of a synthetic fleet (ends drawn at random among events
@@ -21,8 +21,8 @@ that have a full 10 days behind them).
 
 Achieved GFLOP/s use an analytic count per window: the LSTM's gate matrix products,
 ``8·H·(C+H)`` FLOPs per step (4 gates, input and recurrent weights, multiply-add = 2) over T steps,
-plus the dense autoencoder ``2·H·B + 2·B·H`` and the sequence decoder ``2·H·T·C``; biases,
-activations, standardisation and the errors are left out.
+plus the dense autoencoder ``2·H·B + 2·B·H`` (the sequence decoder is not part of scoring);
+biases, activations, standardisation and the errors are left out.
 
 The last line of stdout is one JSON object; ``speedup_vs_per_window_predict`` = batched windows/s
 / per-window-predict windows/s (target ≥ 150x).
@@ -73,10 +73,12 @@ def backend_device() -> str:
     return "gpu" if tf.config.list_physical_devices("GPU") else "cpu"
 
 
-def flops_per_window(steps: int, channels: int, latent: int, bottleneck: int, decoder: bool = True) -> int:
+def flops_per_window(steps: int, channels: int, latent: int, bottleneck: int) -> int:
+    """The scorer's matrix products: the encoder LSTM and the dense autoencoder (the sequence
+    decoder only trains the encoder; contributions are elementwise)."""
     lstm = 8 * latent * (channels + latent) * steps
     dense = 2 * latent * bottleneck + 2 * bottleneck * latent
-    return lstm + dense + (2 * latent * steps * channels if decoder else 0)
+    return lstm + dense
 
 
 def sample_windows(args: argparse.Namespace, spec: WindowSpec):

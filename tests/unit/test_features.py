@@ -2,9 +2,10 @@ import numpy as np
 import pytest
 
 from vigil.events.frame import SensorSeries
-from vigil.features import FleetStats, WindowSpec, bin_events, channel_names, featurize_window, window_channels
+from vigil.features import CHANNEL_GROUPS, FleetStats, WindowSpec, bin_events, channel_names, featurize_window, window_channels
 from vigil.features.dataset import build_windows, history_covering, window_end_indices
 from vigil.features.normalizer import SensorBaseline
+from vigil.features.window import FEATURIZER_VERSION, SPREAD_FLOOR
 
 HOUR = 3_600_000
 SPEC = WindowSpec(length_ms=10 * HOUR, steps=10, n_features=1)
@@ -22,10 +23,11 @@ def test_shape_dtype_channel_names_and_empty_window():
     out = featurize_window(np.array([0]), np.array([[1.0]]), end_ms=100 * HOUR, spec=SPEC, stats=STATS)
     assert out.shape == (10, 5) and out.dtype == np.float32
     assert not out.any()  # the only event is outside the window
-    two = WindowSpec(length_ms=HOUR, steps=4, n_features=2)
+    two = WindowSpec(length_ms=HOUR, steps=4, n_features=2, groups=CHANNEL_GROUPS)
     assert channel_names(two, ["a", "b"]) == ["level:a", "level:b", "fleet:a", "fleet:b", "spread:a", "spread:b",
                                              "extreme:a", "extreme:b", "cross:a", "cross:b", "count"]
     assert two.channels == 11
+    assert WindowSpec(length_ms=HOUR, steps=4, n_features=2).channels == 9  # the default: no cross
     assert WindowSpec(length_ms=HOUR, steps=4, n_features=2, groups=("level", "count")).channels == 3
 
 
@@ -44,7 +46,8 @@ def test_events_land_in_their_bins_with_counts_and_carry_forward():
     assert level[9] == pytest.approx((7 - mu) / sd, rel=1e-5)
     assert out[9, FLEET] == pytest.approx(7.0)  # the fleet frame: (7 - 0) / 1
     assert list(count) == pytest.approx([0.5, 1.0, 0, 0, 0.5, 0, 0, 0, 0, 0.5])
-    assert not spread.any()  # one distinct value per bin
+    assert spread[1] == pytest.approx(np.log(SPREAD_FLOOR))  # two events of one value: no spread at all
+    assert not np.delete(spread, 1).any()  # bins of one event have no spread to measure
     assert out[1, EXTREME] == pytest.approx((3 - mu) / sd, rel=1e-5) and out[2, EXTREME] == 0
 
 
@@ -91,6 +94,21 @@ def test_a_short_spike_shows_in_the_extreme_channel_more_than_in_the_bin_mean():
     assert out[:8, EXTREME].max() < 5
 
 
+def test_a_stuck_sensor_departs_in_the_spread_channel_as_far_as_a_variance_burst():
+    ts = np.arange(0, 10 * HOUR, HOUR // 12, dtype=np.int64)
+    x = np.random.default_rng(4).normal(0, 1, (len(ts), 1))
+    stuck, burst = x.copy(), x.copy()
+    stuck[ts >= 8 * HOUR] = stuck[np.searchsorted(ts, 8 * HOUR)]
+    burst[ts >= 8 * HOUR] *= 30
+    normal = featurize_window(ts, x, 10 * HOUR, SPEC, STATS)[:, SPREAD]
+    flat = featurize_window(ts, stuck, 10 * HOUR, SPEC, STATS)[8:, SPREAD]
+    loud = featurize_window(ts, burst, 10 * HOUR, SPEC, STATS)[8:, SPREAD]
+    typical = normal[:8].mean()
+    assert np.abs(normal - typical).max() < 0.7
+    assert flat == pytest.approx(np.log(SPREAD_FLOOR), abs=1e-6)  # no spread at all
+    assert (typical - flat).min() > 2.5 and (loud - typical).min() > 2.5
+
+
 def test_features_that_stop_moving_together_raise_the_cross_channel():
     rng = np.random.default_rng(3)
     ts, _ = noisy(n=1200)
@@ -98,7 +116,7 @@ def test_features_that_stop_moving_together_raise_the_cross_channel():
     x = np.stack([shared + 0.2 * rng.normal(0, 1, len(ts)), shared + 0.2 * rng.normal(0, 1, len(ts))], axis=1)
     late = ts >= 6 * HOUR
     x[late] = rng.normal(0, 1, (int(late.sum()), 2))  # same spread, no correlation
-    spec = WindowSpec(length_ms=10 * HOUR, steps=10, n_features=2)
+    spec = WindowSpec(length_ms=10 * HOUR, steps=10, n_features=2, groups=CHANNEL_GROUPS)
     out = featurize_window(ts, x, 10 * HOUR, spec, FleetStats(np.zeros(2), np.ones(2), 120.0))
     cross = out[:, 8:10]
     assert cross[:5].max() < 1.5 and cross[6:].min() > 3
@@ -193,9 +211,10 @@ def test_bad_window_specs(kwargs):
         WindowSpec(**kwargs)
 
 
-def test_a_model_of_the_old_featurisation_is_refused_by_name():
+@pytest.mark.parametrize("saved", [{}, {"version": FEATURIZER_VERSION - 1}])
+def test_a_model_of_an_older_featurisation_is_refused_by_name(saved):
     with pytest.raises(ValueError, match="older Vigil"):
-        WindowSpec.from_dict({"length_ms": 1, "steps": 1, "n_features": 1})
+        WindowSpec.from_dict({"length_ms": 1, "steps": 1, "n_features": 1, **saved})
 
 
 def test_windows_come_in_bounded_batches_equal_to_all_at_once():

@@ -50,7 +50,9 @@ def test_train_writes_a_complete_version_and_points_current_at_it(trained):
     assert len(meta["training"]["data"]["sha256"]) == 64
     assert set(meta["fleet_stats"]) >= {"mean", "std", "count_per_bin"}
     assert meta["window"]["baseline"] == "window"  # auto: 3 days of history hold no 4 windows of 1 day
-    assert meta["training"]["config"]["latent_dim"] == 16  # follows the window: sqrt(24 steps x 11 channels)
+    assert meta["training"]["config"]["latent_dim"] == 16  # as given (FAST)
+    assert meta["window"]["groups"] == ["level", "fleet", "spread", "extreme", "count"]  # the default channels
+    assert meta["training"]["config"]["decoder"] == "dense"
     assert meta["metrics"]["n_windows"] > 0
 
 
@@ -99,3 +101,18 @@ def test_train_with_a_missing_feature_is_a_clear_error(files, tmp_path, capsys):
     code = main(["train", "--events", str(files["train"]), "--model-dir", str(tmp_path), "--features", "feature_1,pressure"])
     assert code == 1
     assert "lacks column(s) ['pressure']" in capsys.readouterr().err
+
+
+def test_train_takes_the_channel_groups_and_the_pretraining_decoder(files, tmp_path):
+    args = ["train", "--events", str(files["train"]), "--model-dir", str(tmp_path), *FAST, "--epochs", "1",
+            "--channels", "level, cross,count", "--decoder", "lstm"]
+    assert main(args) == 0
+    loaded = ModelRegistry(tmp_path).load()
+    assert loaded.spec.groups == ("level", "cross", "count")
+    assert loaded.spec.channels == 2 + 2 + 1 and loaded.model.decoder == "lstm"
+
+
+def test_train_with_an_unknown_channel_group_is_a_clear_error(files, tmp_path, capsys):
+    code = main(["train", "--events", str(files["train"]), "--model-dir", str(tmp_path), "--channels", "level,colour"])
+    assert code == 1
+    assert "unknown channel groups ['colour']" in capsys.readouterr().err

@@ -14,8 +14,8 @@ from vigil.cli.output import table
 from vigil.errors import VigilError
 from vigil.events.files import read_events
 from vigil.events.frame import default_features, event_table
-from vigil.features import WindowSpec, channel_names
-from vigil.model.config import DEFAULT_QUANTILE, OBJECTIVES, TrainConfig
+from vigil.features import CHANNEL_GROUPS, DEFAULT_GROUPS, WindowSpec, channel_names
+from vigil.model.config import DECODERS, DEFAULT_QUANTILE, OBJECTIVES, TrainConfig
 from vigil.settings import VigilSettings
 
 
@@ -45,6 +45,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="each sensor's own reference: the window's early part, or per-sensor statistics "
                              "of the training data (sensors never seen: the healthy fleet's); auto (default) "
                              "picks sensor when the data holds 4+ windows of history per sensor, else window")
+    parser.add_argument("--channels", metavar="GROUPS", default=",".join(DEFAULT_GROUPS),
+                        help=f"comma-separated channel groups per feature, from {', '.join(CHANNEL_GROUPS)} "
+                             f"(default {','.join(DEFAULT_GROUPS)}; add cross for features that should move "
+                             "together: it costs ranking on our measurements, see bench/README.md)")
     parser.add_argument("--every", type=positive_int, metavar="K",
                         help="a training window at every K-th event per sensor (default: about 10,000 windows)")
     parser.add_argument("--min-events", type=positive_int, help="fewest events a window needs (default: settings, 10)")
@@ -58,6 +62,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--threshold-quantile", type=float, default=DEFAULT_QUANTILE,
                         help="quantile of normal validation scores used as the threshold when the "
                              f"validation windows are unlabelled (default {DEFAULT_QUANTILE})")
+    parser.add_argument("--decoder", choices=DECODERS, default=TrainConfig.decoder,
+                        help=f"the encoder's pretraining decoder: dense (one layer from the final state) or "
+                             f"lstm (RepeatVector + LSTM, about twice the training time) (default {TrainConfig.decoder})")
     parser.add_argument("--objective", choices=OBJECTIVES, default=TrainConfig.objective,
                         help="training objective (default pretrain_freeze; naive reproduces the collapse)")
     parser.add_argument("--validation-fraction", type=float, default=0.2,
@@ -83,14 +90,15 @@ def load_table(args: argparse.Namespace, settings: VigilSettings, features: list
 
 def train_config(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(latent_dim=args.latent_dim, bottleneck=args.bottleneck, epochs=args.epochs,
-                       seed=args.seed, objective=args.objective)
+                       seed=args.seed, objective=args.objective, decoder=args.decoder)
 
 
 def window_spec(args: argparse.Namespace, settings: VigilSettings, n_features: int) -> WindowSpec:
     length = args.window or settings.window.length
     try:
+        groups = tuple(g.strip() for g in args.channels.split(",") if g.strip())
         return WindowSpec(int(length.total_seconds() * 1000), args.steps or settings.window.steps,
-                          n_features, baseline=args.baseline)
+                          n_features, baseline=args.baseline, groups=groups)
     except ValueError as exc:
         raise VigilError(str(exc)) from None
 

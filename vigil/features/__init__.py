@@ -7,7 +7,7 @@ same window in training or evaluation.
 
 from vigil.features.normalizer import FleetStats
 from vigil.features.bins import BinStats, bin_events
-from vigil.features.window import WindowSpec, channel_features, channel_names, featurize_window, featurize_windows, window_channels
+from vigil.features.window import CHANNEL_GROUPS, DEFAULT_GROUPS, WindowSpec, channel_features, channel_names, featurize_window, featurize_windows, window_channels
 
-__all__ = ["BinStats", "FleetStats", "WindowSpec", "bin_events", "channel_features", "channel_names",
+__all__ = ["CHANNEL_GROUPS", "DEFAULT_GROUPS", "BinStats", "FleetStats", "WindowSpec", "bin_events", "channel_features", "channel_names",
            "featurize_window", "featurize_windows", "window_channels"]
