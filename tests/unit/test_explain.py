@@ -23,3 +23,16 @@ def test_shares_name_the_feature_whose_channels_carry_the_error_and_the_span_its
 def test_a_flat_window_still_gets_a_valid_span():
     out = explain(np.ones((1, 4, 2), np.float32), np.array([0, -1]), ["a"], np.array([4 * HOUR]), 4 * HOUR)
     assert 0 <= out[0].span_start < out[0].span_end <= 4 * HOUR
+
+
+def test_normal_statistics_do_not_make_the_start_of_a_full_window_look_anomalous():
+    from vigil.model.training import input_statistics
+
+    rng = np.random.default_rng(0)
+    train = rng.normal(0, 1, (400, 24, 3)).astype(np.float32)
+    train[:360, :6] = 0.0  # most training windows had a short history: empty first bins
+    mean, std = input_statistics(train)
+    assert mean.shape == std.shape == (24, 3)
+    full = rng.normal(0, 1, (50, 24, 3))
+    departure = ((full - mean) / std) ** 2
+    assert departure[:, :6].mean() < 2 * departure[:, 6:].mean()

@@ -4,8 +4,9 @@ An LSTM encoder turns a ``[steps, channels]`` window into a context vector (the 
 question used 100, training sizes it to the window: ``vigil.model.config.latent_size``). A small
 dense autoencoder (100 → 32 → 100 in the question) must reconstruct the *standardised* latent; its
 reconstruction error is the anomaly score. Windows whose latent lies off the manifold of normal
-latents reconstruct badly. The scorer also returns each window's ``contributions`` (its departure
-from the normal training windows per step and channel), from which explanations are drawn.
+latents reconstruct badly. The scorer also returns each window's ``contributions`` (per step and
+channel, its departure from the channel's values in normal training windows), from which
+explanations are drawn.
 
 Why it is trained in two stages (``objective="pretrain_freeze"``, the default):
 the question's objective trains the encoder against its own output, so a constant encoder reaches
@@ -78,7 +79,8 @@ class EncoderLatentAutoencoder(keras.Model):
         # Builds every sub-layer (the sequence decoder too) so saved weights always match.
         # The sequence decoder's typical squared error per channel on normal windows (the score
         # that adds it is measured in units of normal), and the normal windows' mean and spread
-        # per step and channel (contributions: where a window departs from normal ones).
+        # per channel, kept per step and channel (contributions: where a window departs from
+        # normal ones; see ``vigil.model.training.input_statistics``).
         self.channel_error = self.add_weight(shape=(self.channels,), initializer="ones", trainable=False,
                                              name="channel_error")
         self.input_mean = self.add_weight(shape=(self.steps, self.channels), initializer="zeros", trainable=False,
@@ -126,8 +128,8 @@ class EncoderLatentAutoencoder(keras.Model):
         return error / self.latent_error + ops.mean(self.sequence_error(x), axis=(1, 2))
 
     def contributions(self, x):
-        """Per step and channel, the window's squared departure from the normal training windows
-        at that step and channel, in their standard deviations: ``[batch, steps, channels]``.
+        """Per step and channel, the window's squared departure from the channel's values in the
+        normal training windows, in their standard deviations: ``[batch, steps, channels]``.
 
         Measured on the input rather than on a decoder's error: a reconstruction error lands where
         the decoder fails, which for a window that turned flat (a stuck sensor) is the normal part
