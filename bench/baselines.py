@@ -103,6 +103,9 @@ class SequenceLstmAutoencoder:
         return Scored(np.mean(np.square(x - x_hat), axis=(1, 2)).astype(np.float64), None)
 
 
+BASELINE_NAMES = ("isolation_forest", "lstm_seq_ae", "naive_latent_ae")
+
+
 def baselines(epochs: int, dense_epochs: int, seed: int) -> list[Model]:
     naive = TrainConfig(objective="naive", epochs=epochs, dense_epochs=dense_epochs, seed=seed)
     return [IsolationForestSummary(seed), SequenceLstmAutoencoder(epochs, seed), VigilAutoencoder("naive_latent_ae", naive)]

@@ -43,7 +43,7 @@ import pandas as pd  # noqa: E402
 from sklearn.metrics import average_precision_score, roc_auc_score  # noqa: E402
 
 import datasets  # noqa: E402
-from baselines import Model, VigilAutoencoder, baselines  # noqa: E402
+from baselines import BASELINE_NAMES, Model, VigilAutoencoder, baselines  # noqa: E402
 from trainer.fit import TrainingSet, training_set  # noqa: E402
 from vigil.events.frame import event_table  # noqa: E402
 from vigil.features import WindowSpec, channel_features  # noqa: E402
@@ -222,9 +222,17 @@ def case_info(case: Case) -> dict:
 # Runs
 # ---------------------------------------------------------------------------------------------
 
+def contenders(args: argparse.Namespace) -> list:
+    """Ours, then the baselines ``--baselines`` names (default: all of them)."""
+    chosen = baselines(args.epochs, args.dense_epochs, args.seed)
+    if args.baselines is not None:
+        chosen = [b for b in chosen if b.name in args.baselines]
+    return [ours(args), *chosen]
+
+
 def run_fleet(args: argparse.Namespace, name: str, profile: str) -> dict:
     case = fleet_case(args, name, profile)
-    fitted = [fit_and_test(m, case) for m in [ours(args), *baselines(args.epochs, args.dense_epochs, args.seed)]]
+    fitted = [fit_and_test(m, case) for m in contenders(args)]
     results = {f.name: {**ranking(f, case), "per_kind": per_kind(f, case)} for f in fitted}
     results[OURS]["explanations"] = explanation_hits(fitted[0], case)
     best = max((n for n in results if n != OURS), key=lambda n: results[n]["pr_auc"] or 0.0)
@@ -235,7 +243,7 @@ def run_fleet(args: argparse.Namespace, name: str, profile: str) -> dict:
 
 def run_skab(args: argparse.Namespace) -> dict:
     case = skab_case(args)
-    fitted = [fit_and_test(m, case) for m in [ours(args), *baselines(args.epochs, args.dense_epochs, args.seed)]]
+    fitted = [fit_and_test(m, case) for m in contenders(args)]
     results = {f.name: skab_figures(f, case) for f in fitted}
     print_skab(results, case)
     return {"data": case_info(case), "models": results,
@@ -245,7 +253,7 @@ def run_skab(args: argparse.Namespace) -> dict:
 
 def run_cmapss(args: argparse.Namespace) -> dict:
     case = cmapss_case(args)
-    fitted = [fit_and_test(m, case) for m in [ours(args), *baselines(args.epochs, args.dense_epochs, args.seed)]]
+    fitted = [fit_and_test(m, case) for m in contenders(args)]
     results = {f.name: ranking(f, case) for f in fitted}
     rows = [[n, fmt(m["roc_auc"]), fmt(m["pr_auc"]), fmt(m["recall"]), fmt(m["false_positive_rate"]),
              fmt(m["train_seconds"], ".1f")] for n, m in results.items()]
@@ -333,6 +341,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--identical", action="store_true", help="also the identical-units fleet with degradation")
     p.add_argument("--cmapss", action="store_true", help="also C-MAPSS FD001 (acceptance set: do not tune on it)")
     p.add_argument("--ablation", action="store_true", help="only the ablation table (ours, one change at a time)")
+    p.add_argument("--baselines", type=lambda v: [n.strip() for n in v.split(",") if n.strip()],
+                   help=f"comma-separated baselines to run (default all: {', '.join(BASELINE_NAMES)})")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--sensors", type=int, help="sensors per synthetic fleet (default 1000)")
     p.add_argument("--epochs", type=int, help=f"LSTM training epochs, early stopping on (default {TrainConfig.epochs})")
@@ -340,6 +350,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--windows", type=int, help="target synthetic training windows (default 10000, as vigil train)")
     p.add_argument("--skab-files", type=int, help="use only this many SKAB files (default: all 34)")
     args = p.parse_args(argv)
+    unknown = set(args.baselines or ()) - set(BASELINE_NAMES)
+    if args.baselines == [] or unknown:
+        p.error(f"--baselines: name at least one; unknown {sorted(unknown)}; choose from {', '.join(BASELINE_NAMES)}")
     defaults = ({"sensors": 60, "epochs": 2, "dense_epochs": 5, "windows": 2000, "skab_files": 6} if args.quick
                 else {"sensors": 1000, "epochs": TrainConfig.epochs, "dense_epochs": TrainConfig.dense_epochs,
                       "windows": 10_000, "skab_files": None})
