@@ -40,9 +40,10 @@ from vigil.features.bins import BinStats, bin_events
 from vigil.features.normalizer import FleetStats, SensorBaseline
 
 CHANNEL_GROUPS = ("level", "fleet", "spread", "extreme", "cross", "count")
-# The default leaves ``cross`` out: measured on the synthetic fleet (1,000 sensors) it lowered
-# PR-AUC (0.806 without, 0.759 with) and caught none of the decorrelations it is meant for;
-# on SKAB it helps ranking a little (ROC-AUC 0.821 with, 0.804 without). See bench/README.md.
+# The default leaves ``cross`` out: it caught none of the synthetic decorrelations it is meant
+# for and lowered ranking on the synthetic fleet (PR-AUC 0.806 without, 0.759 with) and on SKAB
+# with 60-second windows (ROC-AUC 0.779 without, 0.727 with); only SKAB's 10-second windows, one
+# row per bin, rank slightly better with it (0.821 with, 0.804 without). See bench/README.md.
 DEFAULT_GROUPS = ("level", "fleet", "spread", "extreme", "count")
 # The featurisation's version, saved with every model: a model is only ever fed the tensor it
 # was trained on (a model trained before a change of channels is refused, not silently misfed).
