@@ -79,13 +79,13 @@ class EncoderLatentAutoencoder(keras.Model):
         # Builds every sub-layer (the sequence decoder too) so saved weights always match.
         # The sequence decoder's typical squared error per channel on normal windows (the score
         # that adds it is measured in units of normal), and the normal windows' mean and spread
-        # per channel, kept per step and channel (contributions: where a window departs from
-        # normal ones; see ``vigil.model.training.input_statistics``).
+        # per channel (contributions: where a window departs from normal ones; see
+        # ``vigil.model.training.input_statistics``).
         self.channel_error = self.add_weight(shape=(self.channels,), initializer="ones", trainable=False,
                                              name="channel_error")
-        self.input_mean = self.add_weight(shape=(self.steps, self.channels), initializer="zeros", trainable=False,
+        self.input_mean = self.add_weight(shape=(self.channels,), initializer="zeros", trainable=False,
                                           name="input_mean")
-        self.input_std = self.add_weight(shape=(self.steps, self.channels), initializer="ones", trainable=False,
+        self.input_std = self.add_weight(shape=(self.channels,), initializer="ones", trainable=False,
                                          name="input_std")
         # The latent error's typical value on normal windows (for a score that adds both errors).
         self.latent_error = self.add_weight(shape=(), initializer="ones", trainable=False, name="latent_error")
