@@ -46,7 +46,12 @@ def ensure_topics(settings: VigilSettings, timeout_s: float = 30.0) -> list[Topi
                 if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                     raise VigilError(f"cannot create topic {name}: {exc}") from None
         existing = admin.list_topics(timeout=timeout_s).topics
-    return [
-        TopicState(name, len(existing[name].partitions) if name in existing else 0, n, name in created)
-        for name, n in wanted.items()
-    ]
+    return [TopicState(name, _partitions(existing, name, n if name in created else 0), n, name in created)
+            for name, n in wanted.items()]
+
+
+def _partitions(existing: dict, name: str, just_created: int) -> int:
+    # Metadata right after a create may not list the topic, or list it without partitions yet: a
+    # topic this call created has the partitions it asked for (CI once read 0 here).
+    found = len(existing[name].partitions) if name in existing else 0
+    return found or just_created
