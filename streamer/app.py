@@ -21,6 +21,7 @@ import orjson
 import redis
 from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, TopicPartition
 
+from vigil.alerts import AlertPolicy, AlertState
 from vigil.buffer import BufferLayout, RollingBuffer
 from vigil.events.decode import EventDecoder
 from vigil.events.outputs import ScoreRecord
@@ -31,7 +32,6 @@ from vigil.logging import get_logger
 from vigil.registry import ModelRegistry, announcement_channel
 from vigil.redis_client import connect
 from vigil.settings import VigilSettings
-from streamer.alerts import AlertPolicy
 from streamer.health import Health, serve
 from streamer.ingest import DeadLetter, split_messages
 from streamer.journal import AlertJournal, PendingAlert
@@ -79,7 +79,7 @@ class Streamer:
         else:
             self.publisher = Publisher(make_producer(settings, **producer_config), self.stop_event, self._on_retry)
         self.ready = ReadySet(s.score_every_events, s.score_min_interval.total_seconds(), settings.window.min_events)
-        self.alerts = AlertPolicy(int(s.alert_cooldown.total_seconds() * 1000))
+        self.alerts = AlertPolicy(settings.alerts, window_ms)
         self.models = (
             ModelWatcher(registry or ModelRegistry(settings.models_path), settings.features, window_ms,
                          s.max_batch_windows, s.model_poll.total_seconds(), self._subscribe(settings))
@@ -302,11 +302,13 @@ class Streamer:
         record = ScoreRecord(sensor_id=window.sensor_id, window_start=window.window_start,
                              window_end=window.window_end, n_events=window.n_events, score=window.score,
                              threshold=threshold, alert=window.score >= threshold,
-                             model_version=model.version, scored_at=now_ms, explanation=window.explanation)
+                             warming_up=self.alerts.warming_up(window), model_version=model.version,
+                             scored_at=now_ms, explanation=window.explanation)
         key = window.sensor_id.encode()
         out.append(Outgoing(topics.scores, key, orjson.dumps(record.model_dump())))
         self.metrics.scores.inc()
-        alert, fields = self.alerts.decide(window, threshold, model.version, now_ms)
+        decision = self.alerts.decide(window, AlertState.from_meta(window.meta), threshold, model.version, now_ms)
+        alert, fields = decision.record, decision.state.to_meta()
         if alert is None:
             return None, fields
         out.append(Outgoing(topics.alerts, key, orjson.dumps(alert.model_dump())))

@@ -7,10 +7,9 @@ Each window's explanation (:mod:`vigil.model.explain`) comes out of the same mod
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
+from vigil.alerts import ScoredWindow
 from vigil.buffer import RollingBuffer, SensorState
 from vigil.buffer.layout import EXPLANATION_FIELD
 from vigil.events.outputs import Explanation
@@ -18,17 +17,6 @@ from vigil.features import channel_features, featurize_window
 from vigil.model.explain import explain
 from streamer.models import ActiveModel
 
-
-
-@dataclass(frozen=True)
-class ScoredWindow:
-    sensor_id: str
-    window_start: int
-    window_end: int
-    n_events: int
-    score: float
-    meta: dict[str, str]  # the sensor's buffer meta (alert state) as read with the window
-    explanation: Explanation | None = None
 
 
 def explanation_meta(window: ScoredWindow) -> dict[str, str]:
@@ -43,20 +31,21 @@ def score_sensors(buffer: RollingBuffer, model: ActiveModel, states: list[Sensor
         if len(window.ts_ms) == 0:
             continue
         end = int(window.ts_ms[-1])
-        n = len(window.ts_ms) - int(np.searchsorted(window.ts_ms, end - spec.length_ms, side="right"))
+        first = int(np.searchsorted(window.ts_ms, end - spec.length_ms, side="right"))
+        n = len(window.ts_ms) - first
         if n < min_events:
             continue
         tensors.append(featurize_window(window.ts_ms, window.values, end, spec, stats, stats.baseline_for(window.sensor_id)))
-        picked.append((window, end, n))
+        picked.append((window, end, n, end - int(window.ts_ms[first])))
     if not picked:
         return []
     scored = model.predict(np.stack(tensors))
     explanations = [None] * len(picked)
     if scored.contributions is not None:
-        ends = np.array([end for _, end, _ in picked])
+        ends = np.array([end for _, end, _, _ in picked])
         explanations = explain(scored.contributions, channel_features(spec), model.loaded.meta.features, ends,
                                spec.length_ms)
     return [
-        ScoredWindow(w.sensor_id, end - spec.length_ms, end, n, float(s), w.meta, e)
-        for (w, end, n), s, e in zip(picked, scored.scores, explanations)
+        ScoredWindow(w.sensor_id, end - spec.length_ms, end, n, float(s), history, w.meta, e)
+        for (w, end, n, history), s, e in zip(picked, scored.scores, explanations)
     ]

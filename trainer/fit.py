@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import time
+from typing import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 
@@ -15,7 +16,9 @@ import numpy as np
 
 from vigil.events.frame import EventTable, SensorSeries
 from vigil.features import FleetStats, WindowSpec
-from vigil.features.dataset import WindowSet, build_windows, eligible_ends, history_covering, typical_span_ms
+from vigil.alerts.budget import budget_threshold, calibration_stride_ms
+from vigil.features.dataset import (WindowSet, build_windows, eligible_ends, history_covering, iter_windows,
+                                    typical_span_ms)
 from vigil.features.window import resolve_baseline
 from vigil.logging import get_logger
 from vigil.model.config import DEFAULT_QUANTILE
@@ -23,6 +26,7 @@ from vigil.model.autoencoder import EncoderLatentAutoencoder
 from vigil.model.threshold import Threshold, choose_threshold, window_metrics
 from vigil.model.training import TrainConfig, make_scorer, score_windows, train_autoencoder
 from vigil.registry import ModelMeta, ModelRegistry
+from vigil.settings import AlertSettings
 
 log = get_logger("trainer")
 TARGET_TRAINING_WINDOWS = 10_000
@@ -79,6 +83,7 @@ class TrainingSet:
     validation: WindowSet  # windows of the held-out sensors, labels kept
     every: int
     min_history_ms: int
+    min_events: int
 
 
 def training_set(table: EventTable, spec: WindowSpec, every: int | None = None, min_events: int = 10,
@@ -102,19 +107,49 @@ def training_set(table: EventTable, spec: WindowSpec, every: int | None = None, 
     normal = windows[0].subset(windows[0].label != 1)
     if len(normal) == 0:
         raise ValueError(f"no normal training window has {min_events}+ events; lower --min-events or widen --window")
-    return TrainingSet(spec, stats, train_sensors, val_sensors, normal, windows[1], every, min_history)
+    return TrainingSet(spec, stats, train_sensors, val_sensors, normal, windows[1], every, min_history, min_events)
 
 
 def fit_model(data: TrainingSet, config: TrainConfig, threshold_quantile: float = DEFAULT_QUANTILE,
-              verbose: int = 0) -> tuple[EncoderLatentAutoencoder, Threshold, dict]:
-    """Train on the normal windows, choose the threshold on the held-out sensors' windows."""
+              verbose: int = 0, alerts: AlertSettings | None = None,
+              score_every: int = 1) -> tuple[EncoderLatentAutoencoder, Threshold, dict]:
+    """Train on the normal windows; the threshold meets the false-alert budget on the held-out
+    normal sensors (or, when they hold too little time past the warm-up, it is the F1 optimum on
+    labelled held-out windows or a quantile of normal scores)."""
     model = train_autoencoder(data.normal.x, config, verbose=verbose)
+    scorer = make_scorer(model)
     calib = data.validation if len(data.validation) else data.normal  # tiny tables: training windows
-    val_scores = score_windows(make_scorer(model), calib.x)
-    threshold = choose_threshold(val_scores, calib.label, quantile=threshold_quantile)
+    val_scores = score_windows(scorer, calib.x)
+    threshold = budget_for(lambda x: score_windows(scorer, x), data, alerts or AlertSettings(), score_every)
+    if threshold is None:
+        threshold = choose_threshold(val_scores, calib.label, quantile=threshold_quantile)
     metrics = window_metrics(val_scores, calib.label, threshold.value)
     metrics["on"] = "validation sensors" if len(data.validation) else "training windows"
     return model, threshold, metrics
+
+
+def budget_for(score: Callable[[np.ndarray], np.ndarray], data: TrainingSet, alerts: AlertSettings,
+               score_every: int) -> Threshold | None:
+    """The budget threshold from the held-out normal sensors' windows past the warm-up, scored at
+    intervals of event time fine enough for the persistence rule."""
+    normal = [s for s in data.val_sensors if np.nanmax(s.labels, initial=0) != 1 and len(s.ts_ms) > 1]
+    if not normal:
+        return None
+    point_ms = float(np.median(np.concatenate([np.diff(s.ts_ms) for s in normal]))) * score_every
+    stride = calibration_stride_ms(alerts, point_ms)
+
+    def points(ts: np.ndarray) -> np.ndarray:
+        return np.flatnonzero(np.diff(ts // stride, prepend=ts[0] // stride - 1) > 0)  # first event per stride
+
+    warm_ms = int(alerts.warmup_fraction * data.spec.length_ms)
+    parts = list(iter_windows(normal, data.spec, data.stats, min_events=data.min_events, min_history_ms=warm_ms,
+                              points=points))
+    if not parts:
+        return None
+    scores = np.concatenate([score(p.x) for p in parts])
+    sensors = np.concatenate([p.sensor_id for p in parts])
+    ends = np.concatenate([p.end_ms for p in parts])
+    return budget_threshold(scores, sensors, ends, alerts, point_ms)
 
 
 def fit_and_register(
@@ -130,13 +165,15 @@ def fit_and_register(
     promote: bool = True,
     threshold_quantile: float = DEFAULT_QUANTILE,
     before_save=None,
+    alerts: AlertSettings | None = None,
+    score_every: int = 1,
 ) -> TrainResult:
     started = time.monotonic()
     data = training_set(table, spec, every, min_events, validation_fraction, config.seed)
     spec, stats, normal, val_windows = data.spec, data.stats, data.normal, data.validation
     log.info("training", windows=len(normal), sensors=len(data.train_sensors), every=data.every,
              steps=spec.steps, baseline=spec.baseline)
-    model, threshold, metrics = fit_model(data, config, threshold_quantile, verbose)
+    model, threshold, metrics = fit_model(data, config, threshold_quantile, verbose, alerts, score_every)
 
     version = registry.new_version()
     meta = ModelMeta(

@@ -40,6 +40,13 @@ def write_report(scores: pd.DataFrame, metrics: dict, out_dir: Path, title: str 
         alerted = scores[scores["alert"] == 1].sort_values("score", ascending=False)
         for i, (_, row) in enumerate(alerted.drop_duplicates("sensor_id").head(ALERTED_WINDOWS).iterrows()):
             figures[f"alerted_{i + 1}"] = _window_plot(table, row)
+    top = scores.sort_values("score", ascending=False).head(20).to_html(index=False, float_format="%.4g")
+    return html_page(out_dir, title, metrics, figures, f"<h2>Highest scores</h2>{top}")
+
+
+def html_page(out_dir: Path, title: str, metrics: dict, figures: dict, extra: str = "") -> Path:
+    """``index.html`` in ``out_dir``: the metrics as a table, each figure as a PNG (also saved beside
+    it), then ``extra`` HTML; the metrics again as JSON for scripts."""
     images = []
     for name, fig in figures.items():
         buffer = io.BytesIO()
@@ -48,14 +55,12 @@ def write_report(scores: pd.DataFrame, metrics: dict, out_dir: Path, title: str 
         (out_dir / f"{name}.png").write_bytes(buffer.getvalue())
         images.append(f'<img alt="{name}" src="data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()}">')
     rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{_fmt(v)}</td></tr>" for k, v in metrics.items())
-    top = scores.sort_values("score", ascending=False).head(20).to_html(index=False, float_format="%.4g")
     page = out_dir / "index.html"
     page.write_text(
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
         "<style>body{font-family:sans-serif;margin:2em}img{max-width:32%;margin:.5em}"
         "table{border-collapse:collapse}td,th{padding:.2em .8em;border-bottom:1px solid #ddd;text-align:left}</style>"
-        f"</head><body><h1>{html.escape(title)}</h1><table>{rows}</table><div>{''.join(images)}</div>"
-        f"<h2>Highest scores</h2>{top}"
+        f"</head><body><h1>{html.escape(title)}</h1><table>{rows}</table><div>{''.join(images)}</div>{extra}"
         f"<script type='application/json' id='metrics'>{json.dumps(metrics)}</script></body></html>"
     )
     return page

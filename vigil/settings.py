@@ -166,10 +166,6 @@ class StreamSettings(BaseModel):
         timedelta(days=1),
         description="events further ahead of the wall clock go to the DLQ",
     )
-    alert_cooldown: Duration = Field(
-        timedelta(days=1),
-        description="event time before a still-anomalous sensor is alerted again",
-    )
     metrics_host: str = Field(
         "127.0.0.1",
         description="address the /metrics, /healthz and /readyz server listens on",
@@ -195,6 +191,41 @@ class StreamSettings(BaseModel):
     def transactional_id(self) -> str:
         """Stable per replica where ``instance_id`` is set; otherwise unique to this process."""
         return f"{self.group_id}-{self.instance_id or f'{socket.gethostname()}-{os.getpid()}'}"
+
+
+class AlertSettings(BaseModel):
+    """When a scored window raises or clears an alert (``vigil.alerts.AlertPolicy``), and the
+    false-alert budget ``vigil train`` sets the threshold for. Durations are in event time."""
+
+    warmup_fraction: float = Field(
+        0.95, ge=0, le=1,
+        description="a sensor may alert only once its buffered history covers this share of the window; "
+                    "its earlier scores are published with warming_up=true",
+    )
+    for_points: int = Field(
+        2, ge=1,
+        description="an alert fires only after this many consecutive scores at or above the threshold",
+    )
+    for_duration: Duration = Field(
+        timedelta(hours=2),
+        description="and only once they have stayed there this long (event time, like Prometheus' for:)",
+    )
+    clear_ratio: float = Field(
+        0.8, gt=0, le=1,
+        description="an open alert clears below this fraction of the threshold (hysteresis) ...",
+    )
+    clear_for: Duration = Field(
+        timedelta(hours=6),
+        description="... once the score has stayed below it this long (event time)",
+    )
+    cooldown: Duration = Field(
+        timedelta(days=1),
+        description="event time before a still-anomalous sensor with an open alert is alerted again",
+    )
+    budget: float = Field(
+        0.1, gt=0,
+        description="false alerts per 100 normal sensor-days `vigil train` sets the threshold for",
+    )
 
 
 class LocalServicesSettings(BaseModel):
@@ -226,6 +257,7 @@ class VigilSettings(BaseSettings):
     topics: TopicSettings = Field(default_factory=TopicSettings)
     window: WindowSettings = Field(default_factory=WindowSettings)
     stream: StreamSettings = Field(default_factory=StreamSettings)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
     services: LocalServicesSettings = Field(default_factory=LocalServicesSettings)
     features: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["feature_1", "feature_2"], min_length=1,

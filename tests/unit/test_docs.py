@@ -62,7 +62,8 @@ def _other_value(row: docs_gen.SettingRow, current):
     if isinstance(current, int):
         return str(current + 1), current + 1
     if isinstance(current, float):
-        return str(current + 1.5), current + 1.5
+        value = current + 1.5 if (schema.get("maximum") or float("inf")) >= current + 1.5 else current / 2
+        return str(value), value
     if isinstance(current, timedelta):
         value = current + timedelta(seconds=7)
         return format_duration(value), value

@@ -253,8 +253,9 @@ def test_simulate_cli_writes_the_altered_features_to_the_truth(isolated):
     assert main(["simulate", "--profile", "identical", "--kinds", "stuck", "--sensors", "8", "--days", "1",
                  "--alert-fraction", "1", "--to-file", "fleet.csv", "--truth-out", "truth.csv"]) == 0
     truth = read_events("truth.csv")  # sniffs the delimiter: the ';' inside features must not fool it
-    assert list(truth.columns) == ["sensor_id", "alerting", "kind", "onset_ms", "features"]
+    assert list(truth.columns) == ["sensor_id", "onset", "alerting", "kind", "onset_ms", "features"]
     assert (truth.features == "feature_1;feature_2").all() and len(truth) == 8
+    assert (pd.to_datetime(truth.onset).dt.as_unit("ms").astype("int64") == truth.onset_ms).all()
 
 
 def test_simulate_cli_refuses_unknown_kinds_and_lists_the_valid_ones(isolated, capsys):

@@ -1,11 +1,9 @@
-"""Readiness, alert policy and the record layout: pure logic, no services."""
+"""Readiness and the record layout: pure logic, no services (the alert policy: test_alert_policy.py)."""
 
 import numpy as np
 import pytest
 
-from streamer.alerts import AlertPolicy
 from streamer.readiness import ReadySet
-from streamer.scoring import ScoredWindow
 from vigil.buffer import BufferLayout, EventBatch, SensorState
 from vigil.events.outputs import alert_id
 from vigil.events.schema import SensorEvent
@@ -45,23 +43,6 @@ def test_the_longest_waiting_sensor_sets_the_batch_clock_and_goes_first():
     assert ready.first_ready_at == 7.0
     ready.take()
     assert ready.first_ready_at is None
-
-
-def window(score, end, meta=None):
-    return ScoredWindow("s-1", end - 10 * DAY, end, 100, score, meta or {})
-
-
-def test_alert_then_quiet_while_anomalous_then_again_after_cooldown_then_cleared():
-    policy = AlertPolicy(cooldown_ms=DAY)
-    first, fields = policy.decide(window(0.9, 10 * DAY), 0.5, "v1", 0)
-    assert first.kind == "alert" and fields["alert_id"] == first.alert_id
-    meta = {"alert_id": first.alert_id, "alert_end": str(10 * DAY)}
-    assert policy.decide(window(0.9, 10 * DAY + DAY // 2, meta), 0.5, "v1", 0) == (None, {})
-    again, fields = policy.decide(window(0.9, 11 * DAY, meta), 0.5, "v1", 0)
-    assert again.kind == "alert" and again.alert_id != first.alert_id
-    cleared, fields = policy.decide(window(0.1, 12 * DAY, {"alert_id": again.alert_id, "alert_end": str(11 * DAY)}), 0.5, "v1", 0)
-    assert cleared.kind == "cleared" and cleared.clears == again.alert_id and fields["alert_id"] == ""
-    assert policy.decide(window(0.1, 13 * DAY, {"alert_id": ""}), 0.5, "v1", 0) == (None, {})
 
 
 def test_alert_id_is_deterministic_and_specific():

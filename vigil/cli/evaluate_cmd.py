@@ -48,7 +48,8 @@ def _evaluate(args: argparse.Namespace, settings: VigilSettings) -> int:
     tbl = load_table(args, settings, features=list(loaded.meta.features) if not args.features else None)
     try:
         scores = score_table(loaded, tbl, every=args.every, min_events=args.min_events,
-                             on_progress=_progress(tbl.n_events if args.every else len(tbl.series), args.every))
+                             on_progress=progress_counter("windows scored", -(-tbl.n_events // args.every)
+                                                          if args.every else len(tbl.series)))
     except ValueError as exc:
         raise VigilError(str(exc)) from None
     metrics = {"model_version": loaded.version, **metrics_of(scores, loaded.threshold)}
@@ -63,11 +64,11 @@ def _evaluate(args: argparse.Namespace, settings: VigilSettings) -> int:
     return 0
 
 
-def _progress(upper: int, every: int | None):
-    """Windows scored so far on stderr (about ``upper / every`` in all)."""
+def progress_counter(label: str, total: int):
+    """A callback adding each batch's size to a running count shown on stderr."""
     from vigil.cli.output import Progress
 
-    progress, done = Progress("windows scored", total=-(-upper // every) if every else upper), 0
+    progress, done = Progress(label, total=total), 0
 
     def step(n: int) -> None:
         nonlocal done

@@ -9,12 +9,12 @@ import sys
 from pydantic import ValidationError
 
 from vigil import __version__
-from vigil.cli import config_cmd, demo, evaluate_cmd, models_cmd, services_cmd, simulate_cmd, stream_cmd, train_cmd
+from vigil.cli import backtest_cmd, config_cmd, demo, evaluate_cmd, models_cmd, services_cmd, simulate_cmd, stream_cmd, train_cmd
 from vigil.errors import VigilError, describe_invalid
 from vigil.logging import configure_logging
 from vigil.settings import CONFIG_FILE_ENV, VigilSettings
 
-COMMANDS = (services_cmd, config_cmd, simulate_cmd, train_cmd, evaluate_cmd, models_cmd, stream_cmd, demo)
+COMMANDS = (services_cmd, config_cmd, simulate_cmd, train_cmd, evaluate_cmd, backtest_cmd, models_cmd, stream_cmd, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:

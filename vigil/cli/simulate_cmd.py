@@ -47,6 +47,9 @@ def add_fleet_arguments(parser: argparse.ArgumentParser, sensors: int = 100, day
                         help="mean time between a sensor's events, e.g. 10m, 90s (default 10m)")
     parser.add_argument("--alert-fraction", type=float, default=0.05, help="share of alerting sensors (default 0.05)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--onsets", type=onsets_arg, metavar="FROM,TO",
+                        help="anomalies (but degradation) start between these days of the fleet, e.g. 14,19 "
+                             "(default: in the last 10-40%% of the days)")
 
 
 def add_profile_arguments(parser: argparse.ArgumentParser) -> None:
@@ -61,6 +64,14 @@ def add_profile_arguments(parser: argparse.ArgumentParser) -> None:
                              f"decorrelation); any of {', '.join(ALL_ANOMALY_KINDS)}")
 
 
+def onsets_arg(text: str) -> tuple[float, float]:
+    try:
+        low, high = (float(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected FROM,TO in days, e.g. 14,19; got {text!r}") from None
+    return low, high
+
+
 def kinds_arg(text: str) -> tuple[str, ...]:
     kinds = tuple(k.strip() for k in text.split(",") if k.strip())
     unknown = [k for k in kinds if k not in ALL_ANOMALY_KINDS]
@@ -71,7 +82,8 @@ def kinds_arg(text: str) -> tuple[str, ...]:
 
 
 def fleet_spec(args: argparse.Namespace, settings: VigilSettings, **extra) -> FleetSpec:
-    options = {"profile": getattr(args, "profile", PROFILES[0]), "kinds": getattr(args, "kinds", None)}
+    options = {"profile": getattr(args, "profile", PROFILES[0]), "kinds": getattr(args, "kinds", None),
+               "onset_days": getattr(args, "onsets", None)}
     options.update(extra)
     try:
         return FleetSpec(
@@ -96,9 +108,19 @@ def _simulate(args: argparse.Namespace, settings: VigilSettings) -> int:
         where = f"Kafka topic {settings.topics.events} at {settings.kafka.bootstrap_servers}"
     if args.truth_out:
         args.truth_out.parent.mkdir(parents=True, exist_ok=True)
-        fleet.truth.to_csv(args.truth_out, index=False)
+        truth_table(fleet).to_csv(args.truth_out, index=False)
     print(f"{len(fleet.events)} events from {args.sensors} sensors ({n_alert} alerting) → {where}")
     if spec.event_features != tuple(settings.features):
         print(f"note: profile {spec.profile} writes only {', '.join(spec.event_features)}; "
               f"train or stream it with VIGIL_FEATURES={','.join(spec.event_features)}")
     return 0
+
+
+def truth_table(fleet) -> "pd.DataFrame":
+    """The truth as `vigil backtest --truth` reads it: ``onset`` in ISO-8601 beside ``onset_ms``."""
+    import pandas as pd
+
+    truth = fleet.truth.copy()
+    onset = pd.to_datetime(truth["onset_ms"], unit="ms", utc=True)
+    truth.insert(1, "onset", (onset.dt.strftime("%Y-%m-%dT%H:%M:%S.%f").str[:-3] + "Z").where(onset.notna(), ""))
+    return truth

@@ -27,9 +27,11 @@ def register(sub: argparse._SubParsersAction) -> None:
             "Train the encoder-latent autoencoder on the normal windows (label 0, or all windows "
             "when there is no label) of an event file (CSV, Parquet or JSONL with sensor_id, "
             "timestamp, features and an optional label column). A part of the sensors is held "
-            "out to choose the alert threshold (F1-optimal when it has labels, the 99th percentile "
-            "of normal scores otherwise). Writes a new version to the model directory and points "
-            "CURRENT at it."
+            "out to choose the alert threshold: the one at which the alert policy (alerts.*) raises "
+            "about --alert-budget false alerts per 100 normal sensor-days, extrapolated from the "
+            "held-out normal sensors' scores (when they hold too little history past the warm-up: "
+            "F1-optimal on labelled held-out windows, else the 99th percentile of normal scores). "
+            "Writes a new version to the model directory and points CURRENT at it."
         ),
     )
     source = parser.add_mutually_exclusive_group(required=True)
@@ -59,9 +61,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="latent size (default: about the square root of steps x channels, 8 to 100)")
     parser.add_argument("--bottleneck", type=positive_int, default=TrainConfig.bottleneck,
                         help="width of the dense autoencoder's middle layer (default: a quarter of the latent)")
+    parser.add_argument("--alert-budget", type=float, metavar="N",
+                        help="false alerts per 100 normal sensor-days the threshold allows (default: settings "
+                             "alerts.budget, 0.1: a fleet of 100,000 sensors sees about 100 a day)")
     parser.add_argument("--threshold-quantile", type=float, default=DEFAULT_QUANTILE,
-                        help="quantile of normal validation scores used as the threshold when the "
-                             f"validation windows are unlabelled (default {DEFAULT_QUANTILE})")
+                        help="the fallback threshold's quantile of normal validation scores when the held-out "
+                             f"sensors are too short for the budget and unlabelled (default {DEFAULT_QUANTILE})")
     parser.add_argument("--decoder", choices=DECODERS, default=TrainConfig.decoder,
                         help=f"the encoder's pretraining decoder: dense (one layer from the final state) or "
                              f"lstm (RepeatVector + LSTM, about twice the training time) (default {TrainConfig.decoder})")
@@ -108,6 +113,10 @@ def _train(args: argparse.Namespace, settings: VigilSettings) -> int:
         raise VigilError("--validation-fraction must be in [0, 1)")
     if not 0 < args.threshold_quantile < 1:
         raise VigilError("--threshold-quantile must be between 0 and 1, e.g. 0.99")
+    if args.alert_budget is not None:
+        if args.alert_budget <= 0:
+            raise VigilError("--alert-budget must be positive, e.g. 0.1 (false alerts per 100 sensor-days)")
+        settings = settings.model_copy(update={"alerts": settings.alerts.model_copy(update={"budget": args.alert_budget})})
     if args.from_redis:
         return trainer_job.run(args, settings)
     from trainer.fit import fit_and_register  # TensorFlow loads here, not for every CLI call
@@ -128,7 +137,8 @@ def _train(args: argparse.Namespace, settings: VigilSettings) -> int:
                                   min_events=args.min_events or settings.window.min_events,
                                   validation_fraction=args.validation_fraction, source=source,
                                   verbose=verbose, promote=not args.no_promote,
-                                  threshold_quantile=args.threshold_quantile)
+                                  threshold_quantile=args.threshold_quantile, alerts=settings.alerts,
+                                  score_every=settings.stream.score_every_events)
     except ValueError as exc:
         raise VigilError(str(exc)) from None
     meta = result.meta
@@ -141,7 +151,7 @@ def _train(args: argparse.Namespace, settings: VigilSettings) -> int:
         ("model", f"baseline {meta.window['baseline']}, {meta.window['steps']} steps x "
                   f"{len(channel_names(WindowSpec.from_dict(meta.window), meta.features))} channels, latent "
                   f"{meta.training['config']['latent_dim']} -> {meta.training['config']['bottleneck']}"),
-        ("threshold", f"{meta.threshold['value']:.5g} ({meta.threshold['method']})"),
+        ("threshold", f"{meta.threshold['value']:.5g} ({describe_threshold(meta.threshold)})"),
         *((k, "-" if m.get(k) is None else f"{m[k]:.3f}") for k in ("pr_auc", "roc_auc", "f1", "precision", "recall")),
         ("time", f"{result.seconds:.0f}s"),
     ]
@@ -149,6 +159,14 @@ def _train(args: argparse.Namespace, settings: VigilSettings) -> int:
     print(json.dumps({"version": meta.version, "seconds": round(result.seconds, 1), **{k: m.get(k) for k in
                       ("pr_auc", "roc_auc", "f1", "threshold", "n_windows")}}))
     return 0
+
+
+def describe_threshold(threshold: dict) -> str:
+    detail = threshold.get("detail", {})
+    if threshold["method"] == "alert_budget":
+        return (f"alert budget: {detail['budget_per_100_sensor_days']:g} false alerts per 100 sensor-days, "
+                f"fitted on {detail['sensor_days']:g} held-out normal sensor-days")
+    return threshold["method"]
 
 
 def _sha256(path: Path) -> str:

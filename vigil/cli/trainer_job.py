@@ -112,7 +112,8 @@ def _run_once(args, settings, buffer, registry, client, channel, before_save):
         return refit(sample.normal, sample.anomalous, window_spec(args, settings, len(settings.features)),
                      train_config(args), registry, min_events=min_events,
                      holdout_fraction=args.holdout_fraction, pr_auc_margin=args.pr_auc_margin,
-                     fpr_margin=args.fpr_margin, source=source,
+                     fpr_margin=args.fpr_margin, source=source, alerts=settings.alerts,
+                     score_every=settings.stream.score_every_events,
                      announce=lambda version: client.publish(channel, version), before_save=before_save)
     except ValueError as exc:
         raise VigilError(str(exc)) from None

@@ -65,7 +65,10 @@ class WindowRecord(BaseModel):
 class ScoreRecord(WindowRecord):
     """One scored window: value of a ``sensor-scores`` record (key: sensor_id)."""
 
-    alert: bool = Field(description="score >= threshold")
+    alert: bool = Field(description="score >= threshold (whether an alert opens is the alert policy's call: "
+                                    "see sensor-alerts)")
+    warming_up: bool = Field(False, description="the sensor's buffered history covers less of the window than "
+                                                "alerts.warmup_fraction: the score is published, but cannot alert")
 
 
 class AlertRecord(WindowRecord):
@@ -79,7 +82,8 @@ class AlertRecord(WindowRecord):
 
     alert_id: str = Field(description="deterministic id (32 hex digits): deduplicate on it")
     kind: Literal["alert", "cleared"] = Field(description="alert: opened (or repeated after the cooldown); "
-                                                         "cleared: the sensor scored under the threshold again")
+                                                         "cleared: the score stayed under the clear level "
+                                                         "(alerts.clear_ratio x threshold) for alerts.clear_for")
     clears: str | None = Field(None, description="for kind=cleared: the alert_id it clears")
 
 

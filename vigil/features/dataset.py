@@ -9,7 +9,7 @@ at least ``min_events`` events. Its label is the label of the event it ends at.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -88,11 +88,13 @@ def iter_windows(
     min_events: int = 1,
     min_history_ms: int = 0,
     batch: int | None = 4096,
+    points: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> Iterator[WindowSet]:
     """The windows in sets of about ``batch`` (``None``: one set per sensor), so scoring a large
-    file holds one batch of tensors in memory, not all of them."""
+    file holds one batch of tensors in memory, not all of them. ``points`` (a sensor's timestamps →
+    the indices of the events its windows end at) replaces ``every``: the backtest's scoring points."""
     pending: list[WindowSet] = []
-    for part in _per_sensor(series, spec, stats, every, min_events, min_history_ms, batch):
+    for part in _per_sensor(series, spec, stats, every, min_events, min_history_ms, batch, points):
         pending.append(part)
         if batch is None or sum(map(len, pending)) >= batch:
             yield concat_windows(pending)
@@ -101,9 +103,9 @@ def iter_windows(
         yield concat_windows(pending)
 
 
-def _per_sensor(series, spec, stats, every, min_events, min_history_ms, batch) -> Iterator[WindowSet]:
+def _per_sensor(series, spec, stats, every, min_events, min_history_ms, batch, points) -> Iterator[WindowSet]:
     for s in series:
-        idx = window_end_indices(len(s.ts_ms), every)
+        idx = points(s.ts_ms) if points is not None else window_end_indices(len(s.ts_ms), every)
         end_ms = s.ts_ms[idx]
         start_idx = np.searchsorted(s.ts_ms, end_ms - spec.length_ms, side="right")
         n = idx + 1 - start_idx

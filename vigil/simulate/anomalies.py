@@ -16,15 +16,20 @@ ANOMALY_KINDS = ("level_shift", "drift", "spikes", "variance_burst", "stuck", "o
 ALL_ANOMALY_KINDS = (*ANOMALY_KINDS, "degradation")
 
 
-def onset_offset(rng: np.random.Generator, kind: str, offsets: np.ndarray, span_ms: float) -> float:
+def onset_offset(rng: np.random.Generator, kind: str, offsets: np.ndarray, span_ms: float,
+                 between_ms: tuple[float, float] | None = None) -> float:
     """When the anomaly starts, in ms from the fleet's start.
 
-    Most kinds appear in the last 10-40% of the period (the seed's "alerts within 10 days");
+    Most kinds appear in the last 10-40% of the period (the seed's "alerts within 10 days"), or
+    uniformly in ``between_ms`` when given (the same draw, so the rest of the fleet is unchanged);
     degradation is a whole-life process, as in run-to-failure data, so it starts with the series.
     """
     if kind == "degradation":
         return float(offsets[0])
-    return span_ms * (1 - rng.uniform(0.1, 0.4))
+    u = rng.uniform(0.1, 0.4)
+    if between_ms is not None:
+        return between_ms[0] + (u - 0.1) / 0.3 * (between_ms[1] - between_ms[0])
+    return span_ms * (1 - u)
 
 
 def inject(

@@ -37,6 +37,7 @@ class FleetSpec:
     seed: int = 0
     id_prefix: str = "sensor-"
     profile: str = "operating_points"
+    onset_days: tuple[float, float] | None = None  # anomalies start between these days (default: last 10-40%)
 
     def __post_init__(self) -> None:
         if self.sensors < 1:
@@ -51,6 +52,8 @@ class FleetSpec:
             raise ValueError(f"unknown fleet profile {self.profile!r}; choose from {', '.join(PROFILES)}")
         if isinstance(self.kinds, str):
             raise ValueError(f"kinds is a tuple of anomaly kinds, e.g. ({self.kinds!r},), not a string")
+        if self.onset_days is not None and not 0 <= self.onset_days[0] <= self.onset_days[1] <= self.days:
+            raise ValueError(f"onset days {self.onset_days} must be FROM <= TO within the fleet's {self.days:g} days")
         if self.kinds is not None:
             unknown = set(self.kinds) - set(ALL_ANOMALY_KINDS)
             if unknown or not self.kinds:
@@ -99,7 +102,8 @@ def generate_fleet(spec: FleetSpec) -> Fleet:
         base = sensor_baseline(sensor_rng, spec.profile, len(features), span_ms, spec.mean_interval_s, shared)
         z, onset_ms, altered = base.z, None, np.zeros(len(features), dtype=bool)
         if kind is not None:
-            onset = onset_offset(sensor_rng, kind, base.offsets, span_ms)
+            between = None if spec.onset_days is None else tuple(d * DAY_MS for d in spec.onset_days)
+            onset = onset_offset(sensor_rng, kind, base.offsets, span_ms, between)
             onset_ms = start_ms + int(onset)
             z, altered = inject(sensor_rng, kind, z, base.offsets, onset, span_ms)
         frame = pd.DataFrame(base.level + base.scale * z, columns=list(features))

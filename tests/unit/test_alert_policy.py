@@ -1,0 +1,99 @@
+"""The alert policy's state machine (vigil.alerts.policy): warm-up, persistence, hysteresis, cooldown."""
+
+from datetime import timedelta
+
+from vigil.alerts import AlertPolicy, AlertState, ScoredWindow
+from vigil.settings import AlertSettings
+
+HOUR, DAY = 3_600_000, 86_400_000
+WINDOW = 10 * DAY
+
+
+def policy(**settings) -> AlertPolicy:
+    base = dict(warmup_fraction=0.9, for_points=3, for_duration=timedelta(hours=1), clear_ratio=0.5,
+                clear_for=timedelta(hours=2), cooldown=timedelta(days=1))
+    return AlertPolicy(AlertSettings(**{**base, **settings}), WINDOW)
+
+
+def run(p: AlertPolicy, points, threshold=1.0, state=None):
+    """(end, score[, history]) points in order → the records and the final state."""
+    state, records = state or AlertState(), []
+    for point in points:
+        end, score, history = (*point, WINDOW) if len(point) == 2 else point
+        window = ScoredWindow("s-1", end - WINDOW, end, 100, score, history)
+        decision = p.decide(window, state, threshold, "v1", scored_at=0)
+        state = decision.state
+        if decision.record is not None:
+            records.append(decision.record)
+    return records, state
+
+
+def hourly(scores, start=20 * DAY):
+    return [(start + i * HOUR, s) for i, s in enumerate(scores)]
+
+
+def test_a_single_high_score_does_not_alert():
+    records, state = run(policy(), hourly([0.1, 5.0, 0.1, 0.1]))
+    assert records == [] and state.above_n == 0 and state.alert_id == ""
+
+
+def test_alert_fires_once_the_score_has_persisted_for_n_points_and_the_duration():
+    records, state = run(policy(), hourly([0.1, 2.0, 2.0, 2.0, 2.0]))
+    assert [r.kind for r in records] == ["alert"]
+    assert records[0].window_end == 20 * DAY + 3 * HOUR  # third point above, two hours after the first
+    assert state.alert_id == records[0].alert_id and state.above_since == 20 * DAY + HOUR
+
+
+def test_points_close_together_need_the_duration_too():
+    minutes = [(20 * DAY + i * 60_000, 2.0) for i in range(30)]  # 30 points within half an hour
+    assert run(policy(), minutes)[0] == []
+    records, _ = run(policy(), minutes + [(20 * DAY + HOUR, 2.0)])
+    assert [r.window_end for r in records] == [20 * DAY + HOUR]
+
+
+def test_a_sensor_warming_up_is_never_alerted_and_its_scores_do_not_count():
+    p = policy()
+    young = [(20 * DAY + i * HOUR, 5.0, int(0.5 * WINDOW)) for i in range(10)]
+    records, state = run(p, young)
+    assert records == [] and state == AlertState()
+    assert p.warming_up(ScoredWindow("s", 0, DAY, 10, 5.0, int(0.89 * WINDOW)))
+    assert not p.warming_up(ScoredWindow("s", 0, DAY, 10, 5.0, int(0.9 * WINDOW)))
+    records, _ = run(p, [(20 * DAY + 10 * HOUR + i * HOUR, 5.0) for i in range(3)], state=state)
+    assert len(records) == 1  # three warm points from scratch
+
+
+def test_hysteresis_holds_an_alert_near_the_threshold_and_clears_after_the_clear_duration():
+    records, state = run(policy(), hourly([2.0] * 4 + [0.9, 0.7, 1.1, 0.6, 0.9]))
+    assert [r.kind for r in records] == ["alert"]  # 0.6-1.1 sits above the clear level 0.5: no flapping
+    records, state = run(policy(), hourly([0.4, 0.3, 0.6, 0.4, 0.3, 0.2, 0.1], start=21 * DAY), state=state)
+    assert [r.kind for r in records] == ["cleared"]
+    # below since 21d+3h (0.6 reset the first run), cleared two hours later
+    assert records[0].window_end == 21 * DAY + 5 * HOUR
+    assert state.alert_id == "" and state.alert_end == 21 * DAY + 5 * HOUR
+
+
+def test_repeated_alert_after_the_cooldown_supersedes_the_open_one():
+    p = policy()
+    first, state = run(p, hourly([2.0] * 4))
+    again, state = run(p, hourly([2.0] * 30, start=20 * DAY + 4 * HOUR), state=state)
+    ends = [r.window_end for r in again]
+    assert len(again) == 1 and ends[0] - first[0].window_end >= DAY
+    assert again[0].alert_id != first[0].alert_id and state.alert_id == again[0].alert_id
+    cleared, _ = run(p, hourly([0.1] * 3, start=22 * DAY), state=state)
+    assert cleared[0].clears == again[0].alert_id
+
+
+def test_state_round_trips_through_the_buffer_meta():
+    records, state = run(policy(), hourly([2.0] * 4 + [0.1]))
+    meta = state.to_meta()
+    assert all(isinstance(v, str) for v in meta.values())
+    assert AlertState.from_meta(meta) == state
+    assert AlertState.from_meta({}) == AlertState()
+    assert AlertState.from_meta({"alert_id": "", "alert_end": "5"}) == AlertState(alert_end=5)
+
+
+def test_the_same_points_give_the_same_ids():
+    points = hourly([0.1, 2.0, 2.0, 2.0, 2.0, 0.1, 0.1, 0.1, 0.1])
+    first, _ = run(policy(), points)
+    second, _ = run(policy(), points)
+    assert [r.alert_id for r in first] == [r.alert_id for r in second] and len(first) == 2
