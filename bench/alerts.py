@@ -28,8 +28,7 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 
 from baselines import BASELINE_NAMES, VigilAutoencoder, baselines  # noqa: E402
 from trainer.fit import budget_for, training_set  # noqa: E402
@@ -111,7 +110,6 @@ def main(argv=None) -> int:
     onsets = {s: (None if o != o or o is None else int(o)) for s, o in zip(test.truth.sensor_id, test.truth.onset_ms)}
     policy = AlertPolicy(alerts, data.spec.length_ms)
     results = {}
-    import pandas as pd
     for name, (model, threshold) in fitted.items():
         frame = pd.concat(parts[name], ignore_index=True)
         records, warming = replay(frame, policy, threshold.value, name)

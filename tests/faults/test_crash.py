@@ -25,13 +25,14 @@ import redis
 
 from streamer.app import Streamer
 from streamer.journal import AlertJournal, PendingAlert
+from vigil.alerts import AlertState
 from vigil.buffer import BufferLayout
 from vigil.kafka.clients import make_producer
 from vigil.kafka.events import produce_frame
 from vigil.simulate import FleetSpec, generate_fleet
 
 from tests.faults.reference import buffer_mismatches
-from tests.integration.streaming import (end_offsets_of, isolated_settings, read_all, running, topics_of, values,
+from tests.integration.streaming import (alerting_copy, end_offsets_of, isolated_settings, read_all, running, topics_of, values,
                                          wait_for)
 from tests.integration.test_streamer_lifecycle import committed, env_of
 
@@ -73,9 +74,10 @@ def test_kill_9_mid_stream_loses_nothing_and_publishes_no_alert_twice(settings, 
                                                                       tmp_path):
     rng = random.Random(4242)
     # Small consume calls: many cycles, so the kills land between the steps of one.
-    cfg = isolated_settings(settings, model_dir=registry.root, delivery=delivery, poll_events=400,
-                            instance_id=f"crash-{uuid.uuid4().hex[:6]}")
+    cfg = isolated_settings(settings, delivery=delivery, poll_events=400, instance_id=f"crash-{uuid.uuid4().hex[:6]}")
     fleet = generate_fleet(FleetSpec(sensors=40, days=11, alert_fraction=0.15, seed=5151))
+    models = alerting_copy(registry, tmp_path / "models", fleet.events, cfg)  # alerts and clears to crash on
+    cfg = cfg.model_copy(update={"model_dir": models.root})
     total = len(fleet.events)
     log = tmp_path / "streamer.log"
     targets = sorted(rng.uniform(0.1, 0.9) * total for _ in range(KILLS))
@@ -86,7 +88,7 @@ def test_kill_9_mid_stream_loses_nothing_and_publishes_no_alert_twice(settings, 
                                      args=(cfg, fleet.events, lambda: applied(redis_client, cfg)))
         producing.start()
         for target in targets:
-            proc = streamer_process(cfg, registry.root, log)
+            proc = streamer_process(cfg, models.root, log)
             try:
                 wait_for(lambda: applied(redis_client, cfg) >= target or proc.poll() is not None,
                          what=f"{target:.0f} events applied")
@@ -98,7 +100,7 @@ def test_kill_9_mid_stream_loses_nothing_and_publishes_no_alert_twice(settings, 
                 if proc.poll() is None:
                     proc.kill()
         assert applied(redis_client, cfg) < total, "the last kill came after the end of the stream"
-        proc = streamer_process(cfg, registry.root, log)
+        proc = streamer_process(cfg, models.root, log)
         try:
             producing.join(300)
             ends = {p: o for p, o in end_offsets_of(cfg).items() if o > 0}
@@ -114,6 +116,13 @@ def test_kill_9_mid_stream_loses_nothing_and_publishes_no_alert_twice(settings, 
         alerts = values(read_all(cfg, cfg.topics.alerts))  # librdkafka reads read_committed by default
         assert alerts, "no alert at all: the check below would prove nothing"
         assert [a for a, n in Counter(a["alert_id"] for a in alerts).items() if n > 1] == [], tail(log)
+        # The alert state in each sensor's meta is that of its latest published record.
+        layout = BufferLayout.from_settings(cfg)
+        latest = {a["sensor_id"]: a for a in sorted(alerts, key=lambda a: a["window_end"])}
+        for sensor, record in latest.items():
+            state = AlertState.from_meta({k.decode(): v.decode() for k, v in
+                                          redis_client.hgetall(layout.meta_key(sensor)).items()})
+            assert state.alert_id == (record["alert_id"] if record["kind"] == "alert" else ""), sensor
         if delivery == "exactly-once":
             scores = values(read_all(cfg, cfg.topics.scores))
             keys = Counter((s["sensor_id"], s["window_end"], s["n_events"]) for s in scores)

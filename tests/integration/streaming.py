@@ -176,3 +176,23 @@ def buffered(cfg: VigilSettings, sensor_ids) -> int:
     with buffer_of(cfg) as buffer:
         states = buffer.states(list(sensor_ids))
         return sum(len(w.ts_ms) for w in buffer.read([s for s in states if s is not None]))
+
+
+def alerting_copy(registry, root, events, cfg):
+    """The session's model under a threshold a small fleet crosses several times (its warm scores'
+    90th percentile), in a registry of its own at ``root``."""
+    import numpy as np
+
+    from vigil.alerts.backtest import backtest
+    from vigil.events.frame import event_table
+    from vigil.registry import ModelRegistry
+
+    loaded = registry.load()
+    table = event_table(events, cfg.features, cfg.label_column)
+    warm = backtest(loaded, table, cfg).points.query("not warming_up")
+    copy = ModelRegistry(root)
+    meta = loaded.meta.model_copy(update={"threshold": {"value": float(np.quantile(warm.score, 0.9)),
+                                                        "method": "quantile", "detail": {}}})
+    copy.save(loaded.model, meta)
+    copy.promote(meta.version)
+    return copy

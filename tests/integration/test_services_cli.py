@@ -97,5 +97,6 @@ def test_demo_trains_streams_and_summarises(settings, tmp_path):
     out = result.stdout
     sent, scored = re.search(r"events published (\d+); windows scored (\d+)", out).groups()
     assert int(sent) > 30 * 11 * 100 and int(scored) >= 30  # every sensor's window at least once
-    assert "truly anomalous sensors alerted:" in out and "of 3;" in out
+    assert "truly anomalous sensors alerted after their onset:" in out and "of 3;" in out
+    assert re.search(r"alert precision [-\d.]+ .*; sensor recall [-\d.]+; false alerts per 100 normal sensor-days", out)
     assert "streamer stopped with exit code 0" in out

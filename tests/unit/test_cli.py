@@ -19,7 +19,7 @@ def test_help_lists_every_design_command(capsys):
         build_parser().parse_args(["--help"])
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
-    for command in ("services", "config", "simulate", "stream", "train", "evaluate", "demo"):
+    for command in ("services", "config", "simulate", "stream", "train", "evaluate", "backtest", "demo"):
         assert f"    {command}" in out
 
 

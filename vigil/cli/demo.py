@@ -50,7 +50,7 @@ def register(sub: argparse._SubParsersAction) -> None:
             "truly anomalous."
         ),
     )
-    add_fleet_arguments(parser, sensors=200, days=11.0)
+    add_fleet_arguments(parser, sensors=200, days=14.0)
     parser.set_defaults(seed=7)
     parser.add_argument("--train-sensors", type=positive_int, default=300, help="sensors in the training fleet (default 300)")
     parser.add_argument("--epochs", type=positive_int, default=8, help="encoder training epochs (default 8)")
@@ -68,7 +68,9 @@ def _demo(args: argparse.Namespace, settings: VigilSettings) -> int:
     version = _model(args, settings)
 
     run_id = secrets.token_hex(3)
-    fleet = generate_fleet(fleet_spec(args, settings, id_prefix=f"demo-{run_id}-"))
+    # Anomalies start once windows are full (10 days), so the policy's warm-up does not hide them.
+    onsets = args.onsets or (round(0.78 * args.days, 2), round(0.96 * args.days, 2))
+    fleet = generate_fleet(fleet_spec(args, settings, id_prefix=f"demo-{run_id}-", onset_days=onsets))
     truth = fleet.truth.set_index("sensor_id")
     consumer = make_consumer(settings, group_id=f"vigil-demo-watch-{run_id}")
     start_events = end_offsets(consumer, settings.topics.events)
@@ -94,7 +96,7 @@ def _demo(args: argparse.Namespace, settings: VigilSettings) -> int:
         alerts = _watch_alerts(settings, consumer, start_alerts, target, truth, args.timeout, streamer)
     finally:
         code = _stop(streamer)
-    scores = _count_since(consumer, settings.topics.scores, start_scores, f"demo-{run_id}-")
+    scores = _scores_since(consumer, settings.topics.scores, start_scores, f"demo-{run_id}-")
     consumer.close()
     _summary(sent, scores, alerts, truth, code)
     return 0 if code == 0 else 1
@@ -182,15 +184,23 @@ def _stop(streamer: subprocess.Popen) -> int:
     return streamer.returncode
 
 
-def _count_since(consumer, topic: str, start: dict[int, int], prefix: str) -> int:
-    """Records published to ``topic`` since ``start`` whose key (sensor_id) begins with ``prefix``."""
+def _scores_since(consumer, topic: str, start: dict[int, int], prefix: str):
+    """This run's score records since ``start`` (key begins with ``prefix``): what sensor-days count."""
+    import pandas as pd
+
     end = end_offsets(consumer, topic)
     expected = sum(end[p] - start[p] for p in end)
-    return sum((msg.key() or b"").decode().startswith(prefix)
-               for msg in read_from(consumer, topic, start, expected=expected, timeout_s=30))
+    rows = [json.loads(msg.value()) for msg in read_from(consumer, topic, start, expected=expected, timeout_s=30)
+            if (msg.key() or b"").decode().startswith(prefix)]
+    return pd.DataFrame([{k: r.get(k, False) for k in ("sensor_id", "window_end", "warming_up")} for r in rows],
+                        columns=["sensor_id", "window_end", "warming_up"])
 
 
-def _summary(sent: int, scores: int, alerts: list[dict], truth, streamer_code: int) -> None:
+def _summary(sent: int, scores, alerts: list[dict], truth, streamer_code: int) -> None:
+    from vigil.alerts.outcome import alert_outcome, alertable_days
+
+    onsets = {s: (int(o) if o == o and o is not None else None) for s, o in truth["onset_ms"].items()}
+    outcome = alert_outcome(alerts, alertable_days(scores), onsets=onsets)
     opened, open_now = {}, {}
     for record in sorted(alerts, key=lambda r: r["window_end"]):
         if record["kind"] == "alert":
@@ -198,23 +208,36 @@ def _summary(sent: int, scores: int, alerts: list[dict], truth, streamer_code: i
         open_now[record["sensor_id"]] = record["kind"] == "alert"
     still_open = {s for s, is_open in open_now.items() if is_open}
     anomalous = truth[truth["alerting"]]
+    leads = outcome.get("lead_hours", {})
     rows = []
     for sensor_id, row in anomalous.iterrows():
         first = opened.get(sensor_id)
-        rows.append((sensor_id, row["kind"], _day(row["onset_ms"]), "yes" if first else "no",
-                     _day(first["window_end"]) if first else "-", "yes" if sensor_id in still_open else "no"))
+        rows.append((sensor_id, row["kind"], _day(row["onset_ms"]), "yes" if sensor_id in leads else "early only"
+                     if first else "no", _day(first["window_end"]) if first else "-",
+                     f"{leads[sensor_id]:.1f}" if sensor_id in leads else "-",
+                     "yes" if sensor_id in still_open else "no"))
     false = sorted(s for s in opened if not truth.loc[s, "alerting"])
     print("\n==> summary")
-    print(f"events published {sent}; windows scored {scores}; alert records {len(alerts)} "
-          f"({sum(r['kind'] == 'alert' for r in alerts)} alerts, {sum(r['kind'] == 'cleared' for r in alerts)} cleared)")
-    print(f"truly anomalous sensors alerted: {sum(r[3] == 'yes' for r in rows)} of {len(rows)}; "
+    print(f"events published {sent}; windows scored {len(scores)}; alert records {len(alerts)} "
+          f"({outcome['alerts']} alerts, {outcome['cleared']} cleared)")
+    print(f"truly anomalous sensors alerted after their onset: {len(leads)} of {len(rows)}; "
           f"other sensors alerted at least once: {len(false)} of {len(truth) - len(rows)}")
+    print(f"alert precision {_fmt(outcome.get('alert_precision'))} (alerts at or after a true onset / all alerts); "
+          f"sensor recall {_fmt(outcome.get('sensor_recall'))}; false alerts per 100 normal sensor-days "
+          f"{_fmt(outcome.get('false_alerts_per_100_sensor_days'))} (over {outcome['sensor_days']:g} sensor-days "
+          f"past the warm-up); median hours from onset to first alert {_fmt(outcome.get('median_lead_hours'))}")
     print(f"alerts still open at the end: {len(still_open)}, of them truly anomalous: "
           f"{len(still_open & set(anomalous.index))}\n")
-    print(table(rows, ("truly anomalous sensor", "anomaly", "onset", "alerted", "first alert (window end)", "open at end")))
+    print(table(rows, ("truly anomalous sensor", "anomaly", "onset", "alerted", "first alert (window end)",
+                       "hours after onset", "open at end")))
     if false:
         print(f"\nalerted but not anomalous: {', '.join(false)}")
+    print("(the same figures for a file: `vigil backtest --events FILE --truth TRUTH`)")
     print(f"\nstreamer stopped with exit code {streamer_code} (SIGTERM: drained and committed)")
+
+
+def _fmt(value) -> str:
+    return "-" if value is None else f"{value:g}"
 
 
 def _day(ms) -> str:
