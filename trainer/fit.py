@@ -17,8 +17,7 @@ import numpy as np
 from vigil.events.frame import EventTable, SensorSeries
 from vigil.features import FleetStats, WindowSpec
 from vigil.alerts.budget import budget_threshold, calibration_stride_ms
-from vigil.features.dataset import (WindowSet, build_windows, eligible_ends, history_covering, iter_windows,
-                                    typical_span_ms)
+from vigil.features.dataset import WindowSet, build_windows, eligible_ends, history_covering, typical_span_ms
 from vigil.features.window import resolve_baseline
 from vigil.logging import get_logger
 from vigil.model.config import DEFAULT_QUANTILE
@@ -128,10 +127,18 @@ def fit_model(data: TrainingSet, config: TrainConfig, threshold_quantile: float 
     return model, threshold, metrics
 
 
-def budget_for(score: Callable[[np.ndarray], np.ndarray], data: TrainingSet, alerts: AlertSettings,
-               score_every: int) -> Threshold | None:
-    """The budget threshold from the held-out normal sensors' windows past the warm-up, scored at
-    intervals of event time fine enough for the persistence rule."""
+@dataclass
+class HeldOut:
+    """Windows of the held-out normal sensors at intervals of event time, for the budget threshold."""
+
+    windows: WindowSet
+    point_ms: float  # the streamer's typical time between two scores of a sensor
+
+
+def heldout_windows(data: TrainingSet, alerts: AlertSettings, score_every: int,
+                    min_history_ms: int | None = None) -> HeldOut | None:
+    """The held-out normal sensors' windows (by default only those past the warm-up), one per
+    stride of event time fine enough for the persistence rule."""
     normal = [s for s in data.val_sensors if np.nanmax(s.labels, initial=0) != 1 and len(s.ts_ms) > 1]
     if not normal:
         return None
@@ -141,15 +148,21 @@ def budget_for(score: Callable[[np.ndarray], np.ndarray], data: TrainingSet, ale
     def points(ts: np.ndarray) -> np.ndarray:
         return np.flatnonzero(np.diff(ts // stride, prepend=ts[0] // stride - 1) > 0)  # first event per stride
 
-    warm_ms = int(alerts.warmup_fraction * data.spec.length_ms)
-    parts = list(iter_windows(normal, data.spec, data.stats, min_events=data.min_events, min_history_ms=warm_ms,
-                              points=points))
-    if not parts:
+    if min_history_ms is None:
+        min_history_ms = int(alerts.warmup_fraction * data.spec.length_ms)
+    windows = build_windows(normal, data.spec, data.stats, min_events=data.min_events,
+                            min_history_ms=min_history_ms, points=points)
+    return HeldOut(windows, point_ms) if len(windows) else None
+
+
+def budget_for(score: Callable[[np.ndarray], np.ndarray], data: TrainingSet, alerts: AlertSettings,
+               score_every: int) -> Threshold | None:
+    """The budget threshold from the held-out normal sensors' windows past the warm-up."""
+    held = heldout_windows(data, alerts, score_every)
+    if held is None:
         return None
-    scores = np.concatenate([score(p.x) for p in parts])
-    sensors = np.concatenate([p.sensor_id for p in parts])
-    ends = np.concatenate([p.end_ms for p in parts])
-    return budget_threshold(scores, sensors, ends, alerts, point_ms)
+    w = held.windows
+    return budget_threshold(score(w.x), w.sensor_id, w.end_ms, alerts, held.point_ms)
 
 
 def fit_and_register(

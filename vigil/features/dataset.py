@@ -66,9 +66,10 @@ def build_windows(
     every: int | None = None,
     min_events: int = 1,
     min_history_ms: int = 0,
+    points: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> WindowSet:
     """Every window at once (training: the model needs them together)."""
-    parts = list(iter_windows(series, spec, stats, every, min_events, min_history_ms, batch=None))
+    parts = list(iter_windows(series, spec, stats, every, min_events, min_history_ms, batch=None, points=points))
     if not parts:
         return WindowSet(np.empty((0, spec.steps, spec.channels), np.float32), np.empty(0, object),
                          np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0))
