@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from vigil.alerts.policy import AlertPolicy, AlertState, ScoredWindow
+from vigil.evaluation import iter_scored
 from vigil.events.frame import EventTable
 from vigil.events.outputs import AlertRecord
 from vigil.registry import LoadedModel
@@ -89,8 +90,6 @@ def point_frame(table: EventTable, sensor_id: np.ndarray, end_ms: np.ndarray, n_
 
 def backtest(loaded: LoadedModel, table: EventTable, settings: VigilSettings,
              on_progress: Callable[[int], None] | None = None) -> Backtest:
-    from vigil.evaluation import iter_scored
-
     spec = loaded.spec
     points = scoring_points(settings.stream.score_every_events,
                             int(settings.stream.score_min_interval.total_seconds() * 1000),

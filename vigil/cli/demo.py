@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -36,6 +37,8 @@ from vigil.settings import VigilSettings
 from vigil.simulate import FleetSpec, generate_fleet
 
 GROUP = "vigil-demo"
+WARMUP_DAYS = 9.0  # published at once: no alert can open before a window is 95% full (9.5 of 10 days)
+PACE_MS = 3_600_000
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -55,7 +58,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--train-sensors", type=positive_int, default=300, help="sensors in the training fleet (default 300)")
     parser.add_argument("--epochs", type=positive_int, default=8, help="encoder training epochs (default 8)")
     parser.add_argument("--retrain", action="store_true", help="train a new model even if one is current")
-    parser.add_argument("--timeout", type=float, default=600.0, help="give up waiting for the streamer after this many seconds")
+    parser.add_argument("--timeout", type=float, default=1800.0, help="give up waiting for the streamer after this many seconds")
     parser.set_defaults(handler=_demo)
 
 
@@ -87,13 +90,14 @@ def _demo(args: argparse.Namespace, settings: VigilSettings) -> int:
           + (f", metrics http://127.0.0.1:{metrics_port}/metrics" if metrics_port else ""))
     try:
         print(f"\n==> publishing {len(fleet.events)} events from {args.sensors} sensors "
-              f"({len(fleet.alerting_sensors)} truly anomalous) to {settings.topics.events}")
-        sent = produce_frame(make_producer(settings), settings.topics.events, fleet.events,
-                             on_progress=Progress("published", len(fleet.events)))
-        target = {p: o for p, o in end_offsets(consumer, settings.topics.events).items()}
-
+              f"({len(fleet.alerting_sensors)} truly anomalous) to {settings.topics.events}: the first "
+              f"{WARMUP_DAYS:g} days at once, then {PACE_MS // 3_600_000} hour of event time at a time, each "
+              "once the streamer has committed the last (so every sensor is scored about hourly, as live)")
+        publisher = PacedPublisher(settings, fleet.events)
+        publisher.start()
         print("\n==> alerts, live (✓ truly anomalous, ✗ not)")
-        alerts = _watch_alerts(settings, consumer, start_alerts, target, truth, args.timeout, streamer)
+        alerts = _watch_alerts(settings, consumer, start_alerts, publisher, truth, args.timeout, streamer)
+        sent = publisher.sent
     finally:
         code = _stop(streamer)
     scores = _scores_since(consumer, settings.topics.scores, start_scores, f"demo-{run_id}-")
@@ -142,16 +146,56 @@ def _start_streamer(settings: VigilSettings, log_path: Path, metrics_port: int) 
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
 
-def _watch_alerts(settings, consumer, start, target, truth, timeout_s, streamer) -> list[dict]:
-    """Print alerts until the streamer has committed every published event (and a moment more)."""
-    topic = settings.topics.alerts
-    consumer.assign([TopicPartition(topic, p, o) for p, o in start.items()])
-    group = make_consumer(settings, group_id=GROUP)
-    tps = [TopicPartition(settings.topics.events, p) for p in target]
+class PacedPublisher(threading.Thread):
+    """Publishes the fleet as a live one would arrive, compressed: the warm-up days at once (no
+    sensor can alert before its window is nearly full), then one ``PACE_MS`` of event time at a
+    time, each after the streamer has committed everything before it."""
+
+    def __init__(self, settings: VigilSettings, events):
+        super().__init__(daemon=True)
+        self.settings, self.events = settings, events
+        self.sent, self.error, self.target = 0, None, None
+        self.group = make_consumer(settings, group_id=GROUP)  # reads the streamer group's commits
+
+    def run(self) -> None:
+        try:
+            producer, topic = make_producer(self.settings), self.settings.topics.events
+            progress = Progress("published", len(self.events))
+            ts = self.events["timestamp"].to_numpy()
+            start = int(ts.min()) + int(WARMUP_DAYS * 86_400_000)
+            steps = [ts < start] + [(ts >= t) & (ts < t + PACE_MS) for t in range(start, int(ts.max()) + 1, PACE_MS)]
+            for step in steps:
+                self.sent += produce_frame(producer, topic, self.events[step])
+                progress(self.sent)
+                self.wait_committed(end_offsets(self.group, topic))
+            self.target = end_offsets(self.group, topic)
+        except Exception as exc:  # reported by the watcher, which stops the demo
+            self.error = exc
+
+    def wait_committed(self, ends: dict[int, int], timeout_s: float = 300.0) -> None:
+        tps = [TopicPartition(self.settings.topics.events, p) for p in ends]
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            committed = {tp.partition: tp.offset for tp in self.group.committed(tps, timeout=10)}
+            if all(committed.get(p, -1) >= o for p, o in ends.items()):
+                return
+            time.sleep(0.05)
+        raise VigilError(f"the streamer did not catch up within {timeout_s:.0f}s; see its log")
+
+    def done(self) -> bool:
+        """Everything published and committed."""
+        return self.target is not None
+
+
+def _watch_alerts(settings, consumer, start, publisher: PacedPublisher, truth, timeout_s, streamer) -> list[dict]:
+    """Print alerts until everything is published and committed (and a moment more)."""
+    consumer.assign([TopicPartition(settings.topics.alerts, p, o) for p, o in start.items()])
     alerts, deadline, done_at = [], time.monotonic() + timeout_s, None
     while time.monotonic() < deadline:
         if streamer.poll() is not None:
             raise VigilError(f"the streamer exited early with {streamer.returncode}; see its log")
+        if publisher.error is not None:
+            raise VigilError(f"publishing failed: {publisher.error}")
         for msg in consumer.consume(500, 0.5):
             if msg.error() is not None:
                 continue
@@ -161,15 +205,13 @@ def _watch_alerts(settings, consumer, start, target, truth, timeout_s, streamer)
             alerts.append(record)
             mark = "✓" if truth.loc[record["sensor_id"], "alerting"] else "✗"
             print(f"{mark} {describe('alerts', msg)}", flush=True)
-        if done_at is None:
-            committed = {tp.partition: tp.offset for tp in group.committed(tps, timeout=10)}
-            if all(committed.get(p, -1) >= o for p, o in target.items()):
-                done_at = time.monotonic()
-        elif time.monotonic() - done_at > 2.0:
+        if done_at is None and publisher.done():
+            done_at = time.monotonic()
+        elif done_at is not None and time.monotonic() - done_at > 2.0:
             break
     else:
         print(f"(stopped waiting after {timeout_s:.0f}s)", file=sys.stderr)
-    group.close()
+    publisher.group.close()
     return alerts
 
 
