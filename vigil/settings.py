@@ -207,7 +207,7 @@ class AlertSettings(BaseModel):
         description="an alert fires only after this many consecutive scores at or above the threshold",
     )
     for_duration: Duration = Field(
-        timedelta(hours=2),
+        timedelta(hours=1),
         description="and only once they have stayed there this long (event time, like Prometheus' for:)",
     )
     clear_ratio: float = Field(
