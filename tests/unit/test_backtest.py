@@ -1,5 +1,7 @@
 """The backtest's scoring points, the outcome figures and the budget threshold: pure logic."""
 
+from datetime import timedelta
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -102,7 +104,7 @@ def count_alert_blocks(scores, sensor, end, threshold, persist_points):
 
 
 def test_budget_threshold_meets_the_budget_on_far_more_data_than_it_was_fitted_on():
-    alerts = AlertSettings(for_points=1, budget=1.0)  # for_duration 2h: three hourly points
+    alerts = AlertSettings(for_points=1, for_duration=timedelta(hours=2), budget=1.0)  # three hourly points
     fitted = budget_threshold(*normal_scores(100, 10), alerts, point_ms=HOUR)
     assert fitted.method == "alert_budget" and fitted.detail["sensor_days"] <= 1000
     assert expected_rate(fitted.value, fitted.detail) == pytest.approx(1.0, rel=1e-6)
