@@ -18,6 +18,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -57,6 +58,8 @@ def streamer_process(cfg, model_dir, log: Path) -> subprocess.Popen:
     env = env_of(cfg)
     env.update(VIGIL_STREAM__DELIVERY=cfg.stream.delivery, VIGIL_STREAM__INSTANCE_ID=cfg.stream.instance_id,
                VIGIL_STREAM__POLL_EVENTS=str(cfg.stream.poll_events), VIGIL_MODEL_DIR=str(model_dir))
+    for key, value in cfg.alerts.model_dump(mode="json").items():
+        env[f"VIGIL_ALERTS__{key.upper()}"] = str(value)
     with log.open("ab") as out:
         return subprocess.Popen([sys.executable, "-m", "vigil.cli.main", "stream"], env=env,
                                 stdout=out, stderr=subprocess.STDOUT)
@@ -75,6 +78,10 @@ def test_kill_9_mid_stream_loses_nothing_and_publishes_no_alert_twice(settings, 
     rng = random.Random(4242)
     # Small consume calls: many cycles, so the kills land between the steps of one.
     cfg = isolated_settings(settings, delivery=delivery, poll_events=400, instance_id=f"crash-{uuid.uuid4().hex[:6]}")
+    # A policy that alerts and clears often, however the backlog coalesces the scoring points:
+    # the kills must land among alert state changes.
+    cfg = cfg.model_copy(update={"alerts": cfg.alerts.model_copy(update={
+        "warmup_fraction": 0.5, "for_points": 1, "for_duration": timedelta(0), "clear_for": timedelta(0)})})
     fleet = generate_fleet(FleetSpec(sensors=40, days=11, alert_fraction=0.15, seed=5151))
     models = alerting_copy(registry, tmp_path / "models", fleet.events, cfg)  # alerts and clears to crash on
     cfg = cfg.model_copy(update={"model_dir": models.root})
