@@ -45,7 +45,7 @@ from trainer.fit import heldout_windows, training_set  # noqa: E402
 from vigil.alerts import AlertPolicy  # noqa: E402
 from vigil.alerts.backtest import point_frame, replay, scoring_points  # noqa: E402
 from vigil.alerts.budget import budget_threshold  # noqa: E402
-from vigil.alerts.outcome import alert_outcome, alertable_days  # noqa: E402
+from vigil.alerts.outcome import alert_outcome, alertable_days, truth_onsets  # noqa: E402
 from vigil.events.frame import EventTable, event_table  # noqa: E402
 from vigil.features import WindowSpec  # noqa: E402
 from vigil.features.dataset import iter_windows  # noqa: E402
@@ -127,7 +127,7 @@ def scored_points(args, settings: VigilSettings) -> tuple[dict, dict]:
         log(f"  backtest: {done} scoring points, {done / (time.monotonic() - t0):.0f}/s")
     out = {name: (held_frame, pd.concat(parts, ignore_index=True)) for name, (held_frame, parts) in frames.items()}
     facts = {"models": list(out), "point_ms": held.point_ms, "length_ms": data.spec.length_ms,
-             "onsets": {s: (None if o != o else int(o)) for s, o in zip(test.truth.sensor_id, test.truth.onset_ms)},
+             "onsets": truth_onsets(test.truth),
              "kinds": {s: k for s, k in zip(test.truth.sensor_id, test.truth.kind) if isinstance(k, str)}}
     if args.cache:
         args.cache.mkdir(parents=True, exist_ok=True)

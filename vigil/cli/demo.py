@@ -239,9 +239,9 @@ def _scores_since(consumer, topic: str, start: dict[int, int], prefix: str):
 
 
 def _summary(sent: int, scores, alerts: list[dict], truth, streamer_code: int) -> None:
-    from vigil.alerts.outcome import alert_outcome, alertable_days
+    from vigil.alerts.outcome import alert_outcome, alertable_days, truth_onsets
 
-    onsets = {s: (int(o) if o == o and o is not None else None) for s, o in truth["onset_ms"].items()}
+    onsets = truth_onsets(truth.reset_index())
     outcome = alert_outcome(alerts, alertable_days(scores), onsets=onsets)
     opened, open_now = {}, {}
     for record in sorted(alerts, key=lambda r: r["window_end"]):
