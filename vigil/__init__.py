@@ -4,10 +4,9 @@ The data's path, one module per stage: ``vigil.events`` (schema) → buffer → 
 model → publish. ``streamer`` and ``trainer`` only compose these stages.
 """
 
-import os
+from vigil import native_logs
 
 __version__ = "0.1.0"
 
-# TensorFlow's C++ start-up chatter (CPU instruction notes, missing CUDA) drowns CLI output;
-# errors still show. Set before any module imports TensorFlow.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# TensorFlow's C++ start-up chatter reads like failures: hidden unless asked for (vigil/native_logs.py).
+native_logs.quiet()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from datetime import timedelta
+from pathlib import Path
 
 from vigil.durations import parse_duration
 
@@ -33,3 +34,14 @@ def port_number(text: str) -> int:
     if not 0 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"a port is 0 to 65535 (0: off), got {value}")
     return value
+
+
+def add_model_dir(parser: argparse.ArgumentParser, *, keep_earlier: bool = False) -> None:
+    """``--model-dir``, the same on every command that reads or writes the model registry.
+
+    ``keep_earlier``: on a sub-action (``vigil models list``) the option may also come before the
+    action (``vigil models --model-dir D list``); then this one must not reset it to None.
+    """
+    parser.add_argument("--model-dir", type=Path, metavar="DIR",
+                        default=argparse.SUPPRESS if keep_earlier else None,
+                        help="model registry (default: settings model_dir, var/models)")

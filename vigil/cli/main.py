@@ -8,13 +8,15 @@ import sys
 
 from pydantic import ValidationError
 
-from vigil import __version__
-from vigil.cli import backtest_cmd, config_cmd, demo, evaluate_cmd, models_cmd, services_cmd, simulate_cmd, stream_cmd, train_cmd
+from vigil import __version__, native_logs
+from vigil.cli import (backtest_cmd, config_cmd, demo, dlq_cmd, evaluate_cmd, lag_cmd, models_cmd, services_cmd,
+                       simulate_cmd, stream_cmd, train_cmd)
 from vigil.errors import VigilError, describe_invalid
 from vigil.logging import configure_logging
 from vigil.settings import CONFIG_FILE_ENV, VigilSettings
 
-COMMANDS = (services_cmd, config_cmd, simulate_cmd, train_cmd, evaluate_cmd, backtest_cmd, models_cmd, stream_cmd, demo)
+COMMANDS = (services_cmd, config_cmd, simulate_cmd, train_cmd, evaluate_cmd, backtest_cmd, models_cmd, stream_cmd,
+            lag_cmd, dlq_cmd, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,7 +36,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"vigil {__version__}")
     parser.add_argument("--config", metavar="FILE", help=f"YAML configuration file (or set {CONFIG_FILE_ENV})")
     parser.add_argument("--log-format", choices=["auto", "json", "console"], help="log line format (default: auto)")
-    parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="default: info")
+    parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"],
+                        help="default: info; debug also shows TensorFlow's own C++ log lines")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="debug logs, and TensorFlow's C++ log lines (hidden by default: they read like "
+                             "failures and are none)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in COMMANDS:
         module.register(sub)
@@ -50,7 +56,8 @@ def load_settings(args: argparse.Namespace) -> VigilSettings:
         raise VigilError(f"invalid configuration:\n{describe_invalid(exc)}") from None
     except FileNotFoundError as exc:
         raise VigilError(str(exc)) from None
-    overrides = {k: v for k, v in (("log_format", args.log_format), ("log_level", args.log_level)) if v}
+    level = "debug" if args.verbose else args.log_level
+    overrides = {k: v for k, v in (("log_format", args.log_format), ("log_level", level)) if v}
     return settings.model_copy(update=overrides) if overrides else settings
 
 
@@ -60,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings(args)
         configure_logging(settings.log_format, settings.log_level)
+        native_logs.quiet(settings.log_level != "debug")
         return int(args.handler(args, settings) or 0)
     except VigilError as exc:
         print(f"vigil: error: {exc}", file=sys.stderr)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from vigil.cli.args import positive_int
+from vigil.cli.args import add_model_dir, positive_int
 from vigil.cli.output import table
 from vigil.errors import VigilError
 from vigil.settings import VigilSettings
@@ -15,7 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("models", help="list, promote (roll back) or prune model versions",
                             description="The model registry: versions with their gate verdicts and metrics; "
                                         "`promote VERSION` points CURRENT at any version (a rollback).")
-    parser.add_argument("--model-dir", metavar="DIR", help="model registry (default: settings, var/models)")
+    add_model_dir(parser)
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     listing = actions.add_parser("list", help="every version, newest last")
     listing.add_argument("--json", action="store_true", help="one JSON document instead of a table")
@@ -23,15 +23,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     promote.add_argument("version")
     prune = actions.add_parser("prune", help="delete all but the newest N versions (never the current one)")
     prune.add_argument("--keep", type=positive_int, required=True)
+    for action in (listing, promote, prune):
+        add_model_dir(action, keep_earlier=True)
     parser.set_defaults(handler=_models)
 
 
 def _models(args: argparse.Namespace, settings: VigilSettings) -> int:
-    from pathlib import Path
-
     from vigil.registry import META_FILE, ModelMeta, ModelRegistry  # Keras loads here
 
-    registry = ModelRegistry(Path(args.model_dir) if args.model_dir else settings.models_path)
+    registry = ModelRegistry(args.model_dir or settings.models_path)
     if args.action == "promote":
         registry.promote(args.version)
         print(f"CURRENT → {args.version}")

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from vigil.cli import trainer_job
-from vigil.cli.args import duration_arg, positive_int
+from vigil.cli.args import add_model_dir, duration_arg, positive_int
 from vigil.cli.output import table
 from vigil.errors import VigilError
 from vigil.events.files import read_events
@@ -79,7 +79,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def add_event_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model-dir", type=Path, metavar="DIR", help="model registry (default: settings, var/models)")
+    add_model_dir(parser)
     parser.add_argument("--features", help="comma-separated feature columns (default: every numeric column "
                         "other than sensor_id, timestamp and the label)")
     parser.add_argument("--label-column", help="label column (default: settings, 10_days_alert_label)")
