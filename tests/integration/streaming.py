@@ -18,6 +18,7 @@ from confluent_kafka import TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from vigil.buffer import BufferLayout, RollingBuffer
+from vigil.kafka.groups import committed_offsets
 from vigil.kafka.clients import make_consumer
 from vigil.kafka.reading import end_offsets, read_from
 from vigil.settings import VigilSettings
@@ -156,8 +157,11 @@ def env_of(cfg: VigilSettings) -> dict[str, str]:
 def committed(cfg: VigilSettings) -> dict[int, int]:
     """The consumer group's committed offset per partition of the events topic (where there is one)."""
     consumer = make_consumer(cfg, group_id=cfg.stream.group_id)
-    tps = consumer.committed([TopicPartition(cfg.topics.events, p) for p in range(cfg.topics.events_partitions)], timeout=10)
-    consumer.close()
+    try:
+        tps = committed_offsets(consumer, [TopicPartition(cfg.topics.events, p)
+                                           for p in range(cfg.topics.events_partitions)], "test: committed offsets")
+    finally:
+        consumer.close()
     return {tp.partition: tp.offset for tp in tps if tp.offset >= 0}
 
 

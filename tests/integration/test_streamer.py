@@ -9,6 +9,7 @@ import pytest
 from confluent_kafka import TopicPartition
 
 from streamer.app import Streamer
+from vigil.kafka.groups import committed_offsets
 from vigil.events import EventSchema
 from vigil.events.frame import event_table
 from vigil.features.dataset import build_windows
@@ -161,7 +162,7 @@ def test_offsets_are_committed_after_the_batch_is_durable(settings, redis_client
         streamer = stream_all(cfg, fleet.events)
         applied = streamer.buffer.partition_offsets()  # after the drain on stop
         consumer = make_consumer(cfg, group_id=cfg.stream.group_id)
-        committed = consumer.committed([TopicPartition(cfg.topics.events, p) for p in range(6)], timeout=10)
+        committed = committed_offsets(consumer, [TopicPartition(cfg.topics.events, p) for p in range(6)], "test")
         consumer.close()
     assert {tp.partition: tp.offset - 1 for tp in committed if tp.offset >= 0} == applied
     assert sum(o + 1 for o in applied.values()) == len(fleet.events)

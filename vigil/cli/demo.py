@@ -22,7 +22,7 @@ from pathlib import Path
 
 from confluent_kafka import TopicPartition
 
-from vigil.cli.args import positive_int
+from vigil.cli.args import add_model_dir, positive_int
 from vigil.cli.output import Progress, table
 from vigil.cli.services_cmd import print_services
 from vigil.cli.simulate_cmd import add_fleet_arguments, fleet_spec
@@ -30,6 +30,7 @@ from vigil.cli.stream_cmd import describe
 from vigil.errors import VigilError
 from vigil.kafka.clients import make_consumer, make_producer
 from vigil.kafka.events import produce_frame
+from vigil.kafka.groups import commit_offsets, committed_offsets
 from vigil.kafka.reading import end_offsets, read_from
 from vigil.services import services_up
 from vigil.services.process import port_open
@@ -47,7 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="train, stream a synthetic fleet through Kafka and Redis, and show the alerts live",
         description=(
             "Start the local services, train a model on a synthetic fleet (unless a current model "
-            "exists; --retrain forces it), start the streamer, publish a fresh synthetic fleet (5%% "
+            "exists; --retrain forces it), start the streamer, publish a fresh synthetic fleet (5% "
             "alerting sensors) to the events topic, print alerts as they are published, then stop "
             "the streamer and summarise: events, windows scored, alerts, and which sensors were "
             "truly anomalous."
@@ -59,10 +60,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--epochs", type=positive_int, default=8, help="encoder training epochs (default 8)")
     parser.add_argument("--retrain", action="store_true", help="train a new model even if one is current")
     parser.add_argument("--timeout", type=float, default=1800.0, help="give up waiting for the streamer after this many seconds")
+    add_model_dir(parser)
     parser.set_defaults(handler=_demo)
 
 
 def _demo(args: argparse.Namespace, settings: VigilSettings) -> int:
+    if args.model_dir:
+        settings = settings.model_copy(update={"model_dir": args.model_dir})
     print("==> services")
     statuses, _topics = services_up(settings)
     print_services(statuses, as_json=False)
@@ -133,9 +137,11 @@ def _model(args: argparse.Namespace, settings: VigilSettings) -> str:
 def _start_group_at(settings: VigilSettings, offsets: dict[int, int]) -> None:
     """The demo's consumer group begins at the topic's current end: older events are not replayed."""
     consumer = make_consumer(settings, group_id=GROUP)
-    consumer.commit(offsets=[TopicPartition(settings.topics.events, p, o) for p, o in offsets.items()],
-                    asynchronous=False)
-    consumer.close()
+    try:
+        commit_offsets(consumer, [TopicPartition(settings.topics.events, p, o) for p, o in offsets.items()],
+                       "starting the demo's consumer group")
+    finally:
+        consumer.close()
 
 
 def _start_streamer(settings: VigilSettings, log_path: Path, metrics_port: int) -> subprocess.Popen:
@@ -176,7 +182,8 @@ class PacedPublisher(threading.Thread):
         tps = [TopicPartition(self.settings.topics.events, p) for p in ends]
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            committed = {tp.partition: tp.offset for tp in self.group.committed(tps, timeout=10)}
+            committed = {tp.partition: tp.offset
+                         for tp in committed_offsets(self.group, tps, "reading the streamer's progress")}
             if all(committed.get(p, -1) >= o for p, o in ends.items()):
                 return
             time.sleep(0.05)

@@ -5,7 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
+
 from vigil.errors import VigilError
+from vigil.kafka.clients import make_consumer
+from vigil.kafka.groups import wait_group_ready
 from vigil.kafka.topics import TopicState, ensure_topics
 from vigil.logging import get_logger
 from vigil.services.kafka import LocalKafka
@@ -60,7 +65,28 @@ def services_up(settings: VigilSettings) -> tuple[list[ServiceStatus], list[Topi
         else:
             svc.wait_ready(timeout)  # ours and running: make sure it answers, too
         statuses.append(_status(svc, pid, started))
-    return statuses, ensure_topics(settings)
+    topics = ensure_topics(settings)
+    wait_consumer_groups(settings, settings.services.kafka_ready_timeout_s)
+    return statuses, topics
+
+
+READY_PROBE_GROUP = "vigil-ready-probe"
+
+
+def wait_consumer_groups(settings: VigilSettings, timeout_s: float) -> None:
+    """Ready means ready: a broker answers metadata before its group coordinator has loaded, and
+    the first consumer to commit then fails. Returns once a probe group commits and fetches."""
+    consumer = make_consumer(settings, READY_PROBE_GROUP)
+    try:
+        wait_group_ready(consumer, settings.topics.events, timeout_s)
+    finally:
+        consumer.close()
+    admin = AdminClient(settings.kafka.client_config())
+    for future in admin.delete_consumer_groups([READY_PROBE_GROUP], request_timeout=10).values():
+        try:
+            future.result()
+        except KafkaException:
+            pass  # it only costs a line in the group listing
 
 
 def _refuse_foreign_ports(*services: LocalKafka | LocalRedis) -> None:
