@@ -33,7 +33,7 @@ from vigil.registry import ModelRegistry, announcement_channel
 from vigil.redis_client import connect
 from vigil.settings import VigilSettings
 from streamer.health import Health, serve
-from streamer.ingest import DeadLetter, split_messages
+from streamer.ingest import DeadLetter, split_messages, too_old_letters
 from streamer.journal import AlertJournal, PendingAlert
 from streamer.metrics import StreamMetrics
 from streamer.offsets import resume_offsets
@@ -95,6 +95,8 @@ class Streamer:
         self._scored_partition: dict[str, int] = {}
         self._scored_ends: list[int] = []
         self._journaled: dict[int, set[str]] = {}  # partition → ids of this cycle's alerts in the journal
+        self._consumed_record_ms: list[int] = []  # per consume call of this cycle: its newest record's time
+        self._split_sensors: set[str] = set()  # sensors already reported on a second partition
         self._server = None
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -200,7 +202,15 @@ class Streamer:
         writes = self.metrics.buffer_writes
         writes.labels("added").inc(result.added)
         writes.labels("duplicate").inc(result.duplicates)
-        writes.labels("too_old").inc(result.too_old)
+        writes.labels("resent").inc(result.resent)
+        writes.labels("too_old").inc(len(result.too_old))
+        if result.too_old:  # nothing valid vanishes: the producer learns its events came too late
+            for dead in too_old_letters(messages, result.too_old, self.buffer.layout.window_ms):
+                self._dead_letter(dead)
+        for sensor_id, partition in result.other_partition:
+            self._other_partition(sensor_id, partition)
+        if got.newest_record_ms is not None:
+            self._consumed_record_ms.append(got.newest_record_ms)
         for partition, offset in got.last_offsets.items():
             self.uncommitted[partition] = max(offset, self.uncommitted.get(partition, -1))
         if self.models is not None and self.models.active is not None:
@@ -256,6 +266,7 @@ class Streamer:
                     return
                 self.uncommitted.clear()
                 self.metrics.commits.inc()
+                self._observe_processing()
             self._record_scored()
         else:
             self._retrying(self.publisher.flush, "kafka")
@@ -289,6 +300,7 @@ class Streamer:
         self._forget_scored()
         self.ready.drop_partitions(set(self._assigned))
         self.uncommitted.clear()
+        self._consumed_record_ms = []
         tps = [TopicPartition(self.topic, p) for p in sorted(self._assigned)]
         committed = self._retrying_kafka(lambda: self.consumer.committed(tps, timeout=30))
         for tp in committed:
@@ -316,6 +328,23 @@ class Streamer:
         log.info("alert" if alert.kind == "alert" else "alert cleared", sensor_id=window.sensor_id,
                  score=round(window.score, 4), threshold=round(threshold, 4), alert_id=alert.alert_id)
         return alert.alert_id, fields
+
+    def _other_partition(self, sensor_id: str, partition: int) -> None:
+        """A producer whose partitioner differs from the others' puts one sensor on two partitions:
+        two replicas may then own it at once. Counted, and logged once per sensor and process."""
+        if sensor_id in self._split_sensors:
+            return
+        self._split_sensors.add(sensor_id)
+        self.metrics.split_sensors.inc()
+        log.warning("sensor arrives on more than one partition: do all producers use the murmur2 "
+                    "partitioner? (docs/gateways.md)", sensor_id=sensor_id, partition=partition)
+
+    def _observe_processing(self) -> None:
+        """Kafka record time → commit, for the newest record of each consume call just committed."""
+        now_ms = time.time() * 1000
+        for record_ms in self._consumed_record_ms:
+            self.metrics.processing_seconds.observe(max(now_ms - record_ms, 0) / 1000)
+        self._consumed_record_ms = []
 
     def _dead_letter(self, dead: DeadLetter) -> None:
         msg = dead.message
@@ -355,6 +384,7 @@ class Streamer:
         if self._retrying(commit, "kafka"):
             self.uncommitted.clear()
             self.metrics.commits.inc()
+            self._observe_processing()
 
     # -- rebalance -----------------------------------------------------------------------------
     def _on_assign(self, consumer, partitions: list[TopicPartition]) -> None:

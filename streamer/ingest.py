@@ -18,8 +18,10 @@ class DeadLetter:
     detail: str
 
     def headers(self) -> list[tuple[str, bytes]]:
+        """The original message's headers (trace ids...), then Vigil's."""
         m = self.message
         return [
+            *(m.headers() or []),
             ("vigil.reason", self.reason.encode()),
             ("vigil.detail", self.detail.encode()[:1024]),
             ("vigil.source.topic", (m.topic() or "").encode()),
@@ -34,6 +36,7 @@ class Ingested:
     dead: list[DeadLetter] = field(default_factory=list)
     last_offsets: dict[int, int] = field(default_factory=dict)  # every message counts, valid or not
     errors: list[KafkaError] = field(default_factory=list)  # consumer-level errors, not messages
+    newest_record_ms: int | None = None  # the latest Kafka record timestamp among the messages
 
 
 def split_messages(messages: list[Message], decoder: EventDecoder, max_timestamp_ms: int) -> Ingested:
@@ -42,6 +45,7 @@ def split_messages(messages: list[Message], decoder: EventDecoder, max_timestamp
     out = Ingested(EventBatch(len(decoder.schema.features)))
     add, dead, last = out.batch.add, out.dead, out.last_offsets
     decode = decoder.decode
+    newest = -1
     for msg in messages:
         err = msg.error()
         if err is not None:
@@ -49,6 +53,9 @@ def split_messages(messages: list[Message], decoder: EventDecoder, max_timestamp
             continue
         partition, offset = msg.partition(), msg.offset()
         last[partition] = offset
+        record_ms = msg.timestamp()[1]
+        if record_ms > newest:
+            newest = record_ms
         try:
             event = decode(msg.value())
         except EventError as exc:
@@ -62,4 +69,13 @@ def split_messages(messages: list[Message], decoder: EventDecoder, max_timestamp
                                    f"timestamp {event.timestamp_ms} is after the allowed {max_timestamp_ms}"))
             continue
         add(event, partition, offset)
+    out.newest_record_ms = newest if newest > 0 else None
     return out
+
+
+def too_old_letters(messages: list[Message], offsets: list[tuple[int, int]], window_ms: int) -> list[DeadLetter]:
+    """Dead letters for the events the buffer found older than the sensor's window."""
+    wanted = set(offsets)
+    return [DeadLetter(msg, "too_old", f"timestamp is more than the window ({window_ms // 3_600_000} h) older "
+                                       "than the sensor's newest event")
+            for msg in messages if msg.error() is None and (msg.partition(), msg.offset()) in wanted]

@@ -20,8 +20,18 @@ class StreamMetrics:
         )
         self.scoring_seconds = Histogram("vigil_scoring_seconds", "read + featurise + score of one batch", registry=r)
         self.end_to_end_seconds = Histogram(
-            "vigil_end_to_end_seconds", "from a window's newest event time to its score's publication",
+            "vigil_end_to_end_seconds", "event-time lag: from a window's newest event time (as the sensor "
+            "stamped it) to its score's publication; replayed or historical data lands in the top buckets",
             buckets=_LATENCY_BUCKETS, registry=r,
+        )
+        self.processing_seconds = Histogram(
+            "vigil_processing_seconds", "processing latency: from the Kafka record timestamp of the newest "
+            "message of each consume call to the commit that made it durable (scores published)",
+            buckets=_LATENCY_BUCKETS, registry=r,
+        )
+        self.split_sensors = Counter(
+            "vigil_sensors_on_several_partitions", "sensors seen on a second events partition (producers "
+            "with different partitioners; counted once per sensor and process)", registry=r,
         )
         self.scores = Counter("vigil_scores_published", "scores published", registry=r)
         self.alerts = Counter("vigil_alerts_published", "alert records published", ["kind"], registry=r)

@@ -48,9 +48,38 @@ def test_out_of_order_inside_the_window_is_kept_and_older_is_dropped(buffer):
     late_inside = ("s", T0 + 15 * DAY, 2.0)
     too_old = ("s", T0 + 9 * DAY, 3.0)
     result = buffer.apply(batch_of([late_inside, too_old], first_offset=1))
-    assert (result.added, result.too_old) == (1, 1)
+    assert (result.added, result.too_old) == (1, [(0, 2)])  # (partition, offset) of the dead letter
     window = buffer.read([buffer.state("s")])[0]
     assert window.ts_ms.tolist() == [T0 + 15 * DAY, T0 + 20 * DAY]
+
+
+def test_a_replayed_too_old_event_is_reported_again_not_called_a_redelivery(buffer):
+    """After a crash that lost its dead letter, the re-read event must reach the DLQ again."""
+    buffer.apply(batch_of([("s", T0 + 20 * DAY, 1.0)]))
+    batch = batch_of([("s", T0 + 19 * DAY, 2.0), ("s", T0 + 9 * DAY, 3.0)], first_offset=1)
+    buffer.apply(batch)
+    again = buffer.apply(batch)
+    assert (again.added, again.duplicates, again.too_old) == (0, 1, [(0, 2)])
+
+
+def test_a_resent_event_is_a_duplicate_however_far_back_in_the_window(buffer):
+    rows = [("s", T0 + h * 3_600_000, float(h)) for h in range(48)]
+    buffer.apply(batch_of(rows))
+    # A gateway retries three old events and one brand-new one twice, at new offsets.
+    resend = [rows[0], rows[17], rows[47], ("s", T0 + 50 * 3_600_000, 5.0), ("s", T0 + 50 * 3_600_000, 5.0)]
+    result = buffer.apply(batch_of(resend, first_offset=48))
+    assert (result.added, result.resent, result.duplicates) == (1, 4, 0)
+    # Same time, other values: a distinct event (two readings may share a timestamp).
+    assert buffer.apply(batch_of([("s", T0 + 17 * 3_600_000, -1.0)], first_offset=53)).added == 1
+    window = buffer.read([buffer.state("s")])[0]
+    assert len(window.ts_ms) == 50 and buffer.state("s").n_stored == 50
+
+
+def test_a_sensor_arriving_on_a_second_partition_is_flagged(buffer):
+    buffer.apply(batch_of([("s", T0 + 1000, 1.0), ("t", T0, 1.0)], partition=4))
+    same = buffer.apply(batch_of([("s", T0 + 3000, 3.0)], partition=4, first_offset=2))
+    other = buffer.apply(batch_of([("s", T0 + 2000, 2.0), ("u", T0, 1.0)], partition=0))
+    assert same.other_partition == [] and other.other_partition == [("s", 0)]
 
 
 def test_old_chunks_are_deleted_as_time_moves_on(buffer, redis_client):

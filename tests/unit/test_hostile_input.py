@@ -18,7 +18,7 @@ HORIZON_MS = 1_900_000_000_000  # "now + max_future" for the test
 
 
 class FakeMessage:
-    """The four Message accessors split_messages reads (confluent-kafka's Message cannot be built)."""
+    """The Message accessors split_messages and dead letters read (confluent-kafka's Message cannot be built)."""
 
     def __init__(self, value, offset):
         self._value, self._offset = value, offset
@@ -38,8 +38,14 @@ class FakeMessage:
     def topic(self):
         return "events"
 
+    def timestamp(self):
+        return (1, 1_767_225_600_000 + self._offset)  # TIMESTAMP_CREATE_TIME, epoch ms
+
     def key(self):
         return None
+
+    def headers(self):
+        return [("traceparent", b"00-abc-01")]
 
 
 scalars = (st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True, allow_infinity=True)

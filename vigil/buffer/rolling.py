@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import redis
@@ -40,8 +40,10 @@ class SensorState:
 class ApplyResult:
     states: dict[str, SensorState]
     added: int = 0
-    duplicates: int = 0
-    too_old: int = 0
+    duplicates: int = 0  # Kafka redeliveries: offsets this partition had already applied
+    resent: int = 0  # new offsets carrying an event already buffered (same timestamp and values)
+    too_old: list[tuple[int, int]] = field(default_factory=list)  # (partition, offset): older than the window
+    other_partition: list[tuple[str, int]] = field(default_factory=list)  # (sensor, partition) first seen elsewhere
 
 
 @dataclass(frozen=True)
@@ -93,10 +95,13 @@ class RollingBuffer:
             self._raise_offsets(keys=raise_offsets[0], args=raise_offsets[1], client=pipe)
             replies = pipe.execute()
         for (sensor_id, partition), reply in zip(groups, replies):
-            added, dup, old, n, newest, first, open_, pending = (int(x) for x in reply)
+            added, dup, _old, n, newest, first, open_, pending, resent, other = (int(x) for x in reply[:10])
             result.added += added
             result.duplicates += dup
-            result.too_old += old
+            result.resent += resent
+            result.too_old.extend((partition, int(offset)) for offset in reply[10])
+            if other:
+                result.other_partition.append((sensor_id, partition))
             if newest >= 0:
                 result.states[sensor_id] = SensorState(sensor_id, partition, n, newest, first, open_, pending)
         return result

@@ -9,9 +9,14 @@ from confluent_kafka import Consumer, Producer
 from vigil.settings import VigilSettings
 
 
+PARTITIONER = "murmur2_random"
+
+
 def make_producer(settings: VigilSettings, **overrides: Any) -> Producer:
     # Idempotence: broker-side dedup of retried batches, and per-partition order kept.
-    base = {"enable.idempotence": True, "linger.ms": 20, "compression.type": "lz4"}
+    # murmur2_random: the key → partition mapping of Java's default partitioner, so a sensor's
+    # events land on one partition whichever client produced them (docs/gateways.md).
+    base = {"enable.idempotence": True, "linger.ms": 20, "compression.type": "lz4", "partitioner": PARTITIONER}
     return Producer(settings.kafka.client_config(**{**base, **overrides}))
 
 
