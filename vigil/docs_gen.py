@@ -184,7 +184,8 @@ def _docstring(model: type[BaseModel]) -> str:
     return " ".join((model.__doc__ or "").split()).replace("``", "`")
 
 
-def topic_schemas(features: list[str] | None = None, label: str | None = None) -> dict[str, dict[str, Any]]:
+def topic_schemas(features: list[str] | None = None, label: str | None = None,
+                  max_event_bytes: int | None = None) -> dict[str, dict[str, Any]]:
     """JSON Schema of each topic's records, by topic role: events, scores, alerts, dlq.
 
     The events schema follows ``features`` and ``label`` (default: the settings' defaults, as in
@@ -194,6 +195,10 @@ def topic_schemas(features: list[str] | None = None, label: str | None = None) -
     default_features, default_label = _default_features()
     features, label = features or default_features, label or default_label
     events = EventSchema(features, label).json_schema()
+    stream = VigilSettings.model_fields["stream"].get_default(call_default_factory=True)
+    max_bytes = max_event_bytes or stream.max_event_bytes
+    # JSON Schema has no keyword for a message's size: stated here, and checked by the agreement test.
+    events["x-vigil-max-bytes"] = max_bytes
     scores = ScoreRecord.model_json_schema(mode="serialization")
     alerts = AlertRecord.model_json_schema(mode="serialization")
     headers = {**DLQ_HEADERS, **DLQ_OPTIONAL_HEADERS}
@@ -212,14 +217,17 @@ def topic_schemas(features: list[str] | None = None, label: str | None = None) -
             f"the features {', '.join(features)} and label column {label}; the feature columns "
             "follow the `features` setting (`vigil schema events` prints this schema for the configured "
             "ones). Unknown fields are ignored. An event that breaks this schema, or is larger than "
-            "`stream.max_event_bytes` or further ahead than `stream.max_future`, goes to the dead-letter "
-            "topic.")),
+            f"`stream.max_event_bytes` ({max_bytes} bytes of UTF-8 JSON, also given as `x-vigil-max-bytes`), "
+            "or further ahead than `stream.max_future`, or older than its sensor's window when it arrives, "
+            "goes to the dead-letter topic. docs/gateways.md is the whole contract.")),
         "scores": (scores, "Score record", _docstring(ScoreRecord)),
         "alerts": (alerts, "Alert record", _docstring(AlertRecord)),
         "dlq": (dlq, "Dead letter", (
             f"A `{topics.dlq}` record: key and value are the original message's bytes, unchanged (the "
-            "value cut to its first 64 KiB only when the topic refuses the whole). This schema describes "
-            "the record's headers, read as an object of header name to UTF-8 text.")),
+            "value cut to its first 64 KiB only when the topic refuses the whole); its headers are the "
+            "original message's (trace ids...) followed by Vigil's. This schema describes the headers, "
+            "read as an object of header name to UTF-8 text. `vigil dlq replay` re-publishes dead letters "
+            "once their cause is fixed.")),
     }
     out = {}
     for role, (schema, title, description) in described.items():

@@ -12,7 +12,7 @@ VALID = [
     {"sensor_id": "s-1", "timestamp": 1767225600000, "feature_1": 1.5, "feature_2": -2, "10_days_alert_label": 0},
     {"sensor_id": " s-2 ", "timestamp": 1767225600000, "feature_1": 0.0, "feature_2": 3.25},
     {"sensor_id": "s-3", "timestamp": "2026-01-01T00:00:00Z", "feature_1": 1, "feature_2": 2},  # ISO: slow path
-    {"sensor_id": 42, "timestamp": 1767225600000, "feature_1": 1, "feature_2": 2},  # numeric id: slow path
+    {"sensor_id": "s-\n\u0000", "timestamp": 1767225600000, "feature_1": 1, "feature_2": 2},  # opaque id
     {"sensor_id": "s-4", "timestamp": 1767225600000, "feature_1": 1, "feature_2": 2, "10_days_alert_label": None},
     {"sensor_id": "s-5", "timestamp": 1767225600000, "feature_1": 3e38, "feature_2": 2, "extra": "ignored"},
 ]
@@ -35,6 +35,8 @@ INVALID = [
     (b"\xff\xfe\x00garbage", "not_json"),
     (b'{"sensor_id": "s", "timestamp": 1767225600000, "feature_1": 1e39, "feature_2": 2}', "not_finite"),
     (b'{"sensor_id": "a\\ud800b", "timestamp": 1767225600000, "feature_1": 1, "feature_2": 2}', "bad_sensor_id"),
+    (b'{"sensor_id": 42, "timestamp": 1767225600000, "feature_1": 1, "feature_2": 2}', "bad_sensor_id"),
+    (b'{"sensor_id": "  ", "timestamp": 1767225600000, "feature_1": 1, "feature_2": 2}', "bad_sensor_id"),
     (b"", "empty"),
     (None, "empty"),
     (b'{"sensor_id": "s", "pad": "' + b"x" * 600 + b'"}', "oversized"),

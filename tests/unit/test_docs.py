@@ -134,28 +134,78 @@ def test_schemas_are_valid_json_schema(role):
     jsonschema.Draft202012Validator.check_schema(SCHEMAS[role])
 
 
-def test_events_schema_accepts_what_the_event_contract_accepts():
-    schema = EventSchema(["feature_1", "feature_2"])
-    produced = schema.to_record(SensorEvent("sensor-7", 1767225600000, (0.5, -3.25), 1))
-    seed_row = {"sensor_id": "42", "timestamp": "2026-01-01 00:03:00", "feature_1": 1, "feature_2": 2.5,
-                "10_days_alert_label": 0, "firmware": "1.2"}  # unknown fields are ignored
-    for raw in (produced, seed_row, {**seed_row, "timestamp": "2026-01-01T00:03:00+02:00", "sensor_id": 17}):
-        schema.parse(raw)  # the contract accepts it ...
-        assert _valid("events", json.loads(json.dumps(raw))), raw  # ... and so does the published schema
+_GOOD = {"sensor_id": "sensor-7", "timestamp": 1767225600000, "feature_1": 0.5, "feature_2": -3.25}
+# Each case changes the good event; the published schema and the streamer's decoder must agree on it.
+CONTRACT_CASES = [
+    {},
+    {"10_days_alert_label": 1, "firmware": "1.2"},  # unknown fields are ignored
+    {"sensor_id": "42", "timestamp": "2026-01-01 00:03:00"},
+    {"timestamp": "2026-01-01T00:03:00+02:00"},
+    {"timestamp": "2026-01-01T00:03:00.123456Z"},
+    {"timestamp": "2026-01-01T00:03"},
+    {"timestamp": "2026-01-01T00:03:00.1234567Z"},  # 7 decimals
+    {"timestamp": "2026-01-01"},  # no time
+    {"timestamp": "9999-12-31T23:59:59Z"},
+    {"timestamp": "1970-01-01T00:00:00Z"},
+    {"timestamp": "1989-12-31T23:59:59Z"},
+    {"timestamp": "2099-12-31T23:59:59Z"},
+    {"timestamp": "2100-01-01T00:00:00Z"},
+    {"timestamp": "2026-13-01T00:00:00Z"},
+    {"timestamp": "2026-01-01T24:00:00Z"},
+    {"timestamp": "2026-01-01T00:00:00Z\n"},
+    {"timestamp": "1767225600"},  # epoch seconds as text
+    {"timestamp": "1767225600000"},  # epoch ms as text: the decoder asks for a number
+    {"timestamp": 1767225600},
+    {"timestamp": 631152000000},
+    {"timestamp": 631151999999},
+    {"timestamp": 4102444799999},
+    {"timestamp": 4102444800000},
+    {"timestamp": 1767225600000.75},
+    {"timestamp": None},
+    {"timestamp": True},
+    {"sensor_id": "   "},
+    {"sensor_id": ""},
+    {"sensor_id": " pad "},
+    {"sensor_id": "line\nbreak"},
+    {"sensor_id": "nul\u0000"},
+    {"sensor_id": "x" * 256},
+    {"sensor_id": "x" * 257},
+    {"sensor_id": "a\ud800"},
+    {"sensor_id": 17},
+    {"sensor_id": 17.0},
+    {"sensor_id": None},
+    {"feature_1": "1"},
+    {"feature_1": True},
+    {"feature_1": 3.4e38},
+    {"feature_1": 3.5e38},
+    {"feature_1": None},
+    {"10_days_alert_label": 2},
+    {"10_days_alert_label": None},
+    {"10_days_alert_label": 1.0},
+    {"10_days_alert_label": "1"},
+    {"pad": "x" * 20_000},  # over the size limit
+    {"pad": "x" * 16_200},  # just under
+]
 
 
-@pytest.mark.parametrize("bad", [
-    {"timestamp": 1767225600000, "feature_1": 1.0, "feature_2": 2.0},                   # no sensor_id
-    {"sensor_id": "s", "timestamp": 1767225600000, "feature_1": 1.0},                   # missing feature
-    {"sensor_id": "s", "timestamp": 1767225600000, "feature_1": "1", "feature_2": 2.0},  # not numeric
-    {"sensor_id": "s", "timestamp": 1767225600, "feature_1": 1.0, "feature_2": 2.0},     # epoch seconds
-    {"sensor_id": "s", "timestamp": 1767225600000, "feature_1": 1.0, "feature_2": 2.0, "10_days_alert_label": 2},
-    {"sensor_id": "", "timestamp": 1767225600000, "feature_1": 1.0, "feature_2": 2.0},
-])
-def test_events_schema_refuses_what_the_decoder_dead_letters(bad):
-    with pytest.raises(ValueError):
-        EventSchema(["feature_1", "feature_2"]).parse(bad)
-    assert not _valid("events", bad)
+@pytest.mark.parametrize("change", CONTRACT_CASES, ids=lambda c: json.dumps(c)[:60])
+def test_events_schema_and_decoder_agree(change):
+    """The published events schema states exactly what the streamer's decoder accepts: the same
+    cases go to both (the size limit is the schema's x-vigil-max-bytes)."""
+    from vigil.events.decode import EventDecoder
+    from vigil.events.schema import EventError
+
+    schema = SCHEMAS["events"]
+    event = {**_GOOD, **change}
+    raw = json.dumps(event).encode()
+    decoder = EventDecoder(EventSchema(["feature_1", "feature_2"]), max_bytes=schema["x-vigil-max-bytes"])
+    try:
+        decoder.decode(raw)
+        accepted = True
+    except EventError:
+        accepted = False
+    published = _valid("events", json.loads(raw)) and len(raw) <= schema["x-vigil-max-bytes"]
+    assert accepted == published, f"decoder {'accepts' if accepted else 'refuses'} what the schema does not"
 
 
 def test_scores_schema_accepts_a_published_score_record():
@@ -183,29 +233,16 @@ def test_dlq_schema_accepts_a_real_dead_letters_headers():
     from streamer.ingest import split_messages
     from vigil.events.decode import EventDecoder
 
-    class Message:  # the three accessors split_messages and DeadLetter use, and the value
-        def __init__(self, value: bytes):
-            self._value = value
+    from confluent_kafka import Message
 
-        def error(self):
-            return None
-
-        def value(self):
-            return self._value
-
-        def topic(self):
-            return "sensor-events"
-
-        def partition(self):
-            return 4
-
-        def offset(self):
-            return 1234
-
-    got = split_messages([Message(b'{"sensor_id": "s", "timestamp": 1767225600000, "feature_1": NaN}')],
+    original = Message(topic="sensor-events", partition=4, offset=1234, key=b"s",
+                       value=b'{"sensor_id": "s", "timestamp": 1767225600000, "feature_1": NaN}',
+                       headers=[("traceparent", b"00-4bf92f35-01")], timestamp=(1, 1767225600000))
+    got = split_messages([original],
                          EventDecoder(EventSchema(["feature_1", "feature_2"])), 2**62)
     (dead,) = got.dead
     headers = {name: value.decode() for name, value in dead.headers()}
+    assert headers["traceparent"] == "00-4bf92f35-01"  # the producer's own headers are kept
     assert _valid("dlq", headers), headers
     assert not _valid("dlq", {**headers, "vigil.reason": "no_such_reason"})
     assert not _valid("dlq", {k: v for k, v in headers.items() if k != "vigil.source.offset"})

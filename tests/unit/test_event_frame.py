@@ -24,6 +24,9 @@ def test_file_rules_match_the_event_schema_row_by_row():
     schema = EventSchema(["feature_1", "feature_2"], "y")
     accepted = []
     for row in ROWS:
+        # A file cell has no JSON type: digits in a timestamp cell are epoch ms, as a number.
+        if str(row["timestamp"]).isdigit():
+            row = {**row, "timestamp": int(row["timestamp"])}
         try:
             accepted.append(schema.parse(row))
         except EventError:
@@ -31,6 +34,13 @@ def test_file_rules_match_the_event_schema_row_by_row():
     kept = {(s.sensor_id, int(t)) for s in table for t in s.ts_ms}
     assert kept == {(e.sensor_id, e.timestamp_ms) for e in accepted}
     assert table.dropped == {"not_finite": 2, "bad_timestamp": 1}
+
+
+def test_file_sensor_ids_are_opaque_like_the_stream_s():
+    rows = [{**ROWS[1], "sensor_id": sid} for sid in (" a ", "a", "   ", "a\nb")]
+    table = event_table(pd.DataFrame(rows), ["feature_1", "feature_2"], "y")
+    assert sorted(table.series) == sorted([" a ", "a", "a\nb"])
+    assert table.dropped == {"bad_sensor_id": 1}
 
 
 def test_series_are_sorted_by_time_with_labels():

@@ -53,8 +53,8 @@ def test_iso_and_epoch_millisecond_timestamps_agree():
     zulu = SCHEMA.parse({**GOOD, "timestamp": "2024-03-01T12:00:00Z"})
     offset = SCHEMA.parse({**GOOD, "timestamp": "2024-03-01T14:00:00+02:00"})
     epoch = SCHEMA.parse({**GOOD, "timestamp": 1709294400000})
-    epoch_text = SCHEMA.parse({**GOOD, "timestamp": "1709294400000"})
-    assert {e.timestamp_ms for e in (iso, naive, zulu, offset, epoch, epoch_text)} == {1709294400000}
+    fraction = SCHEMA.parse({**GOOD, "timestamp": "2024-03-01T12:00:00.000Z"})
+    assert {e.timestamp_ms for e in (iso, naive, zulu, offset, epoch, fraction)} == {1709294400000}
 
 
 def test_unknown_fields_are_ignored_and_label_is_optional():
@@ -75,15 +75,22 @@ def test_nan_label_from_a_file_means_unlabelled():
         ({"feature_1": None}, "not_numeric", "feature_1: must be a number, got NoneType"),
         ({"feature_2": True}, "not_numeric", "feature_2: must be a number, got bool"),
         ({"feature_2": [1]}, "not_numeric", "got list"),
-        ({"timestamp": "yesterday"}, "bad_timestamp", "'yesterday' is neither ISO-8601 nor epoch milliseconds"),
-        ({"timestamp": 1709294400}, "bad_timestamp", "epoch seconds or microseconds?"),
+        ({"timestamp": "yesterday"}, "bad_timestamp", 'timestamp: "yesterday" is not ISO-8601'),
+        ({"timestamp": "9999-12-31T23:59:59Z"}, "bad_timestamp",
+         'timestamp: "9999-12-31T23:59:59Z" is not ISO-8601 (YYYY-MM-DDThh:mm[:ss[.ffffff]][Z|±hh:mm]) in the years 1990 to 2099'),
+        ({"timestamp": "2024-02-30T00:00:00Z"}, "bad_timestamp", '"2024-02-30T00:00:00Z" is not ISO-8601'),
+        ({"timestamp": "1709294400"}, "bad_timestamp", '"1709294400" is a number in text'),
+        ({"timestamp": 1709294400}, "bad_timestamp", "timestamp: 1709294400 is not epoch milliseconds"),
         ({"timestamp": 1709294400000000}, "bad_timestamp", "epoch seconds or microseconds?"),
         ({"timestamp": None}, "bad_timestamp", "got NoneType"),
         ({"sensor_id": ""}, "bad_sensor_id", "sensor_id must be 1 to 256 characters"),
         ({"sensor_id": "x" * 300}, "bad_sensor_id", "1 to 256 characters"),
-        ({"sensor_id": {"id": 1}}, "bad_sensor_id", "must be a string, got dict"),
+        ({"sensor_id": {"id": 1}}, "bad_sensor_id", "must be a JSON string, got dict"),
+        ({"sensor_id": 42}, "bad_sensor_id", "sensor_id must be a JSON string, got int 42"),
+        ({"sensor_id": "   "}, "bad_sensor_id", 'sensor_id "   " has no visible character'),
+        ({"sensor_id": "a\ud800"}, "bad_sensor_id", "lone surrogate"),
         ({"10_days_alert_label": 2}, "bad_label", "10_days_alert_label: label must be 0 or 1, got 2"),
-        ({"10_days_alert_label": "yes"}, "bad_label", "got 'yes'"),
+        ({"10_days_alert_label": "yes"}, "bad_label", 'got "yes"'),
     ],
 )
 def test_bad_values_are_rejected_with_a_precise_reason(change, reason, fragment):
@@ -134,3 +141,9 @@ def test_event_json_schema_names_the_real_columns():
     schema = SCHEMA.json_schema()
     assert set(schema["required"]) == {"sensor_id", "timestamp", "feature_1", "feature_2"}
     assert "10_days_alert_label" in schema["properties"]
+
+
+@pytest.mark.parametrize("sensor_id", [" pad ", "a\nb", "nul\x00id", "tab\t", "ünï/cødé 🔧", "x" * 256])
+def test_sensor_ids_are_opaque_kept_exactly_as_sent(sensor_id):
+    assert SCHEMA.parse({**GOOD, "sensor_id": sensor_id}).sensor_id == sensor_id
+    assert SCHEMA.parse_json(json.dumps({**GOOD, "sensor_id": sensor_id}).encode()).sensor_id == sensor_id

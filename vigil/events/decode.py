@@ -3,8 +3,8 @@
 Pydantic validation costs ~15 µs per event; the streamer's ingest budget is a few µs. The fast
 path accepts only what the schema plainly accepts (a JSON object with a string sensor_id, integer
 epoch-ms timestamp in range, finite int/float features, a 0/1 integer or absent label) and hands
-everything else to :meth:`EventSchema.parse_json`, which either accepts it (ISO timestamps, numeric
-sensor ids...) or names the precise reason. ``tests/unit/test_decode.py`` checks both paths agree.
+everything else to :meth:`EventSchema.parse_json`, which either accepts it (ISO timestamps...) or
+names the precise reason. ``tests/unit/test_decode.py`` checks both paths agree.
 """
 
 from __future__ import annotations
@@ -50,8 +50,8 @@ class EventDecoder:
         ts = data.get("timestamp")
         if type(sensor_id) is not str or type(ts) is not int or not MIN_TIMESTAMP_MS <= ts < MAX_TIMESTAMP_MS:
             return None
-        sensor_id = sensor_id.strip()
-        if not sensor_id or len(sensor_id) > MAX_SENSOR_ID_LENGTH:
+        # orjson refuses lone surrogates, so a str here is valid UTF-8; the id is kept as sent.
+        if not sensor_id or len(sensor_id) > MAX_SENSOR_ID_LENGTH or sensor_id.isspace():
             return None
         values = []
         for name in self._features:

@@ -15,7 +15,7 @@ import pandas as pd
 
 from vigil.buffer.layout import quantize
 from vigil.errors import VigilError
-from vigil.events.schema import MAX_FEATURE_MAGNITUDE, MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS
+from vigil.events.schema import MAX_FEATURE_MAGNITUDE, MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS, SENSOR_ID_VISIBLE
 
 RESERVED = ("sensor_id", "timestamp")
 
@@ -72,8 +72,8 @@ def event_table(frame: pd.DataFrame, features: Sequence[str], label_column: str 
     bad_ts = ts < 0
     dropped["bad_timestamp"] = int((bad_ts & keep).sum())
     keep &= ~bad_ts
-    sensor = frame["sensor_id"].astype(str).str.strip()
-    empty_id = (sensor == "") | frame["sensor_id"].isna()
+    sensor = frame["sensor_id"].astype(str)  # opaque, as on the stream: never trimmed
+    empty_id = ~sensor.str.contains(SENSOR_ID_VISIBLE, regex=True) | frame["sensor_id"].isna()
     dropped["bad_sensor_id"] = int((empty_id & keep).sum())
     keep &= ~empty_id.to_numpy()
     labels = np.full(len(frame), np.nan)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from datetime import datetime, timezone
 from typing import Annotated, Any, Mapping, NamedTuple, Sequence
 
@@ -44,21 +45,41 @@ class EventError(ValueError):
         self.detail = detail
 
 
+# What a sensor_id may be. It is opaque: stored, keyed and published exactly as sent (never
+# trimmed or re-cased), so the rules only exclude what cannot be an id. The same patterns are
+# published in the JSON Schema, and the decoder applies them as written there.
+SENSOR_ID_VISIBLE = "\\S"  # at least one character that is not whitespace
+SENSOR_ID_NO_SURROGATES = "^[^\\ud800-\\udfff]*$"  # a lone surrogate has no UTF-8 form (Kafka key, Redis key)
+# ISO-8601 text Vigil reads as a timestamp: date, then T or a space, hours and minutes, optional
+# seconds with up to 6 decimals, optional Z or +hh:mm offset (UTC without one), years 1990-2099.
+# ``$(?!\n)``: Python's ``$`` would also match before a trailing newline, ECMA-262's does not.
+ISO_TIMESTAMP = ("^(199[0-9]|20[0-9][0-9])-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])[T ]([01][0-9]|2[0-3])"
+                 ":[0-5][0-9](:[0-5][0-9](\\.[0-9]{1,6})?)?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])?$(?!\\n)")
+_VISIBLE, _NO_SURROGATES, _ISO = (re.compile(p) for p in (SENSOR_ID_VISIBLE, SENSOR_ID_NO_SURROGATES, ISO_TIMESTAMP))
+
+
+def quoted(value: Any, limit: int = 80) -> str:
+    """The input as the producer sent it, as JSON (control characters escaped), cut at ``limit``."""
+    text = json.dumps(value, ensure_ascii=False) if isinstance(value, str) else repr(value)
+    text = text.encode("utf-8", "backslashreplace").decode()  # a lone surrogate shows as \udxxx
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _sensor_id(value: Any) -> str:
-    if isinstance(value, bool) or not isinstance(value, (str, int)):
+    if not isinstance(value, str):
         raise PydanticCustomError(
-            "bad_sensor_id", "sensor_id must be a string, got {kind}", {"kind": type(value).__name__}
+            "bad_sensor_id", "sensor_id must be a JSON string, got {kind} {v}",
+            {"kind": type(value).__name__, "v": quoted(value)},
         )
-    text = str(value).strip()
-    if not text or len(text) > MAX_SENSOR_ID_LENGTH:
-        raise PydanticCustomError(
-            "bad_sensor_id", "sensor_id must be 1 to {n} characters", {"n": MAX_SENSOR_ID_LENGTH}
-        )
-    try:
-        text.encode("utf-8")  # it becomes a Kafka key and part of Redis key names
-    except UnicodeEncodeError:
-        raise PydanticCustomError("bad_sensor_id", "sensor_id is not valid UTF-8 text (a lone surrogate?)") from None
-    return text
+    if not 1 <= len(value) <= MAX_SENSOR_ID_LENGTH:
+        raise PydanticCustomError("bad_sensor_id", "sensor_id must be 1 to {n} characters, got {len}",
+                                  {"n": MAX_SENSOR_ID_LENGTH, "len": len(value)})
+    if not _VISIBLE.search(value):
+        raise PydanticCustomError("bad_sensor_id", "sensor_id {v} has no visible character", {"v": quoted(value)})
+    if not _NO_SURROGATES.search(value):
+        raise PydanticCustomError("bad_sensor_id", "sensor_id {v} holds a lone surrogate (not valid UTF-8)",
+                                  {"v": quoted(value)})
+    return value
 
 
 def iso_from_ms(ms: int) -> str:
@@ -67,54 +88,59 @@ def iso_from_ms(ms: int) -> str:
 
 
 def parse_timestamp_ms(value: Any) -> int:
-    """ISO-8601 text (UTC when no offset is given), epoch milliseconds, or a datetime → epoch ms."""
+    """ISO-8601 text (see ``ISO_TIMESTAMP``; UTC when no offset is given), epoch milliseconds as a
+    number, or a datetime → epoch ms. Error messages quote the value as sent."""
     if isinstance(value, bool):
         raise PydanticCustomError(
             "bad_timestamp", "timestamp must be ISO-8601 text or epoch milliseconds, got a boolean"
         )
     if isinstance(value, datetime):
-        moment = value
-    elif isinstance(value, (int, float)):
-        if not math.isfinite(value):
-            raise PydanticCustomError("bad_timestamp", "timestamp is {v}", {"v": value})
-        ms = int(value)
-        if not MIN_TIMESTAMP_MS <= ms < MAX_TIMESTAMP_MS:
+        moment = value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
+        return round(moment.timestamp() * 1000)
+    if isinstance(value, (int, float)):
+        if not math.isfinite(value) or not MIN_TIMESTAMP_MS <= int(value) < MAX_TIMESTAMP_MS:
             raise PydanticCustomError(
                 "bad_timestamp",
-                "timestamp {v} is not epoch milliseconds between 1990 and 2100 (epoch seconds or microseconds?)",
-                {"v": value},
+                "{v} is not epoch milliseconds between 1990 and 2100 (epoch seconds or microseconds?)",
+                {"v": quoted(value)},
             )
-        return ms
-    elif isinstance(value, str):
-        text = value.strip()
-        try:
-            moment = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
-        except ValueError:
-            if text.lstrip("-").isdigit():
-                return parse_timestamp_ms(int(text))
-            raise PydanticCustomError(
-                "bad_timestamp", "timestamp {v} is neither ISO-8601 nor epoch milliseconds", {"v": repr(value[:64])}
-            ) from None
-    else:
+        return int(value)
+    if not isinstance(value, str):
         raise PydanticCustomError(
-            "bad_timestamp", "timestamp must be ISO-8601 text or epoch milliseconds, got {kind}", {"kind": type(value).__name__}
+            "bad_timestamp", "timestamp must be ISO-8601 text or epoch milliseconds, got {kind}",
+            {"kind": type(value).__name__},
         )
+    if value.lstrip("-").isdigit():
+        raise PydanticCustomError(
+            "bad_timestamp", "{v} is a number in text: send epoch milliseconds as a JSON number",
+            {"v": quoted(value)},
+        )
+    try:
+        if not _ISO.search(value):
+            raise ValueError
+        moment = datetime.fromisoformat(value)  # also refuses dates no calendar has (February 30)
+    except ValueError:
+        raise PydanticCustomError(
+            "bad_timestamp", "{v} is not ISO-8601 (YYYY-MM-DDThh:mm[:ss[.ffffff]][Z|±hh:mm]) "
+            "in the years 1990 to 2099", {"v": quoted(value)},
+        ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
-    return parse_timestamp_ms(round(moment.timestamp() * 1000))
+    return round(moment.timestamp() * 1000)
 
 
 def _feature(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise PydanticCustomError("not_numeric", "must be a number, got {kind}", {"kind": type(value).__name__})
+        raise PydanticCustomError("not_numeric", "must be a number, got {kind} {v}",
+                                  {"kind": type(value).__name__, "v": quoted(value)})
     try:
         number = float(value)
     except OverflowError:  # an integer beyond float range
         number = math.inf
     if not math.isfinite(number):
-        raise PydanticCustomError("not_finite", "must be a finite number, got {v}", {"v": str(number)})
+        raise PydanticCustomError("not_finite", "must be a finite number, got {v}", {"v": quoted(value)})
     if abs(number) > MAX_FEATURE_MAGNITUDE:
-        raise PydanticCustomError("not_finite", "{v} is beyond float32 range (±3.4e38)", {"v": str(number)})
+        raise PydanticCustomError("not_finite", "{v} is beyond float32 range (±3.4e38)", {"v": quoted(value)})
     return number
 
 
@@ -123,21 +149,24 @@ def _label(value: Any) -> int | None:
         return None  # absent label: unlabelled event (pandas reads a missing cell as NaN)
     if not isinstance(value, bool) and isinstance(value, (int, float)) and value in (0, 1):
         return int(value)
-    raise PydanticCustomError("bad_label", "label must be 0 or 1, got {v}", {"v": repr(value)[:64]})
+    raise PydanticCustomError("bad_label", "label must be 0 or 1, got {v}", {"v": quoted(value)})
 
 
 # Each field's JSON Schema states what its validator accepts (the published event schema), not
 # the type it produces: a timestamp may be ISO-8601 text, a sensor_id an integer.
 SensorIdField = Annotated[str, BeforeValidator(_sensor_id), WithJsonSchema({
-    "anyOf": [{"type": "string", "minLength": 1, "maxLength": MAX_SENSOR_ID_LENGTH}, {"type": "integer"}],
-    "description": f"the sensor's id, also the Kafka key: 1 to {MAX_SENSOR_ID_LENGTH} characters after "
-                   "trimming (an integer is taken as its decimal text)",
+    "type": "string", "minLength": 1, "maxLength": MAX_SENSOR_ID_LENGTH,
+    "allOf": [{"pattern": SENSOR_ID_VISIBLE}, {"pattern": SENSOR_ID_NO_SURROGATES}],
+    "description": f"the sensor's id, also the Kafka key: 1 to {MAX_SENSOR_ID_LENGTH} characters, at least one "
+                   "not whitespace, no lone surrogate. Opaque: kept exactly as sent (never trimmed)",
 })]
 TimestampField = Annotated[int, BeforeValidator(parse_timestamp_ms), WithJsonSchema({
     "anyOf": [
-        {"type": "string", "description": "ISO-8601 (UTC when no offset is given), or epoch milliseconds as text"},
+        {"type": "string", "pattern": ISO_TIMESTAMP,
+         "description": "ISO-8601, years 1990 to 2099, UTC when no offset is given; the date must exist "
+                        "(February 30 is refused, which a pattern cannot say)"},
         {"type": "number", "minimum": MIN_TIMESTAMP_MS, "exclusiveMaximum": MAX_TIMESTAMP_MS,
-         "description": "epoch milliseconds, 1990 to 2100"},
+         "description": "epoch milliseconds, 1990 to 2100 (a fraction is cut off)"},
     ],
     "description": "event time",
 })]
@@ -151,7 +180,7 @@ LabelField = Annotated[int | None, BeforeValidator(_label), WithJsonSchema({
 })]
 
 # Stable reason codes (DLQ header ``vigil.reason``, metric label): what can be wrong with a message.
-REASONS = frozenset({"empty", "oversized", "future_timestamp", "not_json", "not_object", "missing_field", "bad_sensor_id",
+REASONS = frozenset({"empty", "oversized", "future_timestamp", "too_old", "not_json", "not_object", "missing_field", "bad_sensor_id",
                      "bad_timestamp", "not_numeric", "not_finite", "bad_label", "invalid"})
 
 _REASON_BY_TYPE = {"missing": "missing_field", "json_invalid": "not_json", "model_type": "not_object"}
