@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what Vigil needs on a fresh Debian/Ubuntu machine, idempotently:
-#   Debian packages  redis-server, a Java 17+ runtime and Maven (for the Kafka broker jars)
+#   Debian packages  redis-server, kcat (tests), a Java 17+ runtime and Maven (for the Kafka broker jars)
 #   Python           a virtual environment at .venv with Vigil (editable) and its test extras
 # The Kafka jars themselves are fetched from Maven Central by `vigil services up` (cached in ~/.m2).
 set -euo pipefail
@@ -15,7 +15,7 @@ as_root() {
 }
 
 step "Debian packages"
-packages=(redis-server)
+packages=(redis-server kcat)  # kcat: a second, non-Python Kafka client the tests produce through
 command -v java >/dev/null 2>&1 || packages+=(default-jre-headless)
 command -v mvn >/dev/null 2>&1 || packages+=(maven)
 # Debian's own python3 ships venv support separately.

@@ -106,3 +106,91 @@ def test_a_tailed_alert_says_what_drove_it():
     line = describe("alerts", Msg(alert))
     assert "driven by feature_2 61%, feature_1 30% in 01-10 00:00 → 01-11 00:00" in line
     assert "driven by" not in describe("alerts", Msg({**alert, "explanation": None}))
+
+
+def _subcommand_parsers(parser):
+    """Every parser under ``parser`` (commands and their actions), with its command path."""
+    import argparse
+
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, child in action.choices.items():
+                yield name, child
+                for sub_name, grandchild in _subcommand_parsers(child):
+                    yield f"{name} {sub_name}", grandchild
+
+
+def test_every_help_text_renders_without_format_leftovers():
+    parser = build_parser()
+    pages = {"vigil": parser.format_help()}
+    pages.update((name, child.format_help()) for name, child in _subcommand_parsers(parser))
+    assert len(pages) > 15
+    for name, text in pages.items():
+        assert "%%" not in text and "%(" not in text, f"`vigil {name} --help` shows a raw format sequence"
+
+
+@pytest.mark.parametrize("argv", [["models", "list"], ["models", "list", "--json"]])
+def test_models_takes_model_dir_before_or_after_the_action(tmp_path, argv):
+    parser = build_parser()
+    after = parser.parse_args([*argv, "--model-dir", str(tmp_path)])
+    before = parser.parse_args([argv[0], "--model-dir", str(tmp_path), *argv[1:]])
+    assert after.model_dir == before.model_dir == tmp_path
+    assert parser.parse_args(argv).model_dir is None
+
+
+def test_every_registry_command_takes_model_dir(tmp_path):
+    parser = build_parser()
+    for argv in (["train", "--events", "x.csv"], ["evaluate", "--events", "x.csv"],
+                 ["backtest", "--events", "x.csv"], ["stream"], ["demo"], ["models", "prune", "--keep", "1"],
+                 ["models", "promote", "v1"]):
+        assert parser.parse_args([*argv, "--model-dir", str(tmp_path)]).model_dir == tmp_path, argv
+
+
+def test_models_list_with_model_dir_reads_that_registry(tmp_path, capsys):
+    code = main(["models", "list", "--json", "--model-dir", str(tmp_path / "none")])
+    assert code == 0
+    assert json.loads(capsys.readouterr().out)["root"] == str(tmp_path / "none")
+
+
+def test_cli_keeps_tensorflow_native_logs_off_stderr(tmp_path):
+    """A fresh process: `vigil models list` loads TensorFlow, whose C++ start-up lines stay hidden,
+    and come back with --verbose."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    argv = [sys.executable, "-m", "vigil.cli.main", "models", "list", "--json", "--model-dir", str(tmp_path)]
+    quiet = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300)
+    assert quiet.returncode == 0, quiet.stderr
+    assert "absl::InitializeLog" not in quiet.stderr and ".cc:" not in quiet.stderr, quiet.stderr
+    loud = subprocess.run([*argv[:3], "--verbose", *argv[3:]], env=env, capture_output=True, text=True, timeout=300)
+    assert loud.returncode == 0, loud.stderr
+    assert ".cc:" in loud.stderr, "with --verbose TensorFlow's own lines show"
+
+
+def test_dlq_replay_since_takes_a_duration_or_iso_time():
+    from vigil.cli.dlq_cmd import since_ms
+    from vigil.errors import VigilError
+
+    now = 1_767_225_600_000
+    assert since_ms("6h", now) == now - 6 * 3_600_000
+    assert since_ms("2026-01-01T00:00:00Z", now) == now
+    assert since_ms(None, now) is None
+    with pytest.raises(VigilError, match="neither ISO-8601"):
+        since_ms("last tuesday", now)
+
+
+def test_tail_json_is_one_line_per_record_with_key_and_headers():
+    from confluent_kafka import Message
+
+    from vigil.cli.stream_cmd import describe, record_json
+
+    msg = Message(topic="sensor-events.dlq", partition=0, offset=7, key=b"a\nb", value=b"{broken\n}",
+                  headers=[("vigil.reason", b"not_json"), ("vigil.detail", b"line\nbreak")], timestamp=(1, 5))
+    line = record_json(msg)
+    assert "\n" not in line
+    record = json.loads(line)
+    assert record["key"] == "a\nb" and record["value"] == "{broken\n}" and record["headers"]["vigil.reason"] == "not_json"
+    readable = describe("dlq", msg)
+    assert "\n" not in readable and 'key "a\\nb"' in readable

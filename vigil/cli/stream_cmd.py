@@ -9,9 +9,9 @@ import sys
 import time
 from pathlib import Path
 
-from vigil.cli.args import port_number, positive_int
+from vigil.cli.args import add_model_dir, port_number, positive_int
 from vigil.errors import VigilError
-from vigil.events.schema import iso_from_ms
+from vigil.events.schema import iso_from_ms, quoted
 from vigil.settings import VigilSettings
 
 TOPIC_CHOICES = ("alerts", "scores", "dlq", "events")
@@ -30,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         ),
         epilog="Tuning lives in settings under `stream` (vigil config show): e.g. VIGIL_STREAM__MAX_WAIT=100ms.",
     )
-    stream.add_argument("--model-dir", type=Path, help="model registry (default: settings, var/models)")
+    add_model_dir(stream)
     stream.add_argument("--group-id", help="consumer group (default: settings, vigil-streamer)")
     stream.add_argument("--no-score", action="store_true", help="ingest only: fill the buffers, score nothing")
     stream.add_argument("--metrics-port", type=port_number, help="port for /metrics, /healthz, /readyz (0: off; default 9108)")
@@ -50,20 +50,24 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Print a sensor's buffer in Redis as one JSON object: events in its window, first and "
                     "last timestamps, Redis memory, the last applied Kafka offsets and its alert state.",
     )
-    inspect.add_argument("--sensor", required=True, metavar="ID", help="sensor_id")
+    which = inspect.add_mutually_exclusive_group(required=True)
+    which.add_argument("--sensor", metavar="ID", help="sensor_id, exactly as the producer sent it")
+    which.add_argument("--sensor-json", metavar="JSON", type=_json_string,
+                       help='sensor_id as a JSON string, for ids a shell cannot pass: "line\\nbreak", "nul\\u0000"')
     inspect.set_defaults(handler=_inspect)
 
     tail = sub.add_parser(
         "tail",
         help="follow alerts (or scores, dead letters, events) as they are published",
-        description="Print records of a Vigil topic as they arrive, one line each (or JSON with --json). "
-                    "Starts at the end of the topic unless --from-beginning.",
+        description="Print records of a Vigil topic as they arrive, one line each. With --json, one JSON "
+                    "object per line: topic, partition, offset, timestamp, key, headers and the value (parsed "
+                    "when it is JSON, else as text). Starts at the end of the topic unless --from-beginning.",
     )
     tail.add_argument("topic", choices=TOPIC_CHOICES, nargs="?", default="alerts", help="default: alerts")
     tail.add_argument("--from-beginning", action="store_true", help="start at the oldest retained record")
     tail.add_argument("--max", type=positive_int, help="stop after this many records")
     tail.add_argument("--idle-exit", type=float, metavar="SECONDS", help="stop after this long without a record")
-    tail.add_argument("--json", action="store_true", help="print each record's JSON value as is")
+    tail.add_argument("--json", action="store_true", help="one JSON object per record, key and headers included")
     tail.set_defaults(handler=_tail)
 
     schema = sub.add_parser(
@@ -104,14 +108,15 @@ def _inspect(args: argparse.Namespace, settings: VigilSettings) -> int:
     from vigil.buffer import BufferLayout, RollingBuffer
     from vigil.redis_client import connect
 
+    sensor_id = args.sensor if args.sensor is not None else args.sensor_json
     client = connect(settings, socket_connect_timeout=5, socket_timeout=10)
     buffer = RollingBuffer(client, BufferLayout.from_settings(settings), settings.topics.events)
     try:
-        report = buffer.inspect(args.sensor)
+        report = buffer.inspect(sensor_id)
     except redis.RedisError as exc:
         raise VigilError(f"cannot reach Redis at {settings.redis.masked_url()}: {exc}") from None
     if report is None:
-        raise VigilError(f"no buffer for sensor {args.sensor!r} (never seen, or silent for longer than the window)")
+        raise VigilError(f"no buffer for sensor {quoted(sensor_id)} (never seen, or silent for longer than the window)")
     print(json.dumps(report, indent=2))
     return 0
 
@@ -139,7 +144,7 @@ def _tail(args: argparse.Namespace, settings: VigilSettings) -> int:
                 print(f"vigil tail: {msg.error()}", file=sys.stderr)
                 continue
             seen, last = seen + 1, time.monotonic()
-            print(msg.value().decode(errors="replace") if args.json else describe(args.topic, msg), flush=True)
+            print(record_json(msg) if args.json else describe(args.topic, msg), flush=True)
     except KeyboardInterrupt:
         pass
     finally:
@@ -147,11 +152,39 @@ def _tail(args: argparse.Namespace, settings: VigilSettings) -> int:
     return 0
 
 
+def _json_string(text: str) -> str:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = None
+    if not isinstance(value, str):
+        raise argparse.ArgumentTypeError(f'not a JSON string: {text!r} (write it with quotes: \'"s-1"\')')
+    return value
+
+
+def record_json(msg) -> str:
+    """One record as one JSON line (control characters escaped, so a record never spans lines)."""
+    raw = msg.value() or b""
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = raw.decode(errors="replace")
+    key = msg.key()
+    return json.dumps({
+        "topic": msg.topic(), "partition": msg.partition(), "offset": msg.offset(), "timestamp": msg.timestamp()[1],
+        "key": None if key is None else key.decode(errors="replace"),
+        "headers": {k: (None if v is None else v.decode(errors="replace")) for k, v in (msg.headers() or [])},
+        "value": value,
+    }, ensure_ascii=False)
+
+
 def describe(topic: str, msg) -> str:
-    """One readable line per record."""
+    """One readable line per record; ids and texts are quoted as JSON where they hold control characters."""
     if topic == "dlq":
-        headers = {k: v.decode(errors="replace") for k, v in (msg.headers() or [])}
-        return (f"{headers.get('vigil.reason', '?'):<14} {headers.get('vigil.detail', '')}  "
+        headers = {k: v.decode(errors="replace") for k, v in (msg.headers() or []) if v is not None}
+        key = msg.key()
+        return (f"{headers.get('vigil.reason', '?'):<14} key {_shown(key.decode(errors='replace')) if key else '-'}  "
+                f"{_shown(headers.get('vigil.detail', ''))}  "
                 f"(from {headers.get('vigil.source.topic')}[{headers.get('vigil.source.partition')}]@"
                 f"{headers.get('vigil.source.offset')})")
     try:
@@ -159,16 +192,21 @@ def describe(topic: str, msg) -> str:
     except ValueError:
         return repr(msg.value()[:200])
     if topic == "events":
-        return json.dumps(data)
+        return json.dumps(data, ensure_ascii=False)
     end = iso_from_ms(data["window_end"])
     if topic == "scores":
         flag = "ALERT" if data["alert"] else "ok"
-        return (f"{end}  {data['sensor_id']:<24} score {data['score']:.4f} / {data['threshold']:.4f}  "
+        return (f"{end}  {_shown(data['sensor_id']):<24} score {data['score']:.4f} / {data['threshold']:.4f}  "
                 f"{flag:<5} ({data['n_events']} events, model {data['model_version']})")
     relation, word = (">=", "ALERT  ") if data["kind"] == "alert" else ("< ", "cleared")
     why = _why(data.get("explanation")) if data["kind"] == "alert" else ""
-    return (f"{end}  {word} {data['sensor_id']:<24} score {data['score']:.4f} {relation} {data['threshold']:.4f}"
+    return (f"{end}  {word} {_shown(data['sensor_id']):<24} score {data['score']:.4f} {relation} {data['threshold']:.4f}"
             f"  ({data['n_events']} events)  id {data['alert_id'][:12]}{why}")
+
+
+def _shown(text: str) -> str:
+    """``text`` as is when printable, else as a JSON string (a newline must not split a line)."""
+    return text if text.isprintable() else json.dumps(text, ensure_ascii=False)
 
 
 def _why(explanation: dict | None) -> str:
@@ -183,5 +221,6 @@ def _why(explanation: dict | None) -> str:
 def _schema(args: argparse.Namespace, settings: VigilSettings) -> int:
     from vigil.docs_gen import topic_schemas  # the generator of docs/schemas/: one home for both
 
-    print(json.dumps(topic_schemas(settings.features, settings.label_column)[args.topic], indent=2))
+    print(json.dumps(topic_schemas(settings.features, settings.label_column,
+                                   settings.stream.max_event_bytes)[args.topic], indent=2))
     return 0
