@@ -29,6 +29,8 @@ REQUIRED = {
     "consumer lag": ("vigil_consumer_lag", None),
     "dead letters by reason": ("vigil_events_dead_lettered_total", "reason"),
     "scoring latency": ("vigil_scoring_seconds_bucket", "le"),
+    "processing latency": ("vigil_processing_seconds_bucket", "le"),
+    "sensors on several partitions": ("vigil_sensors_on_several_partitions_total", None),
     "alerts": ("vigil_alerts_published_total", None),
 }
 

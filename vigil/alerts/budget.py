@@ -28,7 +28,7 @@ from vigil.settings import AlertSettings
 DAY_MS = 86_400_000
 BLOCK_MS = 6 * 3_600_000
 MIN_BLOCKS = 100  # fewer block maxima than this fit no tail: the caller falls back to a quantile
-TAIL_QUANTILE = 0.9  # the block maxima above this quantile are the tail the Pareto law is fitted to
+TAIL_QUANTILE = 0.9  # the block maxima above this quantile are the tail the exponential law is fitted to
 
 
 def calibration_stride_ms(alerts: AlertSettings, point_ms: float) -> int:
