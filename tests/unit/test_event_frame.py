@@ -76,3 +76,10 @@ def test_missing_label_column_means_unlabelled():
     table = event_table(pd.DataFrame(ROWS).drop(columns="y"), ["feature_1", "feature_2"], "y")
     assert table.label_column is None
     assert all(np.isnan(s.labels).all() for s in table)
+
+
+def test_a_repeated_row_counts_once_as_the_buffer_counts_it():
+    rows = [ROWS[1], ROWS[1], {**ROWS[1], "feature_1": 9.0}, {**ROWS[1], "sensor_id": "z"}]
+    table = event_table(pd.DataFrame(rows), ["feature_1", "feature_2"], "y")
+    assert table.series["a"].values[:, 0].tolist() == [1.0, 9.0] and len(table.series["z"].ts_ms) == 1
+    assert table.dropped == {"resent": 1}

@@ -87,6 +87,11 @@ def event_table(frame: pd.DataFrame, features: Sequence[str], label_column: str 
     # The stream's buffer keeps float32 values; rounding files the same way makes an offline
     # window the very tensor the streamer scores.
     values = quantize(values)
+    # The buffer applies an event once: a row repeating an earlier one (same sensor, time and
+    # stored values) is a resent duplicate there, so it is one here too.
+    repeated = pd.DataFrame(values).assign(s=sensor.to_numpy(), t=ts).duplicated().to_numpy()
+    dropped["resent"] = int((repeated & keep).sum())
+    keep &= ~repeated
     order = np.lexsort((ts[keep], sensor.to_numpy()[keep]))
     sid, t, v, y = sensor.to_numpy()[keep][order], ts[keep][order], values[keep][order], labels[keep][order]
     bounds = np.flatnonzero(np.r_[True, sid[1:] != sid[:-1], True])
