@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from vigil.buffer import meta as sensor_meta
 from vigil.buffer import RollingBuffer
 from vigil.events.frame import EventTable, SensorSeries
 
@@ -50,10 +51,10 @@ def sample_buffers(
             if len(window.ts_ms) < min_events:
                 excluded["too_few_events"] += 1
                 continue
-            label = window.meta.get("label")
+            label = window.meta.get(sensor_meta.LABEL)
             newest = int(window.ts_ms[-1])
-            alerted = bool(window.meta.get("alert_id")) or (
-                int(window.meta.get("alert_end") or 0) > newest - buffer.layout.window_ms)
+            alerted = bool(window.meta.get(sensor_meta.ALERT_ID)) or (
+                sensor_meta.int_field(window.meta, sensor_meta.ALERT_END) > newest - buffer.layout.window_ms)
             series = SensorSeries(window.sensor_id, window.ts_ms, window.values,
                                   np.full(len(window.ts_ms), float(label) if label else np.nan))
             if exclude_labelled and label == "1":

@@ -13,8 +13,9 @@ restarts and follows the sensor to whichever replica owns its partition.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import astuple, dataclass, field, replace
 
+from vigil.buffer import meta as sensor_meta
 from vigil.events.outputs import AlertRecord, Explanation, alert_id
 from vigil.settings import AlertSettings
 
@@ -43,11 +44,12 @@ class AlertState:
 
     @classmethod
     def from_meta(cls, meta: dict[str, str]) -> "AlertState":
-        values = {f.name: meta.get(f.name) or f.default for f in fields(cls)}
-        return cls(values["alert_id"], *(int(values[k]) for k in ("alert_end", "above_n", "above_since", "below_since")))
+        return cls(meta.get(sensor_meta.ALERT_ID) or "",
+                   *(sensor_meta.int_field(meta, name) for name in sensor_meta.ALERT_FIELDS[1:]))
 
     def to_meta(self) -> dict[str, str]:
-        return {f.name: str(getattr(self, f.name)) for f in fields(self)}
+        # The dataclass's fields are named after the meta fields, in ALERT_FIELDS order.
+        return {name: str(value) for name, value in zip(sensor_meta.ALERT_FIELDS, astuple(self))}
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
-"""Per-sensor rolling windows in Redis (DESIGN.md, Shape, step 2)."""
+"""Per-sensor rolling windows in Redis (docs/architecture.md, stage 2)."""
 
 from vigil.buffer.batch import EventBatch
-from vigil.buffer.layout import BufferLayout, quantize
+from vigil.buffer.layout import BufferLayout
 from vigil.buffer.rolling import ApplyResult, RollingBuffer, SensorState, SensorWindow
 
-__all__ = ["ApplyResult", "BufferLayout", "EventBatch", "RollingBuffer", "SensorState", "SensorWindow", "quantize"]
+__all__ = ["ApplyResult", "BufferLayout", "EventBatch", "RollingBuffer", "SensorState", "SensorWindow"]

@@ -14,8 +14,8 @@ Per events partition: ``<prefix>:offsets:<topic>`` (a hash of the last applied o
 partition) and ``<prefix>:journal:<topic>:<partition>`` (alerts sent whose state is not yet in
 their sensor's meta, see ``streamer/journal.py``).
 
-Values are kept as float32 (7 significant digits): :func:`quantize` applies the same rounding to
-events read from files, so a window scored online equals the same window scored offline.
+Values are kept as float32 (7 significant digits): :func:`vigil.events.schema.quantize` applies
+the same rounding to events read from files, so a window scored online equals the same window scored offline.
 """
 
 from __future__ import annotations
@@ -26,13 +26,6 @@ from functools import cached_property
 import numpy as np
 
 MAX_CHUNK_MS = 2**32 - 1  # the record's uint32 time offset
-# The sensor meta field holding the latest score's explanation as JSON (written by the streamer).
-EXPLANATION_FIELD = "explanation"
-
-
-def quantize(values: np.ndarray) -> np.ndarray:
-    """Values as the buffer keeps them (float32), widened back to float64 for featurisation."""
-    return np.asarray(values, dtype=np.float32).astype(np.float64)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,8 @@ import redis
 from redis.cluster import RedisCluster
 
 from vigil.buffer.batch import EventBatch
-from vigil.buffer.layout import EXPLANATION_FIELD, BufferLayout
+from vigil.buffer import meta as sensor_meta
+from vigil.buffer.layout import BufferLayout
 from vigil.buffer.scripts import APPLY, RAISE_OFFSETS
 from vigil.events.schema import iso_from_ms
 
@@ -171,7 +172,7 @@ class RollingBuffer:
             return None
         window = self.read([state])[0]
         meta = window.meta
-        partitions = {k[2:]: int(v) for k, v in meta.items() if k.startswith("o:")}
+        partitions = sensor_meta.applied_offsets(meta)
         topic_offsets = self.partition_offsets()
         return {
             "sensor_id": sensor_id,
@@ -185,11 +186,11 @@ class RollingBuffer:
             "chunks": state.open_chunk - state.first_chunk + 1,
             "memory_bytes": self.memory_usage(sensor_id),
             "events_since_last_score": state.pending,
-            "last_scored_window_end_ms": int(meta["scored_end"]) if meta.get("scored_end") else None,
-            "open_alert_id": meta.get("alert_id") or None,
-            "last_explanation": json.loads(meta[EXPLANATION_FIELD]) if meta.get(EXPLANATION_FIELD) else None,
+            "last_scored_window_end_ms": sensor_meta.int_field(meta, sensor_meta.SCORED_END) or None,
+            "open_alert_id": meta.get(sensor_meta.ALERT_ID) or None,
+            "last_explanation": json.loads(meta[sensor_meta.EXPLANATION]) if meta.get(sensor_meta.EXPLANATION) else None,
             "applied_offsets": {
-                p: {"sensor": off, "partition": topic_offsets.get(int(p))} for p, off in sorted(partitions.items())
+                str(p): {"sensor": off, "partition": topic_offsets.get(p)} for p, off in sorted(partitions.items())
             },
             "topic": self.topic,
         }
@@ -207,11 +208,11 @@ class RollingBuffer:
 
 
 def _state(sensor_id: str, meta: dict[str, str]) -> SensorState | None:
-    if "newest" not in meta:
+    if sensor_meta.NEWEST not in meta:
         return None
-    partitions = [int(k[2:]) for k in meta if k.startswith("o:")]
-    return SensorState(sensor_id, max(partitions, default=-1), int(meta["n"]), int(meta["newest"]),
-                       int(meta["first"]), int(meta["open"]), int(meta["pending"]))
+    return SensorState(sensor_id, max(sensor_meta.applied_offsets(meta), default=-1), int(meta[sensor_meta.STORED]),
+                       int(meta[sensor_meta.NEWEST]), int(meta[sensor_meta.FIRST]), int(meta[sensor_meta.OPEN]),
+                       int(meta[sensor_meta.PENDING]))
 
 
 def _label_arg(label: int | None) -> str:

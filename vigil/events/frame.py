@@ -13,9 +13,8 @@ from typing import Iterator, Sequence
 import numpy as np
 import pandas as pd
 
-from vigil.buffer.layout import quantize
 from vigil.errors import VigilError
-from vigil.events.schema import MAX_FEATURE_MAGNITUDE, MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS, SENSOR_ID_VISIBLE
+from vigil.events.schema import MAX_FEATURE_MAGNITUDE, MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS, SENSOR_ID_VISIBLE, quantize
 
 RESERVED = ("sensor_id", "timestamp")
 

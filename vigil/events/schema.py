@@ -1,4 +1,4 @@
-"""The sensor event contract (DESIGN.md, Contracts: Event).
+"""The sensor event contract (docs/gateways.md; docs/architecture.md stage 1).
 
 ``sensor_id`` (string), ``timestamp`` (ISO-8601 or epoch milliseconds), the configured numeric
 features and an optional 0/1 label. Unknown fields are ignored. The feature list is configuration,
@@ -15,6 +15,7 @@ import re
 from datetime import datetime, timezone
 from typing import Annotated, Any, Mapping, NamedTuple, Sequence
 
+import numpy as np
 from pydantic import BeforeValidator, ConfigDict, Field, ValidationError, WithJsonSchema, create_model
 from pydantic_core import PydanticCustomError
 
@@ -25,6 +26,12 @@ MAX_TIMESTAMP_MS = int(datetime(2100, 1, 1, tzinfo=timezone.utc).timestamp() * 1
 MAX_SENSOR_ID_LENGTH = 256
 # Values are stored as float32 (vigil.buffer): a finite float64 beyond this would become inf there.
 MAX_FEATURE_MAGNITUDE = 3.4028234663852886e38
+
+
+def quantize(values: np.ndarray) -> np.ndarray:
+    """Values as the buffer keeps them (float32), widened back to float64 for featurisation: files
+    are rounded the same way, so an offline window is the very tensor the streamer scores."""
+    return np.asarray(values, dtype=np.float32).astype(np.float64)
 
 
 class SensorEvent(NamedTuple):

@@ -1,0 +1,60 @@
+"""The sensor meta hash: its field names and their parsing, in one place.
+
+Each sensor's buffer has a small Redis hash beside its chunks (``BufferLayout.meta_key``). Three
+parties write it:
+
+* the Lua apply script (``vigil/buffer/scripts.py``): where the window is (``newest``, ``first``,
+  ``open``, ``n``), events since the last score (``pending``), the latest label, the partition the
+  sensor first came from, and per events partition the last applied offset (``o:<p>``) and the
+  recent too-old offsets (``old:<p>``);
+* the streamer, after a score: ``pending`` back to 0, ``scored_end``, the explanation, and the
+  alert state (:class:`vigil.alerts.AlertState`, fields ``ALERT_FIELDS``);
+* the alert journal, settling a dead owner's alerts (the same alert state).
+
+Readers: :class:`~vigil.buffer.RollingBuffer` (states, ``inspect``), the alert policy, the trainer's
+sample. The Lua script cannot import Python names, so ``tests/unit/test_sensor_meta.py`` checks
+that every field it reads or writes is one of these.
+"""
+
+from __future__ import annotations
+
+NEWEST = "newest"  # the newest event time (ms)
+FIRST = "first"  # the oldest chunk number still stored
+OPEN = "open"  # the chunk the newest event is in
+STORED = "n"  # events stored (older ones may still sit in the first chunk)
+PENDING = "pending"  # events applied since the last score
+LABEL = "label"  # the latest labelled event's label ("0"/"1")
+HOME_PARTITION = "part"  # the events partition the sensor first arrived on
+APPLIED_PREFIX = "o:"  # o:<partition>: the last offset applied from that partition
+TOO_OLD_PREFIX = "old:"  # old:<partition>: comma-separated offsets of its latest too-old events
+
+SCORED_END = "scored_end"  # window_end of the last score
+EXPLANATION = "explanation"  # the last score's explanation (JSON)
+
+ALERT_ID = "alert_id"
+ALERT_END = "alert_end"
+ABOVE_N = "above_n"
+ABOVE_SINCE = "above_since"
+BELOW_SINCE = "below_since"
+ALERT_FIELDS = (ALERT_ID, ALERT_END, ABOVE_N, ABOVE_SINCE, BELOW_SINCE)
+
+WRITTEN_BY_APPLY = (NEWEST, FIRST, OPEN, STORED, PENDING, LABEL, HOME_PARTITION)
+PREFIXES = (APPLIED_PREFIX, TOO_OLD_PREFIX)
+
+
+def applied_offsets(meta: dict[str, str]) -> dict[int, int]:
+    """partition → the last offset applied from it, for every partition the sensor came from."""
+    return {int(k[len(APPLIED_PREFIX):]): int(v) for k, v in meta.items() if k.startswith(APPLIED_PREFIX)}
+
+
+def scored(window_end: int, explanation_json: str | None) -> dict[str, str | int]:
+    """What a score writes besides the alert state: nothing pending, where the window ended, and why."""
+    fields: dict[str, str | int] = {PENDING: 0, SCORED_END: window_end}
+    if explanation_json is not None:
+        fields[EXPLANATION] = explanation_json
+    return fields
+
+
+def int_field(meta: dict[str, str], name: str, default: int = 0) -> int:
+    value = meta.get(name)
+    return int(value) if value else default
