@@ -34,7 +34,7 @@ import numpy as np
 
 from _common import fill_unset, bench_settings, delete_prefix, fmt, log, print_table, redis_client, run_id
 from vigil.buffer import BufferLayout, EventBatch, RollingBuffer
-from vigil.kafka.events import frame_values
+from vigil.kafka.produce import frame_values
 from vigil.simulate import FleetSpec, generate_fleet
 
 PARTITIONS = 6

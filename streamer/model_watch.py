@@ -1,4 +1,4 @@
-"""Step 4's model, hot-swapped: the registry's ``CURRENT`` pointer is checked every ``model_poll``;
+"""Stage 4's model (docs/architecture.md), hot-swapped: the registry's ``CURRENT`` pointer is checked every ``model_poll``;
 a new version is loaded (and its smallest batch shape compiled) in a background thread, and the
 streamer switches to it between batches. A version that does not fit the stream (other features,
 a longer window than the buffer keeps) is refused with an error log and the old one stays.
@@ -14,7 +14,7 @@ import redis
 
 from vigil.logging import get_logger
 from vigil.model.predictor import BatchPredictor
-from vigil.registry import LoadedModel, ModelRegistry
+from vigil.registry import LoadedModel, ModelRegistry, announcement_channel
 
 log = get_logger("streamer")
 
@@ -98,3 +98,15 @@ class ModelWatcher:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def model_announcements(client: redis.Redis, key_prefix: str):
+    """The trainer job's promotion announcements (Redis pub/sub), so a swap need not wait for the
+    next poll; None when Redis is away now: polling the registry's pointer suffices then."""
+    pubsub = client.pubsub(ignore_subscribe_messages=True)
+    try:
+        pubsub.subscribe(announcement_channel(key_prefix))
+    except redis.RedisError as exc:
+        log.warning("no model announcements; polling the pointer only", error=str(exc))
+        return None
+    return pubsub

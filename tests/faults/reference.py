@@ -13,7 +13,7 @@ from collections import defaultdict
 import numpy as np
 import pandas as pd
 from vigil.buffer import BufferLayout, RollingBuffer
-from vigil.kafka.events import frame_values
+from vigil.kafka.produce import frame_values
 from vigil.redis_client import connect
 from vigil.settings import VigilSettings
 

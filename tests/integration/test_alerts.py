@@ -12,7 +12,7 @@ from vigil.alerts.backtest import backtest
 from vigil.cli.main import main
 from vigil.events.frame import event_table
 from vigil.kafka.clients import make_producer
-from vigil.kafka.events import produce_frame
+from vigil.kafka.produce import produce_frame
 from vigil.simulate import FleetSpec, generate_fleet
 
 from tests.integration.streaming import (alerting_copy, counter, isolated_settings, read_all, running, topics_of, values,

@@ -6,7 +6,7 @@ from confluent_kafka.admin import AdminClient
 
 from vigil.events import EventSchema
 from vigil.kafka.clients import make_consumer, make_producer
-from vigil.kafka.events import produce_frame
+from vigil.kafka.produce import produce_frame
 from vigil.simulate import FleetSpec, generate_fleet
 
 N_EVENTS = 10_000

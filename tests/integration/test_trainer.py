@@ -1,5 +1,5 @@
 """The trainer job against the real services: from the streamer's Redis buffers to a gated,
-announced promotion that the running streamer picks up (DESIGN.md, trainer)."""
+announced promotion that the running streamer picks up (docs/architecture.md, the trainer)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from datetime import timedelta
 
 from streamer.app import Streamer
 from vigil.kafka.clients import make_producer
-from vigil.kafka.events import produce_frame
+from vigil.kafka.produce import produce_frame
 from vigil.registry import ModelRegistry
 from vigil.simulate import FleetSpec, generate_fleet
 

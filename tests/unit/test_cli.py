@@ -90,7 +90,7 @@ def test_services_refuse_remote_hosts(monkeypatch, capsys):
 
 
 def test_a_tailed_alert_says_what_drove_it():
-    from vigil.cli.stream_cmd import describe
+    from vigil.cli.tail_cmd import describe
 
     class Msg:
         def __init__(self, data):
@@ -184,7 +184,7 @@ def test_dlq_replay_since_takes_a_duration_or_iso_time():
 def test_tail_json_is_one_line_per_record_with_key_and_headers():
     from confluent_kafka import Message
 
-    from vigil.cli.stream_cmd import describe, record_json
+    from vigil.cli.tail_cmd import describe, record_json
 
     msg = Message(topic="sensor-events.dlq", partition=0, offset=7, key=b"a\nb", value=b"{broken\n}",
                   headers=[("vigil.reason", b"not_json"), ("vigil.detail", b"line\nbreak")], timestamp=(1, 5))

@@ -9,7 +9,7 @@ import pytest
 
 from vigil.features import FleetStats, WindowSpec
 
-from streamer.models import ModelWatcher
+from streamer.model_watch import ModelWatcher
 from vigil.model.training import TrainConfig, train_autoencoder
 from vigil.registry import META_FILE, MODEL_FILE, ModelMeta, ModelRegistry
 

@@ -9,14 +9,14 @@ import sys
 from pydantic import ValidationError
 
 from vigil import __version__, native_logs
-from vigil.cli import (backtest_cmd, config_cmd, demo, dlq_cmd, evaluate_cmd, lag_cmd, models_cmd, services_cmd,
-                       simulate_cmd, stream_cmd, train_cmd)
+from vigil.cli import (backtest_cmd, config_cmd, demo, dlq_cmd, evaluate_cmd, inspect_cmd, lag_cmd, models_cmd,
+                       schema_cmd, services_cmd, simulate_cmd, stream_cmd, tail_cmd, train_cmd)
 from vigil.errors import VigilError, describe_invalid
 from vigil.logging import configure_logging
 from vigil.settings import CONFIG_FILE_ENV, VigilSettings
 
 COMMANDS = (services_cmd, config_cmd, simulate_cmd, train_cmd, evaluate_cmd, backtest_cmd, models_cmd, stream_cmd,
-            lag_cmd, dlq_cmd, demo)
+            inspect_cmd, tail_cmd, schema_cmd, lag_cmd, dlq_cmd, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:

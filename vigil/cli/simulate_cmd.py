@@ -10,7 +10,7 @@ from vigil.cli.output import Progress
 from vigil.errors import VigilError
 from vigil.events.files import write_events
 from vigil.kafka.clients import make_producer
-from vigil.kafka.events import produce_frame
+from vigil.kafka.produce import produce_frame
 from vigil.settings import VigilSettings
 from vigil.simulate import ALL_ANOMALY_KINDS, PROFILES, FleetSpec, generate_fleet
 

@@ -33,7 +33,7 @@ def produce_frame(
             failures.append(err)
 
     for i, (key, value) in enumerate(zip(frame_keys(frame), frame_values(frame)), 1):
-        _produce_retrying(producer, topic, key, value, on_delivery)
+        _produce_when_queued(producer, topic, key, value, on_delivery)
         if i % 1000 == 0:
             producer.poll(0)
         if on_progress is not None and i % 10_000 == 0:
@@ -64,7 +64,7 @@ def frame_keys(frame: pd.DataFrame) -> list[bytes]:
     return [str(s).encode() for s in frame["sensor_id"].tolist()]
 
 
-def _produce_retrying(producer: Producer, topic: str, key: bytes, value: bytes, on_delivery) -> None:
+def _produce_when_queued(producer: Producer, topic: str, key: bytes, value: bytes, on_delivery) -> None:
     while True:
         try:
             producer.produce(topic, value=value, key=key, on_delivery=on_delivery)
