@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from vigil.cli.train_cmd import add_event_arguments, load_table
+from vigil.cli.training_args import add_event_arguments, load_table
 from vigil.errors import VigilError
 from vigil.settings import VigilSettings
 

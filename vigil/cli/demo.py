@@ -22,14 +22,15 @@ from pathlib import Path
 
 from confluent_kafka import TopicPartition
 
+from vigil.cli import train_cmd
 from vigil.cli.args import add_model_dir, positive_int
 from vigil.cli.output import Progress, table
 from vigil.cli.services_cmd import print_services
 from vigil.cli.simulate_cmd import add_fleet_arguments, fleet_spec
-from vigil.cli.stream_cmd import describe
+from vigil.cli.tail_cmd import describe
 from vigil.errors import VigilError
 from vigil.kafka.clients import make_consumer, make_producer
-from vigil.kafka.events import produce_frame
+from vigil.kafka.produce import produce_frame
 from vigil.kafka.groups import commit_offsets, committed_offsets
 from vigil.kafka.reading import end_offsets, read_from
 from vigil.services import services_up
@@ -125,10 +126,8 @@ def _model(args: argparse.Namespace, settings: VigilSettings) -> str:
         generate_fleet(spec).events.to_parquet(events)
         print(f"training on a synthetic fleet of {args.train_sensors} sensors × {args.days:g} days "
               f"({args.epochs} epochs; a few minutes on 2 cores)")
-        from vigil.cli.main import main
-
-        code = main(["train", "--events", str(events), "--model-dir", str(registry.root),
-                     "--epochs", str(args.epochs)])
+        code = train_cmd.train(train_cmd.parse(["--events", str(events), "--model-dir", str(registry.root),
+                                                "--epochs", str(args.epochs)]), settings)
     if code != 0:
         raise VigilError("training failed")
     return registry.current_version()

@@ -9,11 +9,10 @@ import sys
 from pathlib import Path
 
 from vigil.cli import trainer_job
-from vigil.cli.args import add_model_dir, duration_arg, positive_int
+from vigil.cli.args import duration_arg, positive_int
 from vigil.cli.output import table
+from vigil.cli.training_args import add_event_arguments, load_table, train_config, window_spec
 from vigil.errors import VigilError
-from vigil.events.files import read_events
-from vigil.events.frame import default_features, event_table
 from vigil.features import CHANNEL_GROUPS, DEFAULT_GROUPS, WindowSpec, channel_names
 from vigil.model.config import DECODERS, DEFAULT_QUANTILE, OBJECTIVES, TrainConfig
 from vigil.settings import VigilSettings
@@ -75,40 +74,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--validation-fraction", type=float, default=0.2,
                         help="share of sensors held out for the threshold (default 0.2)")
     parser.add_argument("--no-promote", action="store_true", help="register the version without making it current")
-    parser.set_defaults(handler=_train)
+    parser.set_defaults(handler=train)
 
 
-def add_event_arguments(parser: argparse.ArgumentParser) -> None:
-    add_model_dir(parser)
-    parser.add_argument("--features", help="comma-separated feature columns (default: every numeric column "
-                        "other than sensor_id, timestamp and the label)")
-    parser.add_argument("--label-column", help="label column (default: settings, 10_days_alert_label)")
+def parse(argv: list[str]) -> argparse.Namespace:
+    """``vigil train`` arguments, parsed as the command would (``vigil demo`` trains through this)."""
+    parser = argparse.ArgumentParser(prog="vigil")
+    register(parser.add_subparsers())
+    return parser.parse_args(["train", *argv])
 
 
-def load_table(args: argparse.Namespace, settings: VigilSettings, features: list[str] | None = None):
-    frame = read_events(args.events)
-    label = args.label_column or settings.label_column
-    if features is None:
-        features = [f.strip() for f in args.features.split(",") if f.strip()] if args.features else default_features(frame, label)
-    return event_table(frame, features, label)
-
-
-def train_config(args: argparse.Namespace) -> TrainConfig:
-    return TrainConfig(latent_dim=args.latent_dim, bottleneck=args.bottleneck, epochs=args.epochs,
-                       seed=args.seed, objective=args.objective, decoder=args.decoder)
-
-
-def window_spec(args: argparse.Namespace, settings: VigilSettings, n_features: int) -> WindowSpec:
-    length = args.window or settings.window.length
-    try:
-        groups = tuple(g.strip() for g in args.channels.split(",") if g.strip())
-        return WindowSpec(int(length.total_seconds() * 1000), args.steps or settings.window.steps,
-                          n_features, baseline=args.baseline, groups=groups)
-    except ValueError as exc:
-        raise VigilError(str(exc)) from None
-
-
-def _train(args: argparse.Namespace, settings: VigilSettings) -> int:
+def train(args: argparse.Namespace, settings: VigilSettings) -> int:
+    """``vigil train``: from an event file (or, with --from-redis, the trainer job)."""
     if not 0 <= args.validation_fraction < 1:
         raise VigilError("--validation-fraction must be in [0, 1)")
     if not 0 < args.threshold_quantile < 1:
