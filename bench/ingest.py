@@ -32,7 +32,7 @@ from _common import (fill_unset, bench_settings, create_topics, delete_groups, d
                      print_table, produce_all, quiet_logs, redis_client, run_id)
 from streamer.app import Streamer
 from vigil.kafka.clients import make_consumer, make_producer
-from vigil.kafka.events import frame_keys, frame_values
+from vigil.kafka.produce import frame_keys, frame_values
 from vigil.simulate import FleetSpec, generate_fleet
 
 
@@ -92,8 +92,8 @@ def bare_consume(settings, topic: str, total: int, timeout_s: float) -> float:
 
 
 def streamer_ingest(settings, ends: dict[int, int], total: int, timeout_s: float) -> dict:
-    streamer = Streamer(settings)
-    timed = streamer.consumer = TimedConsumer(streamer.consumer)
+    timed = TimedConsumer(make_consumer(settings, settings.stream.group_id))
+    streamer = Streamer(settings, consumer=timed)
     result: dict = {}
     thread = threading.Thread(target=lambda: result.setdefault("exit", streamer.run()), name="streamer")
     thread.start()

@@ -126,10 +126,10 @@ def published(streamer) -> float:
 def wait_ready(streamer, args) -> None:
     """Until the streamer has a model and partitions; then trace every batch bucket (steady state)."""
     deadline = time.monotonic() + 120
-    while (streamer.models.active is None or not streamer._assigned) and time.monotonic() < deadline:
+    while (streamer.models.active is None or not streamer.status().assigned) and time.monotonic() < deadline:
         time.sleep(0.1)
     active = streamer.models.active
-    if active is None or not streamer._assigned:
+    if active is None or not streamer.status().assigned:
         raise RuntimeError("the streamer had no model or no partitions after 120 s")
     if not args.no_precompile:
         spec, bucket = active.loaded.spec, active.predict.min_bucket
@@ -153,7 +153,8 @@ def run_load(streamer, reader: ScoreReader, load: Load, args) -> dict:
     log(f"load done ({load.produced:,} events, lag {lag_at_end:,.0f}); draining")
     started = time.monotonic()
     while time.monotonic() - started < args.drain_timeout:
-        if (consumed() >= load.produced and not streamer.uncommitted and not streamer.ready
+        status = streamer.status()
+        if (consumed() >= load.produced and not status.pending_offsets and not status.ready
                 and len(reader.rows) >= published(streamer)):
             break
         time.sleep(0.1)

@@ -1,4 +1,4 @@
-"""Step 1: Kafka messages → a columnar batch of valid events, and dead letters for the rest."""
+"""Stage 1 (docs/architecture.md): Kafka messages → a columnar batch of valid events, and dead letters for the rest."""
 
 from __future__ import annotations
 
@@ -9,6 +9,9 @@ from confluent_kafka import KafkaError, Message
 from vigil.buffer import EventBatch
 from vigil.events.decode import EventDecoder
 from vigil.events.schema import EventError
+from streamer.publish import Outgoing
+
+TRUNCATED_BYTES = 65_536  # what a dead letter keeps of a value too large for the DLQ topic
 
 
 @dataclass(frozen=True)
@@ -16,6 +19,15 @@ class DeadLetter:
     message: Message
     reason: str
     detail: str
+
+    def record(self, topic: str, truncated: bool = False) -> Outgoing:
+        """The DLQ record: the original key and value. ``truncated``: the DLQ topic refused the
+        whole value; keep its head, and say how long the original was."""
+        value, headers = self.message.value() or b"", self.headers()
+        if truncated:
+            headers.append(("vigil.truncated_from", str(len(value)).encode()))
+            value = value[:TRUNCATED_BYTES]
+        return Outgoing(topic, self.message.key() or b"", value, headers)
 
     def headers(self) -> list[tuple[str, bytes]]:
         """The original message's headers (trace ids...), then Vigil's."""

@@ -18,6 +18,12 @@ import orjson
 import redis
 
 from vigil.buffer import BufferLayout
+from vigil.buffer import meta as sensor_meta
+from vigil.kafka.clients import make_consumer
+from vigil.kafka.reading import read_since
+from vigil.settings import VigilSettings
+
+JOURNAL_SLACK_MS = 60_000  # read the alerts topic from this long before the oldest journal entry
 
 
 @dataclass(frozen=True)
@@ -73,7 +79,7 @@ class AlertJournal:
         delivered = [a for a in entries if a.alert_id in delivered_ids]
         # A sensor alerted and cleared in one cycle: the state is that of its latest delivered record.
         latest: dict[str, PendingAlert] = {}
-        for a in sorted(delivered, key=lambda a: int(a.fields["alert_end"])):
+        for a in sorted(delivered, key=lambda a: sensor_meta.int_field(a.fields, sensor_meta.ALERT_END)):
             latest[a.sensor_id] = a
         write_meta({sensor: a.fields for sensor, a in latest.items()})
         self.remove({p: [a.alert_id for a in alerts] for p, alerts in pending.items()})
@@ -90,3 +96,24 @@ def _pending(alert_id: bytes | str, raw: bytes) -> PendingAlert:
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
+
+
+def alerts_delivered_since(settings: VigilSettings, retry) -> Callable[[int], set[str]]:
+    """What settling asks of Kafka: the alert ids in the alerts topic stamped since an epoch ms
+    (committed ones only: an aborted transaction's alert was never delivered)."""
+    def delivered(since_ms: int) -> set[str]:
+        group = f"{settings.stream.group_id}-journal"
+        consumer = make_consumer(settings, group, **{"isolation.level": "read_committed", "enable.partition.eof": True})
+        try:
+            messages = retry.kafka(lambda: list(read_since(consumer, settings.topics.alerts, since_ms - JOURNAL_SLACK_MS)))
+        finally:
+            consumer.close()
+        ids = set()
+        for msg in messages:
+            try:
+                ids.add(orjson.loads(msg.value())["alert_id"])
+            except (orjson.JSONDecodeError, KeyError, TypeError):
+                continue  # not one of ours
+        return ids
+
+    return delivered

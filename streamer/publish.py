@@ -1,4 +1,4 @@
-"""Step 5: produce scores, alerts and dead letters; ``flush`` returns once every record is acked.
+"""Stage 5-6 (docs/architecture.md): produce scores, alerts and dead letters; ``flush`` returns once every record is acked.
 
 The producer is idempotent (no duplicates from its own retries). A record whose delivery finally
 fails (e.g. the broker stayed away past ``message.timeout.ms``) is produced again by ``flush``:
@@ -28,10 +28,10 @@ class Outgoing:
 
 
 class Publisher:
-    def __init__(self, producer: Producer, stop: threading.Event, on_retry=lambda _dep: None):
+    def __init__(self, producer: Producer, stop: threading.Event, waiting=lambda _dep: None):
         self.producer = producer
         self.stop = stop
-        self.on_retry = on_retry
+        self.waiting = waiting
         self._failed: list[tuple[Outgoing, KafkaError]] = []
         self._in_flight = 0
 
@@ -62,7 +62,7 @@ class Publisher:
                     # Not an outage: waiting would block the partition forever. Offsets stay
                     # uncommitted, so the batch is re-read once the cause is fixed.
                     raise KafkaException(permanent[0])
-                self.on_retry("kafka")
+                self.waiting("kafka")
                 log.warning("records not acknowledged, producing them again", count=len(failed),
                             error=str(failed[0][1]))
                 for record, _err in failed:
@@ -72,7 +72,7 @@ class Publisher:
                 return
             waited += 1.0
             if waited % 10 == 0:
-                self.on_retry("kafka")
+                self.waiting("kafka")
                 log.warning("waiting for Kafka to acknowledge records", pending=self._in_flight, waited_s=waited)
             if self.stop.is_set():
                 stop_seen = stop_seen or time.monotonic()
@@ -97,9 +97,9 @@ class TransactionalPublisher(Publisher):
     offsets), fatal (e.g. fenced by a newer instance with the same transactional id) → raised.
     """
 
-    def __init__(self, producer: Producer, stop: threading.Event, on_retry=lambda _dep: None,
+    def __init__(self, producer: Producer, stop: threading.Event, waiting=lambda _dep: None,
                  timeout_s: float = 30.0):
-        super().__init__(producer, stop, on_retry)
+        super().__init__(producer, stop, waiting)
         self.timeout_s = timeout_s
         self._open = False
 

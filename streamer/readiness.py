@@ -1,4 +1,4 @@
-"""Step 3: which sensors' windows are ready to score.
+"""Stage 3 (docs/architecture.md): which sensors' windows are ready to score.
 
 A window is ready when the sensor has at least ``min_events`` stored events and
 ``every_events`` new events since its last score; with ``min_interval_s`` a sensor is scored at
@@ -44,6 +44,11 @@ class ReadySet:
             if everything or due <= now:
                 del self.deferred[sensor_id]
                 self._add(sensor_id, state, now)
+
+    @property
+    def remembered(self) -> int:
+        """Sensors whose last score time is kept (for ``min_interval_s``)."""
+        return len(self._last_scored)
 
     @property
     def first_ready_at(self) -> float | None:

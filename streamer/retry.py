@@ -49,7 +49,7 @@ def retrying(
     action: Callable[[], T],
     dependency: str,
     stop: threading.Event,
-    on_retry: Callable[[str], None] = lambda _dep: None,
+    waiting: Callable[[str], None] = lambda _dep: None,
     max_backoff_s: float = 30.0,
     stop_grace_s: float = 10.0,
 ) -> T:
@@ -66,7 +66,7 @@ def retrying(
             if not is_transient(exc):
                 raise
             attempt += 1
-            on_retry(dependency)
+            waiting(dependency)
             log.warning("dependency unavailable, retrying", dependency=dependency, attempt=attempt,
                         wait_s=round(delay, 2), error=str(exc)[:200])
             if stop.is_set():
@@ -77,3 +77,51 @@ def retrying(
             else:
                 stop.wait(delay)
             delay = min(delay * 2, max_backoff_s)
+
+
+KAFKA_QUIET_S = 15.0  # Kafka counts as back once librdkafka has reported no error for this long
+
+
+class Retrier:
+    """The streamer's one retry idea: ``retry(action, "redis")`` waits out an outage of that
+    dependency, counting each wait in ``vigil_retries_total`` and in ``/readyz``.
+
+    A Redis call that succeeds proves Redis is back. A Kafka call may succeed without the broker
+    (a flush with nothing to send), so Kafka counts as back once librdkafka has been quiet for
+    ``KAFKA_QUIET_S`` (:meth:`kafka_settled`).
+    """
+
+    def __init__(self, stop: threading.Event, health, retries_metric, max_backoff_s: float = 30.0):
+        self.stop = stop
+        self.health = health
+        self.retries = retries_metric
+        self.max_backoff_s = max_backoff_s
+        self._kafka_error_at = -float("inf")
+
+    def __call__(self, action: Callable[[], T], dependency: str) -> T:
+        result = retrying(action, dependency, self.stop, self.waiting, self.max_backoff_s)
+        if dependency == "redis":
+            self.health.set(dependency, None)
+        return result
+
+    def kafka(self, action: Callable[[], T]) -> T:
+        return self(action, "kafka")
+
+    def waiting(self, dependency: str) -> None:
+        """One wait for ``dependency`` (also librdkafka's own reconnects, via :meth:`kafka_error`)."""
+        if dependency == "kafka":
+            self._kafka_error_at = time.monotonic()
+        self.retries.labels(dependency).inc()
+        self.health.set(dependency, "unavailable, retrying")
+        self.health.beat()
+
+    def kafka_error(self, err: KafkaError) -> None:
+        """librdkafka's ``error_cb``: it reconnects by itself; this makes the outage visible."""
+        self._kafka_error_at = time.monotonic()
+        self.retries.labels("kafka").inc()
+        self.health.set("kafka", err.str())
+        log.warning("kafka unavailable, librdkafka keeps retrying", error=err.str())
+
+    def kafka_settled(self) -> None:
+        if time.monotonic() - self._kafka_error_at > KAFKA_QUIET_S:
+            self.health.set("kafka", None)

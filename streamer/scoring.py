@@ -1,4 +1,4 @@
-"""Steps 3-4: ready sensors → windows read from Redis in one pipeline → one tensor → one model call.
+"""Stage 4 (docs/architecture.md): ready sensors → windows read from Redis in one pipeline → one tensor → one model call.
 
 Featurisation is :func:`vigil.features.featurize_window`, the function training and ``vigil
 evaluate`` use, on the same (float32-stored) values, so an online score equals the offline one.
@@ -11,16 +11,10 @@ import numpy as np
 
 from vigil.alerts import ScoredWindow
 from vigil.buffer import RollingBuffer, SensorState
-from vigil.buffer.layout import EXPLANATION_FIELD
-from vigil.events.outputs import Explanation
 from vigil.features import channel_features, featurize_window
 from vigil.model.explain import explain
-from streamer.models import ActiveModel
+from streamer.model_watch import ActiveModel
 
-
-
-def explanation_meta(window: ScoredWindow) -> dict[str, str]:
-    return {EXPLANATION_FIELD: window.explanation.model_dump_json()} if window.explanation is not None else {}
 
 
 def score_sensors(buffer: RollingBuffer, model: ActiveModel, states: list[SensorState], min_events: int) -> list[ScoredWindow]:

@@ -29,7 +29,7 @@ from streamer.journal import AlertJournal, PendingAlert
 from vigil.alerts import AlertState
 from vigil.buffer import BufferLayout
 from vigil.kafka.clients import make_producer
-from vigil.kafka.events import produce_frame
+from vigil.kafka.produce import produce_frame
 from vigil.simulate import FleetSpec, generate_fleet
 
 from tests.faults.reference import buffer_mismatches
@@ -160,7 +160,7 @@ def test_a_dead_owners_alert_journal_is_settled_against_the_alerts_topic(setting
         producer.produce(cfg.topics.alerts, value=b"not json: someone else's record")
         assert producer.flush(30) == 0
         with running(Streamer(cfg)) as streamer:
-            wait_for(lambda: len(streamer._assigned) == cfg.topics.events_partitions, what="the assignment")
+            wait_for(lambda: len(streamer.status().assigned) == cfg.topics.events_partitions, what="the assignment")
         assert journal.pending(list(range(cfg.topics.events_partitions))) == {}
         sensors = ("delivered", "delivered-2", "never-sent", "cleared", "half")
         meta = {s: redis_client.hgetall(layout.meta_key(s)) for s in sensors}

@@ -23,7 +23,7 @@ import redis
 
 from streamer.app import Streamer
 from vigil.buffer import BufferLayout
-from vigil.kafka.events import frame_values
+from vigil.kafka.produce import frame_values
 
 from tests.faults.reference import buffer_mismatches
 from tests.integration.streaming import committed, counter, env_of, isolated_settings, running, topics_of, wait_for
@@ -80,7 +80,7 @@ def produce_elsewhere(cfg, frame: pd.DataFrame, path: Path) -> None:
     """Produce ``frame`` from another process, so the producer's buffers do not count in our RSS."""
     frame.to_parquet(path)
     script = ("import sys, pandas as pd; from vigil.settings import VigilSettings; "
-              "from vigil.kafka.clients import make_producer; from vigil.kafka.events import produce_frame; "
+              "from vigil.kafka.clients import make_producer; from vigil.kafka.produce import produce_frame; "
               "s = VigilSettings(); produce_frame(make_producer(s), s.topics.events, pd.read_parquet(sys.argv[1]))")
     subprocess.run([sys.executable, "-c", script, str(path)], env=env_of(cfg), check=True, timeout=300)
 
@@ -89,7 +89,7 @@ def settled(cfg, streamer, n: int) -> None:
     """Wait until ``n`` events are applied and committed, and the loop has begun a new cycle since:
     the batch's objects are released (the last consume call's messages live until its cycle ends)."""
     applied = lambda: counter(streamer, "vigil_buffer_writes_total", result="added") >= n  # noqa: E731
-    wait_for(lambda: applied() and sum(committed(cfg).values()) >= n and not streamer.uncommitted,
+    wait_for(lambda: applied() and sum(committed(cfg).values()) >= n and not streamer.status().pending_offsets,
              what=f"{n} events applied and committed")
     seen = time.monotonic()
     wait_for(lambda: streamer.health.heartbeat > seen, what="the next cycle")
@@ -137,10 +137,11 @@ def test_a_flood_of_new_sensor_ids_leaves_no_state_behind_and_every_key_expires(
             rss_after = rss_bytes()
 
             # In-memory state of the streamer: nothing per sensor is left once the batch is committed.
-            assert streamer.uncommitted == {}
-            assert len(streamer.ready) == 0 and streamer.ready.deferred == {}
-            assert len(streamer.ready._last_scored) == 0  # score_min_interval is 0: nothing to remember
-            assert streamer._scored_meta == {} and streamer._scored_partition == {} and streamer._scored_ends == []
+            status = streamer.status()
+            assert status.pending_offsets == {}
+            assert status.ready == 0 and status.deferred == 0
+            assert status.remembered_scores == 0  # score_min_interval is 0: nothing to remember
+            assert status.unsaved_scores == 0
         assert counter(streamer, "vigil_buffer_writes_total", result="added") == len(warm) + len(frame)
         assert counter(streamer, "vigil_scores_published_total") >= SCORED_SENSORS
 

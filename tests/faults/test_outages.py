@@ -24,7 +24,7 @@ import redis
 from streamer.app import Streamer
 from vigil.buffer import BufferLayout
 from vigil.kafka.clients import make_producer
-from vigil.kafka.events import frame_values, produce_frame
+from vigil.kafka.produce import frame_values, produce_frame
 from vigil.services.local import local_kafka, local_redis
 from vigil.simulate import FleetSpec, generate_fleet
 
@@ -103,7 +103,7 @@ def test_a_broker_restart_while_streaming_makes_the_streamer_wait_and_loses_noth
             kafka.start(cfg.services.kafka_ready_timeout_s)
             assert gateway.result() == len(during)
             wait_consumed(streamer, len(events))
-            wait_for(lambda: not streamer.uncommitted, what="the commit after recovery")
+            wait_for(lambda: not streamer.status().pending_offsets, what="the commit after recovery")
             # Back to ready once librdkafka has been quiet for a while (streamer.app.KAFKA_QUIET_S).
             wait_for(lambda: streamer.health.ready()[0], what="readiness after the broker came back")
         assert counter(streamer, "vigil_buffer_writes_total", result="added") == len(events)
@@ -149,7 +149,7 @@ def test_a_redis_restart_while_streaming_keeps_the_buffer_and_the_streamer_resum
             produce(cfg, first)
             with redis.Redis.from_url(url) as client:
                 wait_for(lambda: applied(client, cfg) == len(first), what="the first third applied")
-                wait_for(lambda: not streamer.uncommitted, what="the first third committed")
+                wait_for(lambda: not streamer.status().pending_offsets, what="the first third committed")
                 held = snapshot(client, prefix)
             assert buffer_mismatches(cfg, first) == {}
 
@@ -178,7 +178,7 @@ def test_a_redis_restart_while_streaming_keeps_the_buffer_and_the_streamer_resum
             assert not ok and "redis" in reason
             service.start(cfg.services.redis_ready_timeout_s)
             wait_consumed(streamer, len(events))
-            wait_for(lambda: not streamer.uncommitted, what="the commit after recovery")
+            wait_for(lambda: not streamer.status().pending_offsets, what="the commit after recovery")
             assert streamer.health.ready()[0], streamer.health.ready()[1]
         assert counter(streamer, "vigil_buffer_writes_total", result="added") == len(events)
         assert all_committed(cfg)

@@ -88,7 +88,7 @@ def stream_all(cfg: VigilSettings, frame=None):
     """Produce ``frame`` (if given), stream until every message is consumed, stop; the streamer."""
     from streamer.app import Streamer
     from vigil.kafka.clients import make_producer
-    from vigil.kafka.events import produce_frame
+    from vigil.kafka.produce import produce_frame
 
     if frame is not None:
         produce_frame(make_producer(cfg), cfg.topics.events, frame)

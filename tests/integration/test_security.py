@@ -30,7 +30,7 @@ from streamer.journal import AlertJournal, PendingAlert
 from trainer.sample import sample_buffers
 from vigil.buffer import BufferLayout, RollingBuffer
 from vigil.kafka.clients import make_producer
-from vigil.kafka.events import produce_frame
+from vigil.kafka.produce import produce_frame
 from vigil.registry import announcement_channel
 from vigil.services.kafka import LocalKafka, ScramListener
 from vigil.services.paths import REPO_ROOT
@@ -162,7 +162,7 @@ def test_kafka_refuses_a_wrong_password_and_a_client_without_credentials(setting
             assert "invalid credentials with SASL mechanism SCRAM-SHA-256" in reason
             assert not streamer.health.ready()[0]
             assert counter(streamer, "vigil_events_consumed_total") == 0
-            assert not streamer._assigned
+            assert not streamer.status().assigned
 
         # No credentials at all: the SASL listener closes the connection of a plain client.
         plain = AdminClient({"bootstrap.servers": scram_kafka.sasl_address, "log_level": 0})

@@ -1,4 +1,4 @@
-"""The streamer end to end against the real Kafka and Redis (DESIGN.md, Shape)."""
+"""The streamer end to end against the real Kafka and Redis (docs/architecture.md)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from vigil.events import EventSchema
 from vigil.events.frame import event_table
 from vigil.features.dataset import build_windows
 from vigil.kafka.clients import make_consumer, make_producer
-from vigil.kafka.events import produce_frame
+from vigil.kafka.produce import produce_frame
 from vigil.simulate import FleetSpec, generate_fleet
 
 from vigil.features import channel_features

@@ -11,7 +11,7 @@ import sys
 
 from streamer.app import Streamer
 from vigil.kafka.clients import make_consumer, make_producer
-from vigil.kafka.events import produce_frame
+from vigil.kafka.produce import produce_frame
 from vigil.kafka.reading import end_offsets
 from vigil.simulate import FleetSpec, generate_fleet
 
@@ -103,13 +103,13 @@ def test_two_replicas_share_the_partitions_and_a_leaving_one_hands_over_cleanly(
     with topics_of(cfg):
         with running(Streamer(cfg)) as a:
             with running(Streamer(cfg)) as b:
-                wait_for(lambda: a._assigned and b._assigned and not (a._assigned & b._assigned),
+                wait_for(lambda: a.status().assigned and b.status().assigned and not (a.status().assigned & b.status().assigned),
                          what="the partitions to be split between both replicas")
                 produce_frame(make_producer(cfg), cfg.topics.events, fleet.events.iloc[:half])
                 wait_for(lambda: counter(a, "vigil_events_consumed_total") + counter(b, "vigil_events_consumed_total")
                          >= half, what="both replicas to consume the first half")
             # b left: it drained and committed on revocation; a takes every partition.
-            wait_for(lambda: len(a._assigned) == cfg.topics.events_partitions, what="a to own every partition")
+            wait_for(lambda: len(a.status().assigned) == cfg.topics.events_partitions, what="a to own every partition")
             produce_frame(make_producer(cfg), cfg.topics.events, fleet.events.iloc[half:])
             wait_for(lambda: counter(a, "vigil_events_consumed_total") + counter(b, "vigil_events_consumed_total")
                      >= len(fleet.events), what="the second half")

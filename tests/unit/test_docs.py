@@ -16,7 +16,7 @@ from pydantic import SecretStr
 from vigil import docs_gen
 from vigil.durations import format_duration
 from vigil.events.outputs import AlertRecord, ScoreRecord, alert_id
-from vigil.events.schema import EventSchema, SensorEvent
+from vigil.events.schema import EventSchema
 from vigil.settings import VigilSettings
 
 ROOT = Path(__file__).resolve().parents[2]
