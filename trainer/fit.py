@@ -1,4 +1,4 @@
-"""One training path: event table → windows → model → threshold → registry (DESIGN.md, trainer).
+"""One training path: event table → windows → model → threshold → registry (docs/architecture.md, the trainer).
 
 ``vigil train --events FILE`` calls :func:`fit_and_register`; the periodic trainer job will call
 it with windows sampled from the live Redis buffers instead of a file.

@@ -1,6 +1,6 @@
 """The model registry: versioned artifact directories and an atomic ``CURRENT`` pointer.
 
-An artifact (DESIGN.md, Contracts: Model artifact) is a directory ``<root>/<version>/`` holding
+An artifact (docs/architecture.md, "Models") is a directory ``<root>/<version>/`` holding
 ``model.keras`` (loaded in safe mode) and ``meta.json``: feature list, window spec, normalisation
 statistics, threshold and how it was chosen, validation metrics and the training data.
 A version is written under a temporary name and renamed into place, so a reader never sees half

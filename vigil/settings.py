@@ -146,7 +146,7 @@ class WindowSettings(BaseModel):
 
 
 class StreamSettings(BaseModel):
-    """How `vigil stream` batches, scores and alerts (DESIGN.md, Shape, steps 1-6)."""
+    """How `vigil stream` batches, scores and alerts (docs/architecture.md, stages 1-6)."""
 
     group_id: str = Field("vigil-streamer", description="Kafka consumer group of the streamer replicas")
     poll_events: int = Field(5000, ge=1, description="most messages taken from Kafka per consume call")

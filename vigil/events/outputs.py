@@ -1,4 +1,4 @@
-"""What Vigil publishes (DESIGN.md, Contracts: Score and Alert), as pydantic models.
+"""What Vigil publishes (scores, alerts; docs/architecture.md stage 5), as pydantic models.
 
 Times are epoch milliseconds, like the event contract. ``vigil schema scores|alerts|events|dlq``
 prints the JSON Schema of each topic, generated from these models.
