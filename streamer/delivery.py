@@ -37,11 +37,13 @@ class Outcome(Enum):
     ABORTED = "transaction aborted"  # exactly-once: rewind to the committed offsets
 
 
-class AtLeastOnce:
-    mode = "at-least-once"
+class _Protocol:
+    """What both modes share: a publisher over the producer, and the consumer whose offsets commit."""
+
+    publisher_class: type[Publisher] = Publisher
 
     def __init__(self, producer: Producer, consumer: Consumer, topic: str, stop: threading.Event, retry: Retrier):
-        self.publisher = Publisher(producer, stop, retry.waiting)
+        self.publisher = self.publisher_class(producer, stop, retry.waiting)
         self.consumer, self.topic, self.retry = consumer, topic, retry
 
     def start(self) -> None:
@@ -49,6 +51,10 @@ class AtLeastOnce:
 
     def send(self, record: Outgoing) -> None:
         self.publisher.send(record)
+
+
+class AtLeastOnce(_Protocol):
+    mode = "at-least-once"
 
     def deliver(self, cycle: Cycle, record_scored: Callable[[], None]) -> Outcome:
         self.retry(self.publisher.flush, "kafka")
@@ -81,19 +87,13 @@ class AtLeastOnce:
         self.publisher.producer.flush(5)
 
 
-class ExactlyOnce:
+class ExactlyOnce(_Protocol):
     mode = "exactly-once"
-
-    def __init__(self, producer: Producer, consumer: Consumer, topic: str, stop: threading.Event, retry: Retrier):
-        self.publisher = TransactionalPublisher(producer, stop, retry.waiting)
-        self.consumer, self.topic, self.retry = consumer, topic, retry
+    publisher_class = TransactionalPublisher
 
     def start(self) -> None:
         """Fences (and ends) the previous incarnation's transaction."""
         self.publisher.init(self.retry.kafka)
-
-    def send(self, record: Outgoing) -> None:
-        self.publisher.send(record)
 
     def deliver(self, cycle: Cycle, record_scored: Callable[[], None]) -> Outcome:
         outcome = Outcome.NOTHING
