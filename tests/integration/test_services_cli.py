@@ -106,6 +106,7 @@ def test_demo_on_a_broker_that_just_started(isolated_env, tmp_path, monkeypatch)
                    "--alert-fraction", "0.1", "--seed", "4", timeout=900)
     out = result.stdout
     assert "Traceback" not in result.stderr and "absl::InitializeLog" not in result.stderr
+    assert "Coordinator load in progress" not in result.stderr  # producers start once ids are handed out
     sent, scored = re.search(r"events published (\d+); windows scored (\d+)", out).groups()
     assert int(sent) > 30 * 11 * 100 and int(scored) >= 30  # every sensor's window at least once
     assert "truly anomalous sensors alerted after their onset:" in out and "of 3;" in out

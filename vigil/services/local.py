@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaException, Producer
 from confluent_kafka.admin import AdminClient
 
 from vigil.errors import VigilError
@@ -67,22 +67,35 @@ def services_up(settings: VigilSettings) -> tuple[list[ServiceStatus], list[Topi
         statuses.append(_status(svc, pid, started))
     topics = ensure_topics(settings)
     wait_consumer_groups(settings, settings.services.kafka_ready_timeout_s)
+    wait_producer_ids(settings, settings.services.kafka_ready_timeout_s)
     return statuses, topics
 
 
-READY_PROBE_GROUP = "vigil-ready-probe"
+READY_PROBE = "vigil-ready-probe"  # the probe's consumer group and transactional id
+
+
+def wait_producer_ids(settings: VigilSettings, timeout_s: float) -> None:
+    """A young broker also hands out producer ids late (the transaction coordinator loads): every
+    idempotent producer then logs "Failed to acquire idempotence PID ... retrying". Returns once a
+    probe's transactional id is registered, which needs both."""
+    producer = Producer(settings.kafka.client_config(**{"transactional.id": READY_PROBE, "log_level": 0}))
+    try:
+        producer.init_transactions(timeout_s)
+    except KafkaException as exc:
+        raise VigilError(f"Kafka could not hand out producer ids within {timeout_s:.0f}s ({exc}); "
+                         "check `vigil services status` and the broker log") from None
 
 
 def wait_consumer_groups(settings: VigilSettings, timeout_s: float) -> None:
     """Ready means ready: a broker answers metadata before its group coordinator has loaded, and
     the first consumer to commit then fails. Returns once a probe group commits and fetches."""
-    consumer = make_consumer(settings, READY_PROBE_GROUP)
+    consumer = make_consumer(settings, READY_PROBE)
     try:
         wait_group_ready(consumer, settings.topics.events, timeout_s)
     finally:
         consumer.close()
     admin = AdminClient(settings.kafka.client_config())
-    for future in admin.delete_consumer_groups([READY_PROBE_GROUP], request_timeout=10).values():
+    for future in admin.delete_consumer_groups([READY_PROBE], request_timeout=10).values():
         try:
             future.result()
         except KafkaException:
