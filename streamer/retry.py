@@ -10,6 +10,7 @@ import redis
 from confluent_kafka import KafkaError, KafkaException
 
 from vigil.errors import VigilError
+from vigil.kafka.groups import COORDINATOR_UNAVAILABLE
 from vigil.logging import get_logger
 
 T = TypeVar("T")
@@ -35,10 +36,8 @@ def is_transient(exc: BaseException) -> bool:
     return False
 
 
-_KAFKA_WAITABLE = {KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN, KafkaError._TIMED_OUT,
-                   KafkaError.COORDINATOR_NOT_AVAILABLE, KafkaError.NOT_COORDINATOR,
-                   KafkaError.COORDINATOR_LOAD_IN_PROGRESS, KafkaError.REQUEST_TIMED_OUT,
-                   KafkaError.NETWORK_EXCEPTION, KafkaError._WAIT_COORD}
+_KAFKA_WAITABLE = COORDINATOR_UNAVAILABLE | {KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN, KafkaError._TIMED_OUT,
+                                           KafkaError.REQUEST_TIMED_OUT, KafkaError.NETWORK_EXCEPTION}
 
 
 class Stopped(Exception):

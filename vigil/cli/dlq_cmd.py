@@ -9,7 +9,7 @@ import time
 
 from pydantic_core import PydanticCustomError
 
-from vigil.cli.args import duration_arg
+from vigil.durations import parse_duration
 from vigil.errors import VigilError
 from vigil.events.schema import REASONS, parse_timestamp_ms
 from vigil.settings import VigilSettings
@@ -43,8 +43,8 @@ def since_ms(text: str | None, now_ms: int | None = None) -> int | None:
     if text is None:
         return None
     try:
-        return (now_ms or int(time.time() * 1000)) - int(duration_arg(text).total_seconds() * 1000)
-    except argparse.ArgumentTypeError:
+        return (now_ms or int(time.time() * 1000)) - int(parse_duration(text).total_seconds() * 1000)
+    except ValueError:
         pass
     try:
         return parse_timestamp_ms(text)

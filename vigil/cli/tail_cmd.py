@@ -80,7 +80,9 @@ def record_json(msg) -> str:
 def describe(topic: str, msg) -> str:
     """One readable line per record; ids and texts are quoted as JSON where they hold control characters."""
     if topic == "dlq":
-        headers = {k: v.decode(errors="replace") for k, v in (msg.headers() or []) if v is not None}
+        from vigil.kafka.reading import header_text  # confluent-kafka loads only when a record is shown
+
+        headers = header_text(msg)
         key = msg.key()
         return (f"{headers.get('vigil.reason', '?'):<14} key {_shown(key.decode(errors='replace')) if key else '-'}  "
                 f"{_shown(headers.get('vigil.detail', ''))}  "

@@ -16,7 +16,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 
 from vigil.kafka.clients import make_consumer, make_producer
 from vigil.kafka.groups import commit_offsets, committed_offsets
-from vigil.kafka.reading import partitions
+from vigil.kafka.reading import header_text, partitions
 from vigil.settings import VigilSettings
 
 VIGIL_HEADER_PREFIX = "vigil."
@@ -43,10 +43,6 @@ def replay_group(settings: VigilSettings, reason: str | None) -> str:
     return f"{settings.stream.group_id}-dlq-replay-{reason or 'all'}"
 
 
-def headers_of(msg: Message) -> dict[str, str]:
-    return {k: v.decode(errors="replace") for k, v in (msg.headers() or []) if v is not None}
-
-
 def replay_dead_letters(settings: VigilSettings, reason: str | None = None, since_ms: int | None = None,
                         dry_run: bool = False, on_progress: Callable[[int], None] | None = None) -> ReplayResult:
     """Re-publish the DLQ's records not yet replayed by this filter (key, value and the producer's
@@ -69,7 +65,7 @@ def replay_dead_letters(settings: VigilSettings, reason: str | None = None, sinc
                     if err.code() == KafkaError._PARTITION_EOF:
                         pending.discard(msg.partition())
                         continue
-                    raise_kafka(err)
+                    raise KafkaException(err)
                 p = msg.partition()
                 if msg.offset() >= ends[p]:
                     pending.discard(p)
@@ -84,7 +80,7 @@ def replay_dead_letters(settings: VigilSettings, reason: str | None = None, sinc
         if producer is not None:
             remaining = producer.flush(60)
             if remaining:
-                raise_kafka(KafkaError(KafkaError._MSG_TIMED_OUT, f"{remaining} replayed events unacknowledged"))
+                raise KafkaException(KafkaError(KafkaError._MSG_TIMED_OUT, f"{remaining} replayed events unacknowledged"))
             done = [TopicPartition(topics.dlq, p, o) for p, o in sorted(positions.items()) if o > starts[p]]
             if done:
                 commit_offsets(consumer, done, "recording the replayed dead letters")
@@ -107,7 +103,7 @@ def _range(consumer: Consumer, topic: str) -> tuple[dict[int, int], dict[int, in
 
 def _replay_one(msg: Message, reason: str | None, since_ms: int | None, producer, events_topic: str,
                 result: ReplayResult) -> None:
-    headers = headers_of(msg)
+    headers = header_text(msg)
     why = headers.get("vigil.reason", "?")
     if reason is not None and why != reason:
         result.skipped_reason += 1
@@ -130,7 +126,3 @@ def _replay_one(msg: Message, reason: str | None, since_ms: int | None, producer
             break
         except BufferError:
             producer.poll(0.1)
-
-
-def raise_kafka(err: KafkaError) -> None:
-    raise KafkaException(err)

@@ -19,11 +19,15 @@ from vigil.kafka.reading import partitions
 
 T = TypeVar("T")
 
-COORDINATOR_STARTING = frozenset({
+# The group coordinator is moving or loading: the streamer's retry waits these out too.
+COORDINATOR_UNAVAILABLE = frozenset({
     KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_NOT_AVAILABLE, KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
-    KafkaError._WAIT_COORD, KafkaError._TIMED_OUT, KafkaError.REQUEST_TIMED_OUT, KafkaError._TRANSPORT,
-    KafkaError.UNKNOWN_TOPIC_OR_PART,  # a topic created a moment ago, not yet in every cache
+    KafkaError._WAIT_COORD,
 })
+COORDINATOR_STARTING = COORDINATOR_UNAVAILABLE | {
+    KafkaError._TIMED_OUT, KafkaError.REQUEST_TIMED_OUT, KafkaError._TRANSPORT,
+    KafkaError.UNKNOWN_TOPIC_OR_PART,  # a topic created a moment ago, not yet in every cache
+}
 
 
 def coordinator_starting(exc: KafkaException) -> bool:

@@ -63,3 +63,8 @@ def read_since(consumer: Consumer, topic: str, since_ms: int, timeout_s: float =
                 unfinished.discard(msg.partition())
             else:
                 raise KafkaException(err)
+
+
+def header_text(msg: Message) -> dict[str, str]:
+    """A record's headers as name → UTF-8 text (headers without a value left out)."""
+    return {k: v.decode(errors="replace") for k, v in (msg.headers() or []) if v is not None}
