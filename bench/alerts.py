@@ -102,7 +102,6 @@ def scored_points(args, settings: VigilSettings) -> tuple[dict, dict]:
                         min_events=settings.window.min_events)
     # From the start of each held-out sensor, so per-sensor calibration has its history too.
     held = heldout_windows(data, settings.alerts, args.score_every, min_history_ms=0)
-    held_table = EventTable({s.sensor_id: s for s in data.val_sensors}, features, train.spec.label_column)
     models = [VigilAutoencoder(OURS, TrainConfig(epochs=args.epochs, dense_epochs=args.dense_epochs, seed=args.seed))]
     models += [m for m in baselines(args.epochs, args.dense_epochs, args.seed)
                if args.baselines is None or m.name in args.baselines]
@@ -112,17 +111,14 @@ def scored_points(args, settings: VigilSettings) -> tuple[dict, dict]:
         log(f"fitting {model.name} on {len(data.normal)} windows")
         model.fit(data.normal.x)
         w = held.windows
-        frames[model.name] = [point_frame(held_table, w.sensor_id, w.end_ms, w.n_events, model.score(w.x).scores,
-                                          w.label, data.spec.length_ms), []]
+        frames[model.name] = [point_frame(w, model.score(w.x).scores, data.spec.length_ms), []]
         log(f"  {model.name}: {time.monotonic() - t0:.0f} s")
     table = event_table(test.events, features, test.spec.label_column)
-    points = scoring_points(args.score_every, 0, settings.window.min_events, data.spec.length_ms)
+    points = scoring_points(args.score_every, 0, settings.window.min_events, data.spec.length_ms, data.spec.bin_ms)
     done, t0 = 0, time.monotonic()
     for windows in iter_windows(table, data.spec, data.stats, min_events=settings.window.min_events, points=points):
         for model in models:
-            frames[model.name][1].append(point_frame(table, windows.sensor_id, windows.end_ms, windows.n_events,
-                                                     model.score(windows.x).scores, windows.label,
-                                                     data.spec.length_ms))
+            frames[model.name][1].append(point_frame(windows, model.score(windows.x).scores, data.spec.length_ms))
         done += len(windows)
         log(f"  backtest: {done} scoring points, {done / (time.monotonic() - t0):.0f}/s")
     out = {name: (held_frame, pd.concat(parts, ignore_index=True)) for name, (held_frame, parts) in frames.items()}

@@ -85,7 +85,7 @@ def sample_windows(args: argparse.Namespace, spec: WindowSpec):
     """``(series, end index)`` pairs with a full window behind them, and the fleet statistics."""
     fleet = generate_fleet(FleetSpec(sensors=args.sensors, days=args.days, seed=args.seed))
     table = event_table(fleet.events, fleet.spec.features, fleet.spec.label_column)
-    stats = FleetStats.fit(((s.sensor_id, s.ts_ms, s.values) for s in table), spec.length_ms, spec.steps)
+    stats = fleet_stats(table, spec)
     candidates = [(s, i) for s in table for i in np.flatnonzero(s.ts_ms >= s.ts_ms[0] + spec.length_ms)]
     rng = np.random.default_rng(args.seed)
     picks = rng.choice(len(candidates), size=args.windows, replace=len(candidates) < args.windows)

@@ -85,7 +85,7 @@ class Streamer:
         self.models = (
             ModelWatcher(registry or ModelRegistry(s.models_path), s.features, layout.window_ms,
                          s.stream.max_batch_windows, s.stream.model_poll.total_seconds(),
-                         model_announcements(self.redis, s.redis.key_prefix))
+                         model_announcements(self.redis, s.redis.key_prefix), bin_ms=layout.bin_ms)
             if s.stream.scoring else None
         )
         self.rebalance = Rebalance(self.topic, self.buffer, self.journal, self.retry, self.metrics.lag,

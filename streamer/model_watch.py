@@ -31,10 +31,11 @@ class ActiveModel:
 
 class ModelWatcher:
     def __init__(self, registry: ModelRegistry, features: list[str], window_ms: int, max_batch: int, poll_s: float,
-                 announcements=None):
+                 announcements=None, bin_ms: int = 1):
         self.registry = registry
         self.features = list(features)
         self.window_ms = window_ms
+        self.bin_ms = bin_ms
         self.max_batch = max_batch
         self.poll_s = poll_s
         self.active: ActiveModel | None = None
@@ -88,16 +89,28 @@ class ModelWatcher:
         loaded = self.registry.load(version)
         if list(loaded.meta.features) != self.features:
             raise ValueError(f"model features {loaded.meta.features} differ from the stream's {self.features}")
-        if loaded.spec.length_ms > self.window_ms:
-            raise ValueError(
-                f"model window {loaded.spec.length_ms} ms is longer than the buffer's {self.window_ms} ms"
-            )
+        refusal = grid_refusal(loaded.spec.length_ms, loaded.spec.bin_ms, self.window_ms, self.bin_ms)
+        if refusal:
+            raise ValueError(refusal)
         predict = BatchPredictor(loaded.scorer, max_batch=self.max_batch)
         predict.warm_up(loaded.spec.steps, loaded.spec.channels)  # compile every batch shape off the hot path
         return ActiveModel(loaded, predict)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def grid_refusal(length_ms: int, bin_ms: int, buffer_ms: int, buffer_bin_ms: int) -> str | None:
+    """Why the buffer's bins cannot serve a model's window (None when they can): the window must
+    fit in the buffer's, and each of its bins be a whole number of the buffer's bins."""
+    if length_ms > buffer_ms:
+        return (f"model window {length_ms} ms is longer than the buffer's {buffer_ms} ms: the buffer keeps no "
+                "older bins (raise window.length, and let the buffers refill, to serve it)")
+    if bin_ms % buffer_bin_ms:
+        return (f"model bins of {bin_ms} ms are not a whole number of the buffer's {buffer_bin_ms} ms bins "
+                f"(window.length / window.steps): retrain with steps that divide into them, or change the "
+                "buffer's grid (its history rebuilds)")
+    return None
 
 
 def model_announcements(client: redis.Redis, key_prefix: str):

@@ -1,7 +1,9 @@
-"""Stage 4 (docs/architecture.md): ready sensors → windows read from Redis in one pipeline → one tensor → one model call.
+"""Stage 4 (docs/architecture.md): ready sensors → bins read from Redis in one pipeline → one tensor → one model call.
 
-Featurisation is :func:`vigil.features.featurize_window`, the function training and ``vigil
-evaluate`` use, on the same (float32-stored) values, so an online score equals the offline one.
+Featurisation is :func:`vigil.features.window_channels`, the function training and ``vigil
+evaluate`` use, on the same per-bin records (a file's events accumulate into them by the same
+arithmetic), so an online score equals the offline one. A model with coarser bins than the
+buffer's gets them merged (``SensorBins.window``).
 Each window's explanation (:mod:`vigil.model.explain`) comes out of the same model call.
 """
 
@@ -11,7 +13,7 @@ import numpy as np
 
 from vigil.alerts import ScoredWindow
 from vigil.buffer import RollingBuffer, SensorState
-from vigil.features import channel_features, featurize_window
+from vigil.features import channel_features, window_channels
 from vigil.model.explain import explain
 from streamer.model_watch import ActiveModel
 
@@ -22,15 +24,13 @@ def score_sensors(buffer: RollingBuffer, model: ActiveModel, states: list[Sensor
     spec, stats = model.loaded.spec, model.loaded.stats
     picked, tensors = [], []
     for window in buffer.read(states):
-        if len(window.ts_ms) == 0:
-            continue
-        end = int(window.ts_ms[-1])
-        first = int(np.searchsorted(window.ts_ms, end - spec.length_ms, side="right"))
-        n = len(window.ts_ms) - first
+        end = window.newest_ms
+        bins = window.bins.window(end // spec.bin_ms, spec.steps, spec.bin_ms)
+        n = int(bins.count.sum())
         if n < min_events:
             continue
-        tensors.append(featurize_window(window.ts_ms, window.values, end, spec, stats, stats.baseline_for(window.sensor_id)))
-        picked.append((window, end, n, end - int(window.ts_ms[first])))
+        tensors.append(window_channels(bins, spec, stats, stats.baseline_for(window.sensor_id)))
+        picked.append((window, end, n, end - bins.first_event_bin_ms()))
     if not picked:
         return []
     scored = model.predict(np.stack(tensors))

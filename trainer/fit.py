@@ -17,7 +17,8 @@ import numpy as np
 from vigil.events.frame import EventTable, SensorSeries
 from vigil.features import FleetStats, WindowSpec
 from vigil.alerts.budget import budget_threshold, calibration_stride_ms
-from vigil.features.dataset import WindowSet, build_windows, eligible_ends, history_covering, typical_span_ms
+from vigil.features.dataset import (WindowSet, build_windows, eligible_ends, event_gaps, fleet_stats, history_covering,
+                                   normal_part, typical_span_ms)
 from vigil.features.window import resolve_baseline
 from vigil.logging import get_logger
 from vigil.model.config import DEFAULT_QUANTILE
@@ -64,11 +65,6 @@ def split_sensors(table: EventTable, fraction: float, seed: int) -> tuple[list[S
     return train, val
 
 
-def _normal_part(s: SensorSeries) -> SensorSeries:
-    keep = s.labels != 1  # NaN (unlabelled) counts as normal
-    return SensorSeries(s.sensor_id, s.ts_ms[keep], s.values[keep], s.labels[keep])
-
-
 @dataclass
 class TrainingSet:
     """What the model is fitted and calibrated on: the one recipe ``vigil train``, the trainer job
@@ -97,10 +93,7 @@ def training_set(table: EventTable, spec: WindowSpec, every: int | None = None, 
         raise ValueError("no sensors to train on")
     # Normalisation statistics come from every sensor's normal events (no labels are used beyond
     # "not 1"): with baseline="sensor" each held-out sensor needs its own reference statistics too.
-    stats = FleetStats.fit(
-        ((s.sensor_id, s.ts_ms, s.values) for s in map(_normal_part, table)),
-        spec.length_ms, spec.steps, per_sensor=spec.baseline == "sensor",
-    )
+    stats = fleet_stats(map(normal_part, table), spec, per_sensor=spec.baseline == "sensor")
     windows = [build_windows(sensors, spec, stats, every=every, min_events=min_events, min_history_ms=min_history)
                for sensors in (train_sensors, val_sensors)]
     normal = windows[0].subset(windows[0].label != 1)
@@ -142,7 +135,7 @@ def heldout_windows(data: TrainingSet, alerts: AlertSettings, score_every: int,
     normal = [s for s in data.val_sensors if np.nanmax(s.labels, initial=0) != 1 and len(s.ts_ms) > 1]
     if not normal:
         return None
-    point_ms = float(np.median(np.concatenate([np.diff(s.ts_ms) for s in normal]))) * score_every
+    point_ms = float(np.median(np.concatenate([event_gaps(s) for s in normal]))) * score_every
     stride = calibration_stride_ms(alerts, point_ms)
 
     def points(ts: np.ndarray) -> np.ndarray:

@@ -7,6 +7,9 @@ and memory holds at most ``max_sensors`` ids. Each kept sensor's current window 
 Who counts as normal (both rules configurable): the sensor's latest label is not 1 (when labels
 flow with the events), and it raised no alert inside its window. Labelled anomalous sensors are
 returned apart, for validation; sensors excluded by the alert rule are not used at all.
+
+The buffer holds per-bin statistics, not events (:mod:`vigil.buffer.bins`): each series is a
+:class:`~vigil.features.dataset.BinnedSeries`, and training windows end at its bins.
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ import numpy as np
 
 from vigil.buffer import meta as sensor_meta
 from vigil.buffer import RollingBuffer
-from vigil.events.frame import EventTable, SensorSeries
+from vigil.events.frame import EventTable
+from vigil.features.dataset import BinnedSeries
 
 
 @dataclass
@@ -48,15 +52,13 @@ def sample_buffers(
     for start in range(0, len(ids), read_batch):
         states = [s for s in buffer.states(ids[start : start + read_batch]) if s is not None]
         for window in buffer.read(states):
-            if len(window.ts_ms) < min_events:
+            if window.n_events < min_events:
                 excluded["too_few_events"] += 1
                 continue
             label = window.meta.get(sensor_meta.LABEL)
-            newest = int(window.ts_ms[-1])
             alerted = bool(window.meta.get(sensor_meta.ALERT_ID)) or (
-                sensor_meta.int_field(window.meta, sensor_meta.ALERT_END) > newest - buffer.layout.window_ms)
-            series = SensorSeries(window.sensor_id, window.ts_ms, window.values,
-                                  np.full(len(window.ts_ms), float(label) if label else np.nan))
+                sensor_meta.int_field(window.meta, sensor_meta.ALERT_END) > window.newest_ms - buffer.layout.window_ms)
+            series = BinnedSeries(window.sensor_id, window.bins, window.newest_ms, float(label) if label else np.nan)
             if exclude_labelled and label == "1":
                 excluded["latest_label_1"] += 1
                 anomalous[window.sensor_id] = series

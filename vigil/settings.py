@@ -74,10 +74,10 @@ class RedisSettings(BaseModel):
         "vigil", pattern=r"^[A-Za-z0-9_.:-]+$",
         description="every key Vigil writes starts with this, so several deployments can share one Redis",
     )
-    chunks_per_window: int = Field(
-        10, ge=1, le=1000,
-        description="time chunks per window in a sensor's buffer: old chunks are dropped whole, and a chunk "
-                    "is rewritten to its exact size once time moves past it",
+    resent_tail: int = Field(
+        16, ge=0, le=4096,
+        description="a sensor's latest events kept as they arrived (besides its bins): an event equal to one of "
+                    "them (time and values) is a gateway's resend and is not counted twice; 0 turns the check off",
     )
     # Keys expire this long after the window (wall clock) once a sensor goes silent. The slack
     # covers a stream that falls behind: event time, which trims, then lags the wall clock.
@@ -134,7 +134,8 @@ class WindowSettings(BaseModel):
         timedelta(days=10),
         description="how much of each sensor's history a window holds and the buffer keeps",
     )
-    steps: int = Field(240, ge=1, description="time bins a window is resampled into (the model's sequence length)")
+    steps: int = Field(240, ge=1, description="time bins a window is resampled into (the model's sequence length); "
+                                              "the buffer keeps each sensor's window as this many bins of length/steps (whole ms)")
     min_events: int = Field(10, ge=1, description="fewest events in a window for it to be scored")
 
     @field_validator("length")

@@ -1,4 +1,4 @@
-"""The rolling buffer against the real Redis: window semantics, idempotent replay, compaction, TTL."""
+"""The rolling buffer against the real Redis: bins, window semantics, idempotent replay, TTL, migration."""
 
 import uuid
 
@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from vigil.buffer import BufferLayout, EventBatch, RollingBuffer
+from vigil.buffer.bins import accumulate
 from vigil.events.schema import SensorEvent
 
 from tests.integration.streaming import snapshot
@@ -17,7 +18,7 @@ T0 = 1_767_225_600_000  # 2026-01-01
 @pytest.fixture
 def buffer(redis_client):
     prefix = f"it-buf-{uuid.uuid4().hex[:8]}"
-    yield RollingBuffer(redis_client, BufferLayout(prefix, 2, 10 * DAY, chunks_per_window=10), "events")
+    yield RollingBuffer(redis_client, BufferLayout(prefix, 2, 10 * DAY, steps=240, resent_tail=16), "events")
     for key in redis_client.scan_iter(f"{prefix}:*"):
         redis_client.delete(key)
 
@@ -30,27 +31,41 @@ def batch_of(rows, partition=0, first_offset=0):
 
 
 
-def test_events_come_back_sorted_inside_the_window(buffer):
-    rows = [("s", T0 + h * 3_600_000, float(h)) for h in range(0, 24 * 12, 3)]  # 12 days, every 3 h
-    buffer.apply(batch_of(rows))
-    state = buffer.state("s")
-    window = buffer.read([state])[0]
-    newest = rows[-1][1]
-    expected = [(ts, v) for _, ts, v in rows if ts > newest - 10 * DAY]
-    assert window.ts_ms.tolist() == [ts for ts, _ in expected]
-    assert window.values[:, 0].tolist() == [v for _, v in expected]
-    assert window.values[:, 1].tolist() == [-v for _, v in expected]
-    assert state.newest_ms == newest and state.pending == len(rows)
+def window_of(buffer, sensor="s"):
+    return buffer.read([buffer.state(sensor)])[0]
 
 
-def test_out_of_order_inside_the_window_is_kept_and_older_is_dropped(buffer):
+def test_bins_equal_the_offline_accumulation_bit_for_bit(buffer):
+    rng = np.random.default_rng(7)
+    ts = np.sort(T0 + rng.integers(0, 12 * DAY, 3000)).astype(np.int64)  # 12 days: two leave the window
+    x = (1000 + rng.normal(0, [5, 0.01], (3000, 2))).astype(np.float32)
+    batch = EventBatch(2)
+    for i, (t, v) in enumerate(zip(ts, x)):
+        batch.add(SensorEvent("s", int(t), tuple(float(a) for a in v), None), 0, i)
+        if len(batch) == 97:  # many batches: the records are read back and updated each time
+            buffer.apply(batch)
+            batch = EventBatch(2)
+    buffer.apply(batch)
+    window = window_of(buffer)
+    offline, _ = accumulate(ts, x, buffer.layout.bin_ms)
+    top = int(ts[-1]) // buffer.layout.bin_ms
+    keep = offline.index > top - 240
+    assert window.newest_ms == ts[-1] and window.n_events == int(offline.records["n"][keep].sum())
+    assert window.bins.index.tolist() == offline.index[keep].tolist()
+    assert window.bins.records.tobytes() == offline.records[keep].tobytes()
+    assert buffer.state("s").n_stored == window.n_events
+
+
+def test_out_of_order_inside_the_window_lands_in_its_bin_and_older_is_dropped(buffer):
     buffer.apply(batch_of([("s", T0 + 20 * DAY, 1.0)]))
     late_inside = ("s", T0 + 15 * DAY, 2.0)
-    too_old = ("s", T0 + 9 * DAY, 3.0)
+    too_old = ("s", T0 + 10 * DAY, 3.0)  # the window is the 240 hourly bins up to the newest one
     result = buffer.apply(batch_of([late_inside, too_old], first_offset=1))
     assert (result.added, result.too_old) == (1, [(0, 2)])  # (partition, offset) of the dead letter
-    window = buffer.read([buffer.state("s")])[0]
-    assert window.ts_ms.tolist() == [T0 + 15 * DAY, T0 + 20 * DAY]
+    window = window_of(buffer)
+    hour = buffer.layout.bin_ms
+    assert window.bins.index.tolist() == [(T0 + 15 * DAY) // hour, (T0 + 20 * DAY) // hour]
+    assert window.bins.records["min"][:, 0].tolist() == [2.0, 1.0]
 
 
 def test_a_replayed_too_old_event_is_reported_again_not_called_a_redelivery(buffer):
@@ -62,17 +77,30 @@ def test_a_replayed_too_old_event_is_reported_again_not_called_a_redelivery(buff
     assert (again.added, again.duplicates, again.too_old) == (0, 1, [(0, 2)])
 
 
-def test_a_resent_event_is_a_duplicate_however_far_back_in_the_window(buffer):
-    rows = [("s", T0 + h * 3_600_000, float(h)) for h in range(48)]
+def test_a_resent_recent_event_is_not_counted_twice(buffer):
+    rows = [("s", T0 + m * 60_000, float(m)) for m in range(48)]
     buffer.apply(batch_of(rows))
-    # A gateway retries three old events and one brand-new one twice, at new offsets.
-    resend = [rows[0], rows[17], rows[47], ("s", T0 + 50 * 3_600_000, 5.0), ("s", T0 + 50 * 3_600_000, 5.0)]
+    # A gateway retries three of its last 16 events and one brand-new one twice, at new offsets.
+    resend = [rows[33], rows[40], rows[47], ("s", T0 + 50 * 60_000, 5.0), ("s", T0 + 50 * 60_000, 5.0)]
     result = buffer.apply(batch_of(resend, first_offset=48))
     assert (result.added, result.resent, result.duplicates) == (1, 4, 0)
     # Same time, other values: a distinct event (two readings may share a timestamp).
-    assert buffer.apply(batch_of([("s", T0 + 17 * 3_600_000, -1.0)], first_offset=53)).added == 1
-    window = buffer.read([buffer.state("s")])[0]
-    assert len(window.ts_ms) == 50 and buffer.state("s").n_stored == 50
+    assert buffer.apply(batch_of([("s", T0 + 40 * 60_000, -1.0)], first_offset=53)).added == 1
+    # Older than the tail holds: counted again (the tail's size is the setting redis.resent_tail).
+    assert buffer.apply(batch_of([rows[0]], first_offset=54)).added == 1
+    assert window_of(buffer).n_events == 51 == buffer.state("s").n_stored
+
+
+def test_a_resend_check_of_zero_events_counts_everything(redis_client):
+    prefix = f"it-buf-{uuid.uuid4().hex[:8]}"
+    buffer = RollingBuffer(redis_client, BufferLayout(prefix, 2, 10 * DAY, resent_tail=0), "events")
+    try:
+        buffer.apply(batch_of([("s", T0, 1.0)]))
+        assert buffer.apply(batch_of([("s", T0, 1.0)], first_offset=1)).added == 1
+        assert redis_client.strlen(buffer.layout.bins_key("s")) == 240 * buffer.layout.record.itemsize
+    finally:
+        for key in redis_client.scan_iter(f"{prefix}:*"):
+            redis_client.delete(key)
 
 
 def test_a_sensor_arriving_on_a_second_partition_is_flagged(buffer):
@@ -82,13 +110,16 @@ def test_a_sensor_arriving_on_a_second_partition_is_flagged(buffer):
     assert same.other_partition == [] and other.other_partition == [("s", 0)]
 
 
-def test_old_chunks_are_deleted_as_time_moves_on(buffer, redis_client):
+def test_bins_that_leave_the_window_are_dropped_whole(buffer, redis_client):
     buffer.apply(batch_of([("s", T0 + d * DAY + 1000, float(d)) for d in range(5)]))
-    buffer.apply(batch_of([("s", T0 + 30 * DAY, 9.0)], first_offset=5))
-    state = buffer.state("s")
-    chunk_keys = list(redis_client.scan_iter(f"{buffer.layout.chunk_prefix('s')}*"))
-    assert len(chunk_keys) == 1 and state.n_stored == 1
-    assert buffer.read([state])[0].ts_ms.tolist() == [T0 + 30 * DAY]
+    buffer.apply(batch_of([("s", T0 + 12 * DAY, 7.0)], first_offset=5))
+    window = window_of(buffer)
+    hour = buffer.layout.bin_ms
+    assert window.bins.index.tolist() == [(T0 + d * DAY + 1000) // hour for d in (3, 4)] + [(T0 + 12 * DAY) // hour]
+    assert buffer.state("s").n_stored == 3
+    buffer.apply(batch_of([("s", T0 + 30 * DAY, 9.0)], first_offset=6))  # past the whole window at once
+    assert window_of(buffer).bins.index.tolist() == [(T0 + 30 * DAY) // hour] and buffer.state("s").n_stored == 1
+    assert redis_client.strlen(buffer.layout.bins_key("s")) == buffer.layout.bins_bytes
 
 
 def test_replaying_a_batch_changes_nothing(buffer, redis_client):
@@ -111,16 +142,15 @@ def test_the_same_sensor_on_two_partitions_is_deduplicated_per_partition(buffer)
     assert result.added == 1  # offset 7 of partition 1 is another message than offset 7 of partition 0
 
 
-def test_closed_chunks_are_rewritten_to_their_exact_size(buffer, redis_client):
-    rows = [("s", T0 + i * 600_000, float(i)) for i in range(144)]  # one day, 10 minutes apart
-    for i in range(0, 144, 4):  # many small appends grow the string with slack
-        buffer.apply(batch_of(rows[i : i + 4], first_offset=i))
-    open_key = buffer.layout.chunk_key("s", (T0 + 143 * 600_000) // DAY)
-    grown = redis_client.memory_usage(open_key, samples=0)
-    buffer.apply(batch_of([("s", T0 + 2 * DAY, 0.0)], first_offset=144))  # time moves on: the chunk closes
-    exact = redis_client.memory_usage(open_key, samples=0)
-    assert redis_client.strlen(open_key) == 144 * 12
-    assert exact < grown
+def test_the_bins_string_keeps_its_size_however_many_events(buffer, redis_client):
+    rows = [("s", T0 + i * 60_000, float(i)) for i in range(3 * 1440)]  # three days, one a minute
+    buffer.apply(batch_of(rows[:10]))
+    key = buffer.layout.bins_key("s")
+    first = redis_client.memory_usage(key, samples=0)
+    for i in range(10, len(rows), 500):
+        buffer.apply(batch_of(rows[i : i + 500], first_offset=i))
+    assert redis_client.strlen(key) == buffer.layout.bins_bytes == 240 * 40 + 16 * 12
+    assert redis_client.memory_usage(key, samples=0) == first
 
 
 def test_keys_expire_after_the_window(buffer, redis_client):
@@ -134,7 +164,8 @@ def test_inspect_reports_counts_times_and_offsets(buffer):
     buffer.apply(batch_of([("s", T0 + i * 1000, float(i)) for i in range(5)], partition=2, first_offset=40))
     report = buffer.inspect("s")
     assert report["n_events"] == 5 and report["events_since_last_score"] == 5
-    assert report["first_timestamp_ms"] == T0 and report["last_timestamp_ms"] == T0 + 4000
+    assert report["first_bin_start_ms"] == T0 // 3_600_000 * 3_600_000 and report["last_timestamp_ms"] == T0 + 4000
+    assert report["bins"] == 1 and report["bin_ms"] == 3_600_000
     assert report["applied_offsets"] == {"2": {"sensor": 44, "partition": 44}}
     assert report["memory_bytes"] > 0
     assert buffer.inspect("never-seen") is None
@@ -152,3 +183,19 @@ def test_the_latest_label_is_kept_and_replays_do_not_change_it(buffer):
     buffer.apply(relabel)
     buffer.apply(batch)  # a replay of older offsets
     assert buffer.read([buffer.state("s")])[0].meta["label"] == "0"
+
+
+def test_a_buffer_of_another_grid_or_the_raw_layout_is_rebuilt_keeping_the_alert_state(buffer, redis_client):
+    meta = buffer.layout.meta_key("s")
+    # What Vigil before per-bin buffers left: raw-event meta fields, offsets, an open alert.
+    redis_client.hset(meta, mapping={"newest": T0, "first": 1, "open": 2, "n": 9, "pending": 3, "o:0": 99,
+                                     "old:0": "5", "alert_id": "a1", "label": "0"})
+    result = buffer.apply(batch_of([("s", T0 + 1000, 4.0)], first_offset=50))  # below the old offset 99
+    assert result.added == 1
+    fields = {k.decode(): v.decode() for k, v in redis_client.hgetall(meta).items()}
+    assert fields["grid"] == buffer.layout.grid and fields["alert_id"] == "a1" and fields["o:0"] == "50"
+    assert "first" not in fields and "open" not in fields and "old:0" not in fields
+    assert fields["n"] == "1" and fields["pending"] == "1"
+    other = RollingBuffer(redis_client, BufferLayout(buffer.layout.prefix, 2, 10 * DAY, steps=480), "events")
+    other.apply(batch_of([("s", T0 + 2000, 5.0)], first_offset=51))
+    assert window_of(other).n_events == 1 and window_of(buffer).n_events == 0  # each reads only its own grid

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from vigil.events.frame import event_table
-from vigil.features import FleetStats, WindowSpec
-from vigil.features.dataset import build_windows
+from vigil.features import WindowSpec
+from vigil.features.dataset import build_windows, fleet_stats
 from vigil.model.training import TrainConfig, make_scorer, train_autoencoder
 from vigil.simulate import FleetSpec, generate_fleet
 
@@ -35,7 +35,7 @@ def test_a_tensorflow_model_scores_the_same_under_jax_and_jax_trains_one(tmp_pat
     fleet = generate_fleet(FleetSpec(sensors=12, days=2, seed=21))
     table = event_table(fleet.events, fleet.spec.features, fleet.spec.label_column)
     spec = WindowSpec(86_400_000, 24, 2)
-    stats = FleetStats.fit(((s.sensor_id, s.ts_ms, s.values) for s in table), spec.length_ms, spec.steps)
+    stats = fleet_stats(table, spec)
     x = build_windows(table, spec, stats, every=20).x[:64]
     model = train_autoencoder(x, TrainConfig(epochs=2, dense_epochs=2, seed=3))
     scores, contributions = make_scorer(model).predict(x, verbose=0)

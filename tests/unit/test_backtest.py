@@ -16,13 +16,15 @@ from vigil.settings import AlertSettings
 HOUR, DAY = 3_600_000, 86_400_000
 
 
-def streamer_points(ts, every, min_events, length_ms):
-    """The events at which the streamer's ReadySet makes a sensor ready, one event per batch."""
+def streamer_points(ts, every, min_events, length_ms, bin_ms):
+    """The events at which the streamer's ReadySet makes a sensor ready, one event per batch (the
+    buffer stores the events of the length/bin bins up to the newest one's)."""
     ready, out, pending = ReadySet(every_events=every, min_events=min_events), [], 0
+    steps = length_ms // bin_ms
     for i, t in enumerate(ts):
         pending += 1
-        n_stored = int(((ts[: i + 1]) > t - length_ms).sum())
-        ready.offer({"s": SensorState("s", 0, n_stored, int(t), 0, 0, pending)}, now=0.0)
+        n_stored = int(((ts[: i + 1] // bin_ms) > t // bin_ms - steps).sum())
+        ready.offer({"s": SensorState("s", 0, n_stored, int(t), pending)}, now=0.0)
         if ready.take():
             out.append(i)
             pending = 0
@@ -32,15 +34,15 @@ def streamer_points(ts, every, min_events, length_ms):
 @pytest.mark.parametrize("every,min_events", [(1, 1), (1, 5), (3, 1), (4, 6)])
 def test_scoring_points_are_where_the_streamer_makes_a_sensor_ready(every, min_events):
     ts = np.cumsum(np.random.default_rng(every).integers(1, 3 * HOUR, 200))
-    length = DAY
-    got = scoring_points(every, 0, min_events, length)(ts).tolist()
-    assert got == streamer_points(ts, every, min_events, length)
+    length, bin_ms = DAY, HOUR
+    got = scoring_points(every, 0, min_events, length, bin_ms)(ts).tolist()
+    assert got == streamer_points(ts, every, min_events, length, bin_ms)
     assert got  # the case scores something
 
 
 def test_min_interval_counts_in_event_time():
     ts = np.arange(0, 10 * HOUR, 10 * 60_000)  # every ten minutes
-    got = scoring_points(1, HOUR, 1, DAY)(ts)
+    got = scoring_points(1, HOUR, 1, DAY, HOUR)(ts)
     assert np.all(np.diff(ts[got]) >= HOUR) and len(got) == 10
 
 

@@ -12,7 +12,7 @@ DAY = 86_400_000
 
 
 def state(sid, pending, n=20):
-    return SensorState(sid, 0, n, 1000, 0, 0, pending)
+    return SensorState(sid, 0, n, 1000, pending)
 
 
 def test_every_k_events_and_min_events():
@@ -57,22 +57,24 @@ def test_layout_keys_share_one_hash_tag_even_for_awkward_ids():
     layout = BufferLayout("vigil", 2, 10 * DAY)
     for sid in ("plain", "}starts-with-brace", "has{braces}"):
         tags = {key[key.index("{") + 1 : key.index("}", key.index("{"))]
-                for key in (layout.meta_key(sid), layout.chunk_key(sid, 7))}
+                for key in (layout.meta_key(sid), layout.bins_key(sid))}
         assert len(tags) == 1 and tags.pop()  # one non-empty tag: one Redis Cluster slot
 
 
-def test_layout_records_are_12_bytes_with_two_features_and_decode_sorted():
-    layout = BufferLayout("vigil", 2, 10 * DAY, chunks_per_window=10)
-    assert layout.record_bytes == 12 and layout.chunk_ms == DAY
-    chunk = np.array([(500, (1.0, 2.0)), (100, (3.0, 4.0)), (100, (5.0, 6.0))], dtype=layout.stored_dtype)
-    ts, values = layout.decode_chunks([(3, chunk.tobytes()), (2, None)])
-    assert ts.tolist() == [3 * DAY + 100, 3 * DAY + 100, 3 * DAY + 500]
-    assert values[:, 0].tolist() == [3.0, 5.0, 1.0]  # equal times keep arrival order
+def test_layout_is_a_fixed_ring_of_40_byte_bins_plus_the_resend_tail_and_decodes_in_time_order():
+    layout = BufferLayout("vigil", 2, 10 * DAY, steps=240, resent_tail=16)
+    assert layout.bin_ms == 3_600_000 and layout.record.itemsize == 40 and layout.bins_bytes == 240 * 40 + 16 * 12
+    ring = np.zeros(240, dtype=layout.record)
+    newest = 1000 * layout.bin_ms + 5  # bin 1000 in slot 1000 % 240 = 40; bin 761, the oldest kept, in slot 41
+    ring[40]["n"], ring[41]["n"], ring[39]["n"] = 3, 1, 2
+    index, records = layout.decode_ring(ring.tobytes(), newest)
+    assert index.tolist() == [761, 999, 1000] and records["n"].tolist() == [1, 2, 3]
+    assert layout.decode_ring(None, newest)[0].tolist() == []
 
 
-def test_layout_refuses_chunks_beyond_32_bit_offsets():
-    with pytest.raises(ValueError, match="chunks_per_window"):
-        BufferLayout("vigil", 2, 3650 * DAY, chunks_per_window=10)
+def test_layout_refuses_a_window_too_short_for_its_bins():
+    with pytest.raises(ValueError, match="millisecond"):
+        BufferLayout("vigil", 2, 100, steps=240)
 
 
 def test_batch_groups_by_sensor_and_partition_in_offset_order():
@@ -100,9 +102,9 @@ def test_readiness_lists_every_open_problem_until_each_clears():
 
 def test_sensors_of_lost_partitions_are_forgotten():
     ready = ReadySet(min_interval_s=10.0)
-    ready.offer({"a": SensorState("a", 1, 20, 1000, 0, 0, 1), "b": SensorState("b", 2, 20, 1000, 0, 0, 1)}, now=0.0)
+    ready.offer({"a": SensorState("a", 1, 20, 1000, 1), "b": SensorState("b", 2, 20, 1000, 1)}, now=0.0)
     ready.mark_scored(["a", "b"], now=0.0)
-    ready.offer({"a": SensorState("a", 1, 20, 1000, 0, 0, 1), "b": SensorState("b", 2, 20, 1000, 0, 0, 1)}, now=1.0)
+    ready.offer({"a": SensorState("a", 1, 20, 1000, 1), "b": SensorState("b", 2, 20, 1000, 1)}, now=1.0)
     ready.drop_partitions({1})
     assert set(ready.deferred) == {"b"}
 

@@ -17,6 +17,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from vigil.buffer import BufferLayout
 from vigil.alerts.policy import AlertPolicy, AlertState, ScoredWindow
 from vigil.evaluation import iter_scored
 from vigil.events.frame import EventTable
@@ -28,10 +29,12 @@ POINT_COLUMNS = ["sensor_id", "window_start", "window_end", "n_events", "score",
 
 
 def scoring_points(every: int, min_interval_ms: int, min_events: int,
-                   length_ms: int) -> Callable[[np.ndarray], np.ndarray]:
-    """A sensor's timestamps (sorted) → the indices of the events the streamer scores it at."""
+                   length_ms: int, bin_ms: int) -> Callable[[np.ndarray], np.ndarray]:
+    """A sensor's timestamps (sorted) → the indices of the events the streamer scores it at
+    (``length_ms``, ``bin_ms``: the buffer's window, whose bins count the events it holds)."""
     def points(ts_ms: np.ndarray) -> np.ndarray:
-        counts = np.arange(1, len(ts_ms) + 1) - np.searchsorted(ts_ms, ts_ms - length_ms, side="right")
+        window_start = (ts_ms // bin_ms + 1) * bin_ms - length_ms
+        counts = np.arange(1, len(ts_ms) + 1) - np.searchsorted(ts_ms, window_start, side="left")
         full = counts >= min_events
         if every == 1 and min_interval_ms <= 0:
             return np.flatnonzero(full)
@@ -74,30 +77,26 @@ class Backtest:
     model_version: str
 
 
-def point_frame(table: EventTable, sensor_id: np.ndarray, end_ms: np.ndarray, n_events: np.ndarray,
-                scores: np.ndarray, labels: np.ndarray, length_ms: int) -> pd.DataFrame:
-    """Scored windows as policy input: ``history_ms`` is how much of its window each one's data covers."""
-    history = np.empty(len(end_ms), dtype=np.int64)
-    for sensor in np.unique(sensor_id):
-        rows = np.flatnonzero(sensor_id == sensor)
-        ts = table.series[sensor].ts_ms
-        last = np.searchsorted(ts, end_ms[rows], side="right") - 1
-        history[rows] = end_ms[rows] - ts[last + 1 - n_events[rows]]
-    return pd.DataFrame({"sensor_id": sensor_id.astype(str), "window_start": end_ms - length_ms,
-                         "window_end": end_ms, "n_events": n_events, "score": scores, "history_ms": history,
-                         "label": labels})
+def point_frame(windows, scores: np.ndarray, length_ms: int) -> pd.DataFrame:
+    """Scored windows (a ``WindowSet``) as policy input: ``history_ms`` is how much of its window
+    each one's data covers."""
+    w = windows
+    return pd.DataFrame({"sensor_id": w.sensor_id.astype(str), "window_start": w.end_ms - length_ms,
+                         "window_end": w.end_ms, "n_events": w.n_events, "score": scores, "history_ms": w.history_ms,
+                         "label": w.label})
 
 
 def backtest(loaded: LoadedModel, table: EventTable, settings: VigilSettings,
              on_progress: Callable[[int], None] | None = None) -> Backtest:
     spec = loaded.spec
+    layout = BufferLayout.from_settings(settings)
     points = scoring_points(settings.stream.score_every_events,
                             int(settings.stream.score_min_interval.total_seconds() * 1000),
-                            settings.window.min_events, spec.length_ms)
+                            settings.window.min_events, layout.window_ms, layout.bin_ms)
     frames, explanations = [], []
     for batch in iter_scored(loaded, table, min_events=settings.window.min_events, points=points):
         w = batch.windows
-        frames.append(point_frame(table, w.sensor_id, w.end_ms, w.n_events, batch.scores, w.label, spec.length_ms))
+        frames.append(point_frame(w, batch.scores, spec.length_ms))
         if batch.explanations is not None:
             explanations += batch.explanations
         if on_progress is not None:

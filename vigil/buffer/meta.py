@@ -3,10 +3,11 @@
 Each sensor's buffer has a small Redis hash beside its chunks (``BufferLayout.meta_key``). Three
 parties write it:
 
-* the Lua apply script (``vigil/buffer/scripts.py``): where the window is (``newest``, ``first``,
-  ``open``, ``n``), events since the last score (``pending``), the latest label, the partition the
-  sensor first came from, and per events partition the last applied offset (``o:<p>``) and the
-  recent too-old offsets (``old:<p>``);
+* the Lua apply script (``vigil/buffer/scripts.py``): the newest event time, events stored
+  (``n``) and since the last score (``pending``), the grid the bins were written on (``grid``),
+  events written to the resend tail (``tail``), the latest label, the partition the sensor first
+  came from, and per events partition the last applied offset (``o:<p>``) and the recent too-old
+  offsets (``old:<p>``);
 * the streamer, after a score: ``pending`` back to 0, ``scored_end``, the explanation, and the
   alert state (:class:`vigil.alerts.AlertState`, fields ``ALERT_FIELDS``);
 * the alert journal, settling a dead owner's alerts (the same alert state).
@@ -19,9 +20,9 @@ that every field it reads or writes is one of these.
 from __future__ import annotations
 
 NEWEST = "newest"  # the newest event time (ms)
-FIRST = "first"  # the oldest chunk number still stored
-OPEN = "open"  # the chunk the newest event is in
-STORED = "n"  # events stored (older ones may still sit in the first chunk)
+STORED = "n"  # events in the window's bins
+GRID = "grid"  # the bins string's layout (BufferLayout.grid): another one rebuilds the bins
+TAIL = "tail"  # events ever written to the resend tail (the next slot is this modulo its size)
 PENDING = "pending"  # events applied since the last score
 LABEL = "label"  # the latest labelled event's label ("0"/"1")
 HOME_PARTITION = "part"  # the events partition the sensor first arrived on
@@ -38,7 +39,10 @@ ABOVE_SINCE = "above_since"
 BELOW_SINCE = "below_since"
 ALERT_FIELDS = (ALERT_ID, ALERT_END, ABOVE_N, ABOVE_SINCE, BELOW_SINCE)
 
-WRITTEN_BY_APPLY = (NEWEST, FIRST, OPEN, STORED, PENDING, LABEL, HOME_PARTITION)
+WRITTEN_BY_APPLY = (NEWEST, STORED, PENDING, GRID, TAIL, LABEL, HOME_PARTITION)
+# Fields of the raw-event layout before per-bin accumulators (Vigil ≤ issue 15): the apply script
+# deletes them when it rebuilds a sensor's buffer on the new grid.
+LEGACY = ("first", "open")
 PREFIXES = (APPLIED_PREFIX, TOO_OLD_PREFIX)
 
 

@@ -1,10 +1,11 @@
-"""``RollingBuffer``: each sensor's last window of events in Redis, applied idempotently.
+"""``RollingBuffer``: each sensor's last window in Redis, as per-bin accumulators applied idempotently.
 
 ``apply`` writes one consume batch: one Lua script call per (sensor, partition) plus the
 per-partition applied offsets, all in one MULTI/EXEC transaction (on Redis Cluster, where no
-transaction spans slots: a pipeline split by slot, then the offsets). The script skips events at or
-below the offset it already applied for that partition, so a batch re-consumed after a crash
-changes nothing. ``read`` fetches the windows of many sensors in one pipeline.
+transaction spans slots: a pipeline split by slot, then the offsets). The script adds each event
+to its bin (:mod:`vigil.buffer.bins`) and skips events at or below the offset it already applied
+for that partition, so a batch re-consumed after a crash changes nothing. ``read`` fetches the
+bins of many sensors in one pipeline: a fixed few kilobytes per sensor, however many events.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import redis
 from redis.cluster import RedisCluster
 
 from vigil.buffer.batch import EventBatch
+from vigil.buffer.bins import SensorBins
 from vigil.buffer import meta as sensor_meta
 from vigil.buffer.layout import BufferLayout
 from vigil.buffer.scripts import APPLY, RAISE_OFFSETS
@@ -30,10 +32,8 @@ class SensorState:
 
     sensor_id: str
     partition: int  # of the events topic, where this state's events came from
-    n_stored: int
+    n_stored: int  # events in the window's bins
     newest_ms: int
-    first_chunk: int
-    open_chunk: int
     pending: int  # events since the last score
 
 
@@ -49,10 +49,17 @@ class ApplyResult:
 
 @dataclass(frozen=True)
 class SensorWindow:
+    """A sensor's window as read: its non-empty bins (the last one is the bin of ``newest_ms``,
+    as far as it has come), its newest event time and its meta hash."""
+
     sensor_id: str
-    ts_ms: np.ndarray
-    values: np.ndarray
+    bins: SensorBins
+    newest_ms: int
     meta: dict[str, str]
+
+    @property
+    def n_events(self) -> int:
+        return self.bins.n_events
 
 
 class RollingBuffer:
@@ -77,10 +84,9 @@ class RollingBuffer:
         calls, start = [], 0
         for (sensor_id, partition), rows in groups.items():
             end = start + len(rows) * size
-            calls.append(([layout.meta_key(sensor_id)],
-                          [layout.chunk_prefix(sensor_id), partition, layout.window_ms, layout.chunk_ms,
-                           layout.ttl_ms, layout.record_bytes - 4, blob[start:end],
-                           _label_arg(batch.last_label(rows))]))
+            calls.append(([layout.meta_key(sensor_id), layout.bins_key(sensor_id)],
+                          [partition, layout.bin_ms, layout.steps, layout.ttl_ms, layout.n_features,
+                           layout.resent_tail, layout.grid, blob[start:end], _label_arg(batch.last_label(rows))]))
             start = end
         offsets = [x for pair in sorted(batch.last_offsets().items()) for x in pair]
         raise_offsets = ([layout.offsets_key(self.topic)], offsets)
@@ -96,15 +102,15 @@ class RollingBuffer:
             self._raise_offsets(keys=raise_offsets[0], args=raise_offsets[1], client=pipe)
             replies = pipe.execute()
         for (sensor_id, partition), reply in zip(groups, replies):
-            added, dup, _old, n, newest, first, open_, pending, resent, other = (int(x) for x in reply[:10])
+            added, dup, _old, n, newest, pending, resent, other = (int(x) for x in reply[:8])
             result.added += added
             result.duplicates += dup
             result.resent += resent
-            result.too_old.extend((partition, int(offset)) for offset in reply[10])
+            result.too_old.extend((partition, int(offset)) for offset in reply[8])
             if other:
                 result.other_partition.append((sensor_id, partition))
             if newest >= 0:
-                result.states[sensor_id] = SensorState(sensor_id, partition, n, newest, first, open_, pending)
+                result.states[sensor_id] = SensorState(sensor_id, partition, n, newest, pending)
         return result
 
     def _cluster_scripts(self, script, calls: list[tuple[list, list]]) -> list:
@@ -124,22 +130,21 @@ class RollingBuffer:
             return run()
 
     def read(self, states: list[SensorState]) -> list[SensorWindow]:
-        """Each sensor's events in its window ``(newest - length, newest]``, plus its meta hash."""
+        """Each sensor's bins in its window (the ``steps`` bins ending at its newest event's),
+        plus its meta hash. A sensor whose bins are on another grid reads as empty."""
         pipe = self.client.pipeline(transaction=False)
-        spans = []
         for state in states:
-            chunks = list(range(state.first_chunk, state.open_chunk + 1))
-            spans.append(chunks)
             pipe.hgetall(self.layout.meta_key(state.sensor_id))
-            # execute_command: redis-py's cluster pipeline refuses mget(), not MGET of one slot.
-            pipe.execute_command("MGET", *[self.layout.chunk_key(state.sensor_id, c) for c in chunks])
+            pipe.get(self.layout.bins_key(state.sensor_id))
         replies = pipe.execute()
         out = []
-        for i, (state, chunks) in enumerate(zip(states, spans)):
-            meta, data = replies[2 * i], replies[2 * i + 1]
-            ts, values = self.layout.decode_chunks(list(zip(chunks, data)))
-            keep = ts > state.newest_ms - self.layout.window_ms
-            out.append(SensorWindow(state.sensor_id, ts[keep], values[keep], _text(meta)))
+        for i, state in enumerate(states):
+            meta, data = _text(replies[2 * i]), replies[2 * i + 1]
+            newest = sensor_meta.int_field(meta, sensor_meta.NEWEST, state.newest_ms)
+            if meta.get(sensor_meta.GRID) != self.layout.grid:
+                data = None
+            index, records = self.layout.decode_ring(data, newest)
+            out.append(SensorWindow(state.sensor_id, SensorBins(self.layout.bin_ms, index, records), newest, meta))
         return out
 
     def state(self, sensor_id: str) -> SensorState | None:
@@ -172,18 +177,19 @@ class RollingBuffer:
             return None
         window = self.read([state])[0]
         meta = window.meta
+        first = int(window.bins.index[0]) * self.layout.bin_ms if len(window.bins.index) else None
         partitions = sensor_meta.applied_offsets(meta)
         topic_offsets = self.partition_offsets()
         return {
             "sensor_id": sensor_id,
-            "n_events": len(window.ts_ms),
-            "n_stored": state.n_stored,
-            "first_timestamp": iso_from_ms(window.ts_ms[0]) if len(window.ts_ms) else None,
+            "n_events": window.n_events,
+            "first_bin_start": iso_from_ms(first) if first is not None else None,
             "last_timestamp": iso_from_ms(state.newest_ms),
-            "first_timestamp_ms": int(window.ts_ms[0]) if len(window.ts_ms) else None,
+            "first_bin_start_ms": first,
             "last_timestamp_ms": state.newest_ms,
             "window_ms": self.layout.window_ms,
-            "chunks": state.open_chunk - state.first_chunk + 1,
+            "bin_ms": self.layout.bin_ms,
+            "bins": len(window.bins.index),
             "memory_bytes": self.memory_usage(sensor_id),
             "events_since_last_score": state.pending,
             "last_scored_window_end_ms": sensor_meta.int_field(meta, sensor_meta.SCORED_END) or None,
@@ -197,10 +203,7 @@ class RollingBuffer:
 
     def memory_usage(self, sensor_id: str) -> int:
         """Bytes Redis reports for all of the sensor's keys (``MEMORY USAGE``, exact)."""
-        keys = [self.layout.meta_key(sensor_id)]
-        state = self.state(sensor_id)
-        if state is not None:
-            keys += [self.layout.chunk_key(sensor_id, c) for c in range(state.first_chunk, state.open_chunk + 1)]
+        keys = [self.layout.meta_key(sensor_id), self.layout.bins_key(sensor_id)]
         pipe = self.client.pipeline(transaction=False)
         for key in keys:
             pipe.memory_usage(key, samples=0)
@@ -211,8 +214,7 @@ def _state(sensor_id: str, meta: dict[str, str]) -> SensorState | None:
     if sensor_meta.NEWEST not in meta:
         return None
     return SensorState(sensor_id, max(sensor_meta.applied_offsets(meta), default=-1), int(meta[sensor_meta.STORED]),
-                       int(meta[sensor_meta.NEWEST]), int(meta[sensor_meta.FIRST]), int(meta[sensor_meta.OPEN]),
-                       int(meta[sensor_meta.PENDING]))
+                       int(meta[sensor_meta.NEWEST]), int(meta[sensor_meta.PENDING]))
 
 
 def _label_arg(label: int | None) -> str:

@@ -5,54 +5,130 @@ Numbers written back go through ``string.format('%d')``: Lua's default number fo
 13-digit millisecond timestamps into exponent notation.
 """
 
-# KEYS[1]: the sensor's meta hash.
-# ARGV: chunk key prefix, partition, window ms, chunk ms, ttl ms, value bytes per record, packed
-# events (per event: offset and timestamp as little-endian doubles, then the values), and the
-# label of the batch's last labelled event ('' when none): the trainer's "latest label".
-# Returns {added, redelivered, too_old, stored, newest, first_chunk, open_chunk, pending, resent,
-# other_partition, {offsets of the too-old events}}.
+# KEYS: the sensor's meta hash, its bins string (vigil/buffer/layout.py).
+# ARGV: partition, bin ms, steps, ttl ms, features, resend tail size, grid stamp, packed events
+# (per event: offset and timestamp as little-endian doubles, then float32 values), and the label
+# of the batch's last labelled event ('' when none): the trainer's "latest label".
+# Returns {added, redelivered, too_old, stored, newest, pending, resent, other_partition,
+# {offsets of the too-old events}}.
 APPLY = r"""
-local meta, prefix = KEYS[1], ARGV[1]
-local part, window, chunk = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
-local ttl, vsize, blob = tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
+local meta, bins = KEYS[1], KEYS[2]
+local part, bin_ms, steps = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local ttl, nf, cap, grid, blob = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7], ARGV[8]
 local field, old_field = 'o:' .. part, 'old:' .. part
-local m = redis.call('HMGET', meta, field, 'newest', 'first', 'open', 'n', 'pending', 'part', old_field)
+local m = redis.call('HMGET', meta, field, 'newest', 'n', 'pending', 'part', old_field, 'grid', 'tail')
 local applied = tonumber(m[1]) or -1
-local newest, first, open = tonumber(m[2]), tonumber(m[3]), tonumber(m[4])
-local n, pending = tonumber(m[5]) or 0, tonumber(m[6]) or 0
+local newest = tonumber(m[2])
+local n, pending, tail_n = tonumber(m[3]) or 0, tonumber(m[4]) or 0, tonumber(m[8]) or 0
 local function fmt(x) return string.format('%d', x) end
-local function key(b) return prefix .. fmt(b) end
-local rsize = 4 + vsize
+
+-- One bin's record: count, then per feature the mean above the minimum, the minimum, the maximum,
+-- then the co-moments (upper triangle).
+local nco = nf * (nf + 1) / 2
+local rfmt = '<I4' .. string.rep('f', 3 * nf + nco)
+local vfmt = '<' .. string.rep('f', nf)
+local rsize, tsize = 4 + 4 * (3 * nf + nco), 4 + 4 * nf
+local ring_bytes = steps * rsize
+local zero, tzero = string.rep('\0', rsize), string.rep('\0', tsize)
+
+-- Bins written on another grid (or the raw events of the layout before bins) cannot be
+-- converted: the sensor's buffer starts again from the events to come, and what this hash said
+-- about the old one (applied offsets included) goes with it. Alert state and label stay.
+if m[7] ~= grid then
+  local drop = {}
+  for _, name in ipairs(redis.call('HKEYS', meta)) do
+    if string.sub(name, 1, 2) == 'o:' or string.sub(name, 1, 4) == 'old:' or name == 'newest' or name == 'n'
+       or name == 'pending' or name == 'tail' or name == 'first' or name == 'open' then
+      drop[#drop + 1] = name
+    end
+  end
+  if #drop > 0 then redis.call('HDEL', meta, unpack(drop)) end
+  applied, newest, n, pending, tail_n, m[6] = -1, nil, 0, 0, 0, nil
+  redis.call('SET', bins, string.rep('\0', ring_bytes + cap * tsize), 'PX', ttl)
+  redis.call('HSET', meta, 'grid', grid)
+end
 
 -- Offsets of this partition's recent too-old events: a replay of them (after a crash that lost
 -- their dead letters) reports them too old again instead of calling them redelivered.
 local recent_old, old_list = {}, {}
-if m[8] then
-  for o in string.gmatch(m[8], '[^,]+') do recent_old[tonumber(o)] = true; old_list[#old_list + 1] = o end
+if m[6] then
+  for o in string.gmatch(m[6], '[^,]+') do recent_old[tonumber(o)] = true; old_list[#old_list + 1] = o end
 end
 
--- A resent event (same timestamp and values as one buffered) can only be at or before newest.
-local stored = {}
-local function buffered(b, rec, list)
-  if list then
-    for _, r in ipairs(list) do if r == rec then return true end end
+local recs, dirty = {}, {}
+local function record(slot)
+  local r = recs[slot]
+  if r == nil then
+    r = redis.call('GETRANGE', bins, slot * rsize, slot * rsize + rsize - 1)
+    if #r < rsize then r = zero end
+    recs[slot] = r
   end
-  if stored[b] == nil then stored[b] = redis.call('GET', key(b)) or false end
-  local data, from = stored[b], 1
-  if not data then return false end
-  while true do
-    local at = string.find(data, rec, from, true)
-    if not at then return false end
-    if (at - 1) % rsize == 0 then return true end
-    from = at + 1
+  return r
+end
+
+-- Bins from+1..to enter the window: their slots held bins that just left it.
+local function advance(from, to)
+  if to - from >= steps then
+    for s = 0, steps - 1 do recs[s] = zero; dirty[s] = true end
+    n = 0
+    return
   end
+  for b = from + 1, to do
+    local s = b % steps
+    n = n - struct.unpack('<I4', record(s))
+    recs[s] = zero; dirty[s] = true
+  end
+end
+
+-- Welford's update in float64, stored back as float32: vigil/buffer/bins.py update() is the
+-- same arithmetic in the same order (the offline path), so change both or neither.
+local function add(slot, vals)
+  local f = {struct.unpack(rfmt, record(slot))}
+  local x = {struct.unpack(vfmt, vals)}
+  local count = f[1]
+  local n1 = count + 1
+  local d, e = {}, {}
+  for i = 1, nf do
+    local lo, hi = 1 + nf + i, 1 + 2 * nf + i
+    local mean = 0
+    if count > 0 then mean = f[lo] + f[1 + i] end
+    d[i] = x[i] - mean
+    local mean1 = mean + d[i] / n1
+    e[i] = x[i] - mean1
+    if count == 0 or x[i] < f[lo] then f[lo] = x[i] end
+    if count == 0 or x[i] > f[hi] then f[hi] = x[i] end
+    f[1 + i] = mean1 - f[lo]
+  end
+  local k = 1 + 3 * nf
+  for i = 1, nf do
+    for j = i, nf do
+      k = k + 1
+      f[k] = f[k] + d[i] * e[j]
+    end
+  end
+  f[1] = n1
+  recs[slot] = struct.pack(rfmt, unpack(f, 1, 1 + 3 * nf + nco))
+  dirty[slot] = true
+end
+
+-- The resend tail: the latest events as they arrived, a ring of cap records.
+local tail
+local function load_tail()
+  if tail then return end
+  tail = {}
+  local data = redis.call('GETRANGE', bins, ring_bytes, ring_bytes + cap * tsize - 1)
+  for i = 0, math.min(tail_n, cap) - 1 do tail[i] = string.sub(data, i * tsize + 1, (i + 1) * tsize) end
+end
+local function resent_event(rec)
+  load_tail()
+  for _, r in pairs(tail) do if r == rec then return true end end
+  return false
 end
 
 -- Per event, in offset order: skip what this partition already applied (replay), drop what is
--- older than the window or already buffered, and collect the rest per time chunk as 4-byte
--- offset + values records.
-local pieces, added, dup, old, resent, old_offsets = {}, 0, 0, 0, 0, {}
-local step = 16 + vsize
+-- older than the window or a resend of a recent event, and add the rest to its bin.
+local added, dup, old, resent, old_offsets = 0, 0, 0, 0, {}
+local step = 16 + 4 * nf
 local start_applied = applied
 for pos = 1, #blob, step do
   local off, ts = struct.unpack('<dd', blob, pos)
@@ -64,19 +140,30 @@ for pos = 1, #blob, step do
     end
   else
     applied = off
-    if newest and ts <= newest - window then
+    local b = math.floor(ts / bin_ms)
+    local top = newest and math.floor(newest / bin_ms)
+    if top and b <= top - steps then
       old = old + 1; old_offsets[#old_offsets + 1] = off
       old_list[#old_list + 1] = fmt(off)
     else
-      local b = math.floor(ts / chunk)
-      local list = pieces[b]
-      local rec = struct.pack('<I4', ts - b * chunk) .. string.sub(blob, pos + 16, pos + step - 1)
-      if newest and ts <= newest and buffered(b, rec, list) then
+      local vals = string.sub(blob, pos + 16, pos + step - 1)
+      local rec = struct.pack('<I4', ts % 4294967296) .. vals
+      if top and ts <= newest and cap > 0 and resent_event(rec) then
         resent = resent + 1
       else
-        if not list then list = {}; pieces[b] = list end
-        list[#list + 1] = rec
-        if not newest or ts > newest then newest = ts end
+        if not top then
+          newest = ts
+        elseif ts > newest then
+          if b > top then advance(top, b) end
+          newest = ts
+        end
+        add(b % steps, vals)
+        if cap > 0 then
+          load_tail()
+          tail[tail_n % cap] = rec
+          tail_n = tail_n + 1
+        end
+        n = n + 1
         added = added + 1
       end
     end
@@ -84,50 +171,20 @@ for pos = 1, #blob, step do
 end
 
 if added > 0 then
-  local top = math.floor(newest / chunk)
-  local previous_open = open
-  for b, list in pairs(pieces) do
-    redis.call('APPEND', key(b), table.concat(list))
-    redis.call('PEXPIRE', key(b), ttl)
-    if not first or b < first then first = b end
+  for s in pairs(dirty) do redis.call('SETRANGE', bins, s * rsize, recs[s]) end
+  if cap > 0 then
+    local parts = {}
+    for i = 0, cap - 1 do parts[i + 1] = tail[i] or tzero end
+    redis.call('SETRANGE', bins, ring_bytes, table.concat(parts))
   end
-  -- APPEND leaves room to grow; a chunk that time has moved past is rewritten to its exact size.
-  local closed = {}
-  if previous_open and previous_open < top then closed[previous_open] = true end
-  for b in pairs(pieces) do if b < top then closed[b] = true end end
-  for b in pairs(closed) do
-    local value = redis.call('GET', key(b))
-    if value then redis.call('SET', key(b), value, 'PX', ttl) end
-  end
-  open = top
-  n = n + added
+  redis.call('PEXPIRE', bins, ttl)
   pending = pending + added
-  -- Chunks whose every possible timestamp is at or before newest - window leave whole.
-  local last_out = math.floor((newest - window + 1) / chunk) - 1
-  if first <= last_out then
-    local doomed = {}
-    -- Existing chunks lie in first..previous_open (a span of about one window) or were just
-    -- written; a new sensor has only the latter, however far apart its first events are.
-    if previous_open then
-      for b = first, math.min(last_out, previous_open) do doomed[b] = true end
-    end
-    for b in pairs(pieces) do if b <= last_out then doomed[b] = true end end
-    for b in pairs(doomed) do
-      local size = redis.call('STRLEN', key(b))
-      if size > 0 then
-        n = n - size / (4 + vsize)
-        redis.call('DEL', key(b))
-      end
-    end
-    first = last_out + 1
-  end
-  redis.call('HSET', meta, 'newest', fmt(newest), 'first', fmt(first), 'open', fmt(open),
-             'n', fmt(n), 'pending', fmt(pending))
+  redis.call('HSET', meta, 'newest', fmt(newest), 'n', fmt(n), 'pending', fmt(pending), 'tail', fmt(tail_n))
 end
 if applied ~= start_applied then
   redis.call('HSET', meta, field, fmt(applied))
-  if ARGV[8] ~= '' then redis.call('HSET', meta, 'label', ARGV[8]) end
-  if not m[7] then redis.call('HSET', meta, 'part', part) end
+  if ARGV[9] ~= '' then redis.call('HSET', meta, 'label', ARGV[9]) end
+  if not m[5] then redis.call('HSET', meta, 'part', part) end
   if #old_list > 0 then
     redis.call('HSET', meta, old_field, table.concat(old_list, ',', math.max(1, #old_list - 31)))
   end
@@ -135,8 +192,8 @@ end
 if added > 0 or applied ~= start_applied then
   redis.call('PEXPIRE', meta, ttl)
 end
-local other = (m[7] and m[7] ~= part) and 1 or 0
-return {added, dup, old, n, newest or -1, first or -1, open or -1, pending, resent, other, old_offsets}
+local other = (m[5] and m[5] ~= part) and 1 or 0
+return {added, dup, old, n, newest or -1, pending, resent, other, old_offsets}
 """
 
 # KEYS[1]: the topic's applied-offsets hash. ARGV: partition, offset pairs. Offsets only move

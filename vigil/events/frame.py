@@ -28,6 +28,10 @@ class SensorSeries:
     values: np.ndarray  # [n, features] float64
     labels: np.ndarray  # float64, NaN where unlabelled
 
+    @property
+    def n_events(self) -> int:
+        return len(self.ts_ms)
+
 
 @dataclass
 class EventTable:
@@ -38,7 +42,7 @@ class EventTable:
 
     @property
     def n_events(self) -> int:
-        return sum(len(s.ts_ms) for s in self.series.values())
+        return sum(s.n_events for s in self.series.values())
 
     def __iter__(self) -> Iterator[SensorSeries]:
         return iter(self.series.values())

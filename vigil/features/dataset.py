@@ -4,6 +4,11 @@ A window ends at an event (as on the stream, where a new event makes a sensor's 
 ``last``: one window per sensor, at its last event; ``every=K``: at every K-th event (counted
 from the sensor's last, so the last event is always included). A window is kept only when it holds
 at least ``min_events`` events. Its label is the label of the event it ends at.
+
+A table's series are a file's events (:class:`~vigil.events.frame.SensorSeries`: each window's
+bins are accumulated from them, its last bin as it stood right after the window's end event) or
+a live buffer's bins (:class:`BinnedSeries`, the trainer's sample: windows end at the newest
+event and at earlier bins' ends).
 """
 
 from __future__ import annotations
@@ -13,9 +18,81 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
+from vigil.buffer.bins import BinStats, SensorBins, accumulate
 from vigil.events.frame import SensorSeries
 from vigil.features.normalizer import FleetStats
-from vigil.features.window import WindowSpec, featurize_windows
+from vigil.features.window import WindowSpec, window_channels
+
+
+@dataclass(frozen=True)
+class BinnedSeries:
+    """One sensor's window as the buffer holds it: its bins, its newest event, its latest label.
+    It reads like a series of one event per non-empty bin, at the moment the bin was last
+    complete (the newest event for the current bin), so every window cut from it ends at one."""
+
+    sensor_id: str
+    bins: SensorBins
+    newest_ms: int
+    label: float = np.nan
+
+    @property
+    def ts_ms(self) -> np.ndarray:
+        return np.minimum((self.bins.index + 1) * self.bins.bin_ms - 1, self.newest_ms)
+
+    @property
+    def labels(self) -> np.ndarray:
+        return np.full(len(self.bins.index), self.label)
+
+    @property
+    def n_events(self) -> int:
+        return self.bins.n_events
+
+
+def window_bins(s: SensorSeries | BinnedSeries, spec: WindowSpec, idx: np.ndarray) -> list[BinStats]:
+    """The bins of the windows ending at ``s.ts_ms[idx]``."""
+    if isinstance(s, BinnedSeries):
+        ends = s.ts_ms[idx]
+        return [s.bins.window(int(end) // spec.bin_ms, spec.steps, spec.bin_ms, until=int(b))
+                for end, b in zip(ends, s.bins.index[idx])]
+    # A window ending at an event holds the events at the same instant that follow it in the file.
+    last = np.searchsorted(s.ts_ms, s.ts_ms[idx], side="right") - 1
+    bins, partial = accumulate(s.ts_ms, s.values, spec.bin_ms, snapshots=last)
+    return [bins.window(int(s.ts_ms[i]) // spec.bin_ms, spec.steps, partial=p) for i, p in zip(last, partial)]
+
+
+def moments(s: SensorSeries | BinnedSeries) -> tuple[float, np.ndarray, np.ndarray, int]:
+    """A sensor's event count, mean, covariance and time span (for the fleet statistics)."""
+    if isinstance(s, BinnedSeries):
+        n, mean, cov = BinStats.of(0, s.bins.bin_ms, s.bins.records).merged(slice(None))
+        return n, mean, cov, int(s.newest_ms - s.bins.index[0] * s.bins.bin_ms) if n else 0
+    values = np.asarray(s.values, dtype=np.float64)
+    if not len(values):
+        f = values.shape[1] if values.ndim == 2 else 0
+        return 0.0, np.zeros(f), np.zeros((f, f)), 0
+    mean = values.mean(axis=0)
+    dev = values - mean
+    return float(len(values)), mean, dev.T @ dev / len(values), int(s.ts_ms[-1] - s.ts_ms[0])
+
+
+def fleet_stats(series: Iterable[SensorSeries | BinnedSeries], spec: WindowSpec, per_sensor: bool = False) -> FleetStats:
+    """The fleet statistics of these sensors (all their events: pass ``normal_part`` ones to train)."""
+    return FleetStats.fit(((s.sensor_id, *moments(s)) for s in series), spec.length_ms, spec.steps, per_sensor)
+
+
+def normal_part(s: SensorSeries | BinnedSeries) -> SensorSeries | BinnedSeries:
+    """The sensor's events not labelled 1 (NaN, unlabelled, counts as normal)."""
+    if isinstance(s, BinnedSeries):
+        return s if s.label != 1 else BinnedSeries(s.sensor_id, SensorBins(s.bins.bin_ms, s.bins.index[:0],
+                                                                           s.bins.records[:0]), s.newest_ms, s.label)
+    keep = s.labels != 1
+    return SensorSeries(s.sensor_id, s.ts_ms[keep], s.values[keep], s.labels[keep])
+
+
+def event_gaps(s: SensorSeries | BinnedSeries) -> np.ndarray:
+    """Typical times between two of the sensor's events (one per gap, or per bin for bins)."""
+    if isinstance(s, BinnedSeries):
+        return s.bins.bin_ms / np.maximum(s.bins.records["n"].astype(np.float64), 1.0)
+    return np.diff(s.ts_ms).astype(np.float64)
 
 
 @dataclass
@@ -25,12 +102,16 @@ class WindowSet:
     end_ms: np.ndarray  # [n] int64
     n_events: np.ndarray  # [n] int64
     label: np.ndarray  # [n] float64, NaN = unlabelled
+    history_ms: np.ndarray  # [n] int64: end - the start of the window's first non-empty bin
 
     def __len__(self) -> int:
         return len(self.end_ms)
 
     def subset(self, mask: np.ndarray) -> "WindowSet":
-        return WindowSet(self.x[mask], self.sensor_id[mask], self.end_ms[mask], self.n_events[mask], self.label[mask])
+        return WindowSet(*(getattr(self, f)[mask] for f in WINDOW_FIELDS))
+
+
+WINDOW_FIELDS = ("x", "sensor_id", "end_ms", "n_events", "label", "history_ms")
 
 
 def window_end_indices(n_events: int, every: int | None) -> np.ndarray:
@@ -54,7 +135,7 @@ def typical_span_ms(series: Iterable[SensorSeries]) -> float:
     return float(np.median(spans)) if spans else 0.0
 
 
-def eligible_ends(series: Iterable[SensorSeries], min_history_ms: int) -> int:
+def eligible_ends(series: Iterable[SensorSeries | BinnedSeries], min_history_ms: int) -> int:
     """How many events a training window could end at (for the stride that gives a target count)."""
     return sum(int((s.ts_ms - s.ts_ms[0] >= min_history_ms).sum()) for s in series if len(s.ts_ms))
 
@@ -72,13 +153,12 @@ def build_windows(
     parts = list(iter_windows(series, spec, stats, every, min_events, min_history_ms, batch=None, points=points))
     if not parts:
         return WindowSet(np.empty((0, spec.steps, spec.channels), np.float32), np.empty(0, object),
-                         np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0))
+                         np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0), np.empty(0, np.int64))
     return concat_windows(parts)
 
 
 def concat_windows(parts: list[WindowSet]) -> WindowSet:
-    return WindowSet(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("x", "sensor_id", "end_ms",
-                                                                              "n_events", "label")))
+    return WindowSet(*(np.concatenate([getattr(p, f) for p in parts]) for f in WINDOW_FIELDS))
 
 
 def iter_windows(
@@ -106,14 +186,20 @@ def iter_windows(
 
 def _per_sensor(series, spec, stats, every, min_events, min_history_ms, batch, points) -> Iterator[WindowSet]:
     for s in series:
-        idx = points(s.ts_ms) if points is not None else window_end_indices(len(s.ts_ms), every)
-        end_ms = s.ts_ms[idx]
-        start_idx = np.searchsorted(s.ts_ms, end_ms - spec.length_ms, side="right")
-        n = idx + 1 - start_idx
-        keep = (n >= min_events) & (end_ms - s.ts_ms[0] >= min_history_ms)
-        idx, end_ms, n = idx[keep], end_ms[keep], n[keep]
+        ts = s.ts_ms
+        idx = points(ts) if points is not None else window_end_indices(len(ts), every)
+        idx = idx[ts[idx] - ts[0] >= min_history_ms] if len(idx) else idx
         step = batch or max(len(idx), 1)
+        baseline = stats.baseline_for(s.sensor_id)
         for at in range(0, len(idx), step):
-            part = slice(at, at + step)
-            x = featurize_windows(s.ts_ms, s.values, end_ms[part], spec, stats, stats.baseline_for(s.sensor_id))
-            yield WindowSet(x, np.full(len(x), s.sensor_id, dtype=object), end_ms[part], n[part], s.labels[idx[part]])
+            part = idx[at : at + step]
+            bins = window_bins(s, spec, part)
+            n = np.array([int(b.count.sum()) for b in bins], dtype=np.int64)
+            keep = n >= min_events
+            if not keep.any():
+                continue
+            kept = [b for b, k in zip(bins, keep) if k]
+            x = np.stack([window_channels(b, spec, stats, baseline) for b in kept])
+            ends = ts[part[keep]]
+            history = ends - np.array([b.first_event_bin_ms() for b in kept], dtype=np.int64)
+            yield WindowSet(x, np.full(len(x), s.sensor_id, dtype=object), ends, n[keep], s.labels[part[keep]], history)

@@ -38,24 +38,23 @@ class FleetStats:
     @classmethod
     def fit(
         cls,
-        series: Iterable[tuple[str, np.ndarray, np.ndarray]],
+        moments: Iterable[tuple[str, float, np.ndarray, np.ndarray, int]],
         length_ms: int,
         steps: int,
         per_sensor: bool = False,
     ) -> "FleetStats":
-        """From ``(sensor_id, ts_ms, values)`` of the training sensors."""
+        """From ``(sensor_id, events, mean, covariance, time span ms)`` of the training sensors
+        (:func:`vigil.features.dataset.moments`, from a file's events or a buffer's bins)."""
         rates, baselines, means, m2 = [], {}, [], []
-        for sensor_id, ts, values in series:
-            if len(ts) < 2:
+        for sensor_id, n, mu, cov, span in moments:
+            if n < 2:
                 continue
-            values = np.asarray(values, dtype=np.float64)
             # Pooled moments from per-sensor centred ones: no cancellation for large readings.
-            means.append((len(values), values.mean(axis=0)))
-            m2.append(((values - values.mean(axis=0)) ** 2).sum(axis=0))
-            span = max(int(ts[-1] - ts[0]), 1)
-            rates.append(len(ts) / span)
+            means.append((n, np.asarray(mu, dtype=np.float64)))
+            m2.append(n * np.maximum(np.diag(cov), 0.0))
+            rates.append(n / max(int(span), 1))
             if per_sensor:
-                baselines[sensor_id] = SensorBaseline.of(values)
+                baselines[sensor_id] = SensorBaseline(np.asarray(mu, dtype=np.float64), np.asarray(cov, dtype=np.float64))
         if not means:
             raise ValueError("no sensor has two or more events: nothing to fit fleet statistics on")
         counts = np.array([c for c, _ in means], dtype=np.float64)

@@ -1,7 +1,8 @@
-"""``featurize_window``: one sensor's events in ``(end - length, end]`` → ``[steps, channels]`` float32.
+"""``window_channels``: a window's bins → ``[steps, channels]`` float32 (``featurize_window`` from events).
 
-Irregular timestamps are resampled into ``steps`` equal bins (:mod:`vigil.features.bins`), and the
-channels are computed from the bins' mergeable statistics only. Per feature, in this order:
+A window is ``steps`` bins of ``length / steps`` on the epoch-aligned grid (:mod:`vigil.buffer.bins`),
+ending at the bin of its newest event; the channels are computed from the bins' mergeable
+statistics only. Per feature, in this order:
 
 ``level``    the bin's mean in units of the sensor's *own* baseline: a change against its recent
              normal stands out whatever its operating point;
@@ -22,7 +23,7 @@ Empty bins carry the last level/fleet value forward and hold 0 in the others. Va
 so one wild reading cannot saturate the LSTM.
 
 The baseline (``baseline="window"``, default) is the window's first ``baseline_fraction`` of bins
-from its first event on, merged: whole bins, so incremental per-bin buffers give the same result.
+from its first event on, merged: whole bins, which the per-bin buffers hold as they are.
 ``baseline="sensor"`` uses per-sensor reference statistics saved in the artifact instead (a window
 too short to hold a baseline, anomalies that outlast a window), and the healthy fleet's statistics
 for a sensor the model has not seen. Its scale has a floor per sensor and feature: a tenth of
@@ -36,7 +37,7 @@ from typing import Literal
 
 import numpy as np
 
-from vigil.features.bins import BinStats, bin_events
+from vigil.buffer.bins import BinStats, bin_events, bin_width
 from vigil.features.normalizer import FleetStats, SensorBaseline
 
 CHANNEL_GROUPS = ("level", "fleet", "spread", "extreme", "cross", "count")
@@ -47,7 +48,7 @@ CHANNEL_GROUPS = ("level", "fleet", "spread", "extreme", "cross", "count")
 DEFAULT_GROUPS = ("level", "fleet", "spread", "extreme", "count")
 # The featurisation's version, saved with every model: a model is only ever fed the tensor it
 # was trained on (a model trained before a change of channels is refused, not silently misfed).
-FEATURIZER_VERSION = 3
+FEATURIZER_VERSION = 4
 # A baseline's spread is floored at this fraction of the whole window's spread (per feature).
 WINDOW_FLOOR_FRACTION = 0.1
 # And at this fraction of the feature's magnitude, for windows that are flat throughout.
@@ -73,6 +74,7 @@ class WindowSpec:
     def __post_init__(self) -> None:
         if self.length_ms <= 0 or self.steps < 1 or self.n_features < 1:
             raise ValueError("a window needs a positive length, at least one step and one feature")
+        bin_width(self.length_ms, self.steps)
         if self.baseline not in ("window", "sensor", "auto"):
             raise ValueError(f"baseline must be 'window', 'sensor' or 'auto', got {self.baseline!r}")
         if not 0 < self.baseline_fraction <= 1:
@@ -84,6 +86,10 @@ class WindowSpec:
         if self.version != FEATURIZER_VERSION:
             raise ValueError(f"the model was trained by an older Vigil (featurisation version {self.version}, "
                              f"this Vigil reads {FEATURIZER_VERSION}): retrain it")
+
+    @property
+    def bin_ms(self) -> int:
+        return bin_width(self.length_ms, self.steps)
 
     @property
     def channels(self) -> int:
@@ -142,23 +148,10 @@ def featurize_window(
     stats: FleetStats,
     baseline: SensorBaseline | None = None,
 ) -> np.ndarray:
-    """The ``[steps, channels]`` tensor of the window ending at ``end_ms`` (``ts_ms`` sorted)."""
+    """The ``[steps, channels]`` tensor of the window ending at ``end_ms`` (``ts_ms`` sorted): the
+    bins of the events up to ``end_ms``. Training, evaluation and the stream go through
+    :func:`window_channels` on bins directly; this is the same for one window from raw events."""
     return window_channels(bin_events(ts_ms, values, end_ms, spec.length_ms, spec.steps), spec, stats, baseline)
-
-
-def featurize_windows(
-    ts_ms: np.ndarray,
-    values: np.ndarray,
-    ends_ms: np.ndarray,
-    spec: WindowSpec,
-    stats: FleetStats,
-    baseline: SensorBaseline | None = None,
-) -> np.ndarray:
-    """Several windows of one sensor: ``[len(ends_ms), steps, channels]``."""
-    out = np.empty((len(ends_ms), spec.steps, spec.channels), dtype=np.float32)
-    for i, end in enumerate(ends_ms):
-        out[i] = featurize_window(ts_ms, values, int(end), spec, stats, baseline)
-    return out
 
 
 @dataclass
@@ -193,11 +186,10 @@ def window_channels(bins: BinStats, spec: WindowSpec, stats: FleetStats,
 
 def _parts(bins: BinStats, nonempty: np.ndarray, spec: WindowSpec, stats: FleetStats,
            baseline: SensorBaseline | None) -> _Parts:
-    n = np.maximum(bins.count, 1.0)[:, None]
-    centred = bins.sum / n
-    cov = bins.cross / n[:, :, None] - centred[:, :, None] * centred[:, None, :]
+    n = np.maximum(bins.count, 1.0)[:, None, None]
+    cov = bins.co / n
     last = np.maximum.accumulate(np.where(nonempty, np.arange(bins.steps), -1))
-    mean = np.where((last >= 0)[:, None], (centred + bins.origin)[np.maximum(last, 0)], np.nan)
+    mean = np.where((last >= 0)[:, None], bins.mean[np.maximum(last, 0)], np.nan)
     _, _, window_cov = bins.merged(slice(None))
     if spec.baseline == "auto":
         raise ValueError("baseline 'auto' is a training request: featurise with the model's resolved spec")
@@ -245,8 +237,7 @@ def _cross(p: _Parts, stats: FleetStats) -> np.ndarray:
     # mean square in a bin is (P C P)_ii / P_ii^2 with C the bin's second moment about the
     # baseline mean. So the residual in baseline-residual units is sqrt((P C P)_ii / P_ii).
     precision = np.linalg.pinv(p.sigma)
-    n = np.maximum(p.bins.count, 1.0)
-    dev = p.bins.sum / n[:, None] + p.bins.origin - p.mu
+    dev = p.bins.mean - p.mu
     second = p.cov + dev[:, :, None] * dev[:, None, :]
     quad = np.einsum("ij,sjk,ik->si", precision, second, precision)
     res = np.sqrt(np.maximum(quad, 0.0) / np.maximum(np.diag(precision), 1e-300))
