@@ -1,22 +1,31 @@
-"""What one event per minute costs against the other benchmarks' one per ten minutes.
+"""Per scored window at one event a minute and one per ten minutes: the per-bin buffer against
+today's raw path (commit 8bb6346), and against the model's own cost.
 
 ``memory.py``, ``scoring.py`` and ``latency.py`` use the simulator's default event spacing (a mean of
-600 s, about 1,440 events in a 10-day window). A fleet reporting once a minute holds ten times as
-many events per window. The model's input has a fixed shape (240 steps), so ``predict`` costs the
-same; what grows is the Redis read of a window (more bytes), featurisation (more events to bin)
-and, the other way, the bytes per event (fixed per-key overhead spread over more events).
+600 s, about 1,440 events in a 10-day window); one event a minute is about ten times as many. The
+raw path read a window's events from Redis and binned them at every score, so its cost grew with
+them; the per-bin buffer reads a fixed 240 bins whatever the spacing.
 
-Both densities run in the same process, interleaved, on the same Redis (``--sensors`` sensors x
-``--days`` days each, 10-day window, default settings): every sensor's events go through
-``RollingBuffer.apply`` in Kafka order (``memory.py``'s batching), then, ``--repeats`` times per
-density, ``RollingBuffer.read`` of every sensor's window (one pipeline, as the streamer reads a
-batch) and ``featurize_window`` on each (the streamer's call). Figures per density:
-``bytes_per_window_event`` (``MEMORY USAGE`` of every key / events in the windows, as in
-``memory.py``), ``read_ms_per_window``, ``featurize_ms_per_window`` (medians), ``events_per_window``;
-and the ratios dense / sparse (``*_ratio``), which are what to apply to the other benchmarks'
-figures. Needs Redis (``vigil services up``); keys go under a fresh prefix and are deleted at the end.
+The same fleets (``--sensors`` sensors x ``--days`` days at each spacing, 10-day window, default
+settings) go through both paths on the same Redis: the per-bin ``RollingBuffer.apply`` here, the
+raw one as of commit 8bb6346 in a child process running that commit's code (``_raw_path.py``), in
+Kafka order (``memory.py``'s batching). Then, ``--repeats`` times, alternating so that every figure
+sees the same machine load, on batches of ``--batch`` windows (512, the streamer's largest batch;
+the sensors' windows, cycled to fill it): per path and spacing, ``RollingBuffer.read`` of the
+batch (one pipeline, as the streamer reads one) and its featurisation as that path's streamer did
+it (per-bin: ``SensorBins.window`` of each, then ``windows_channels`` on the batch; raw:
+``featurize_window`` on each window's events); and the default model's predict
+(``EncoderLatentAutoencoder`` sized for the window, built, not trained; ``BatchPredictor`` with
+scores and contributions, ``max_batch`` = the batch) on the 60 s batch's tensors.
 
-    .venv/bin/python bench/density.py            # 40 sensors x 11 days at each density
+Figures per path and spacing (medians per window): ``bytes_per_sensor`` (``MEMORY USAGE`` of the
+sensor's keys, as in ``memory.py``), ``bytes_per_window_event``, ``events_per_window``,
+``read_ms_per_window``, ``featurize_ms_per_window``; ``predict_ms_per_window``. Targets (issue), at
+60 s spacing: per-bin read + featurise at least 10x faster than raw (``speedup_vs_raw_60s`` ≥ 10),
+and per-bin read + featurise + predict at most 2x predict (``whole_over_predict_60s`` ≤ 2). Needs
+Redis (``vigil services up``); keys go under a fresh prefix and are deleted at the end.
+
+    .venv/bin/python bench/density.py            # 40 sensors x 11 days at each spacing
     .venv/bin/python bench/density.py --quick    # 10 sensors
 """
 
@@ -28,89 +37,131 @@ import statistics
 import sys
 import time
 
+import numpy as np
 
 from _common import fill_unset, bench_settings, delete_prefix, fmt, log, print_table, redis_client, run_id
-from memory import kafka_order_batches, memory_usage
-from vigil.buffer import BufferLayout, RollingBuffer
-from vigil.features import FleetStats, WindowSpec, featurize_window
+from _raw_path import RAW_COMMIT, RawPath, fleet_fingerprint
+from memory import load_per_bin
+from scoring import default_scorer  # sets TensorFlow's log level before Keras loads
+from vigil.features import WindowSpec, windows_channels
+from vigil.features.dataset import BinnedSeries, fleet_stats
+from vigil.model.predictor import BatchPredictor
 from vigil.simulate import FleetSpec, generate_fleet
 
-DENSITIES = {"sparse (600 s)": 600.0, "dense (60 s)": 60.0}
+SPACINGS = {"600s": 600.0, "60s": 60.0}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="10 sensors instead of 40 (unless --sensors is given)")
-    p.add_argument("--sensors", type=int, help="sensors per density (default 40; --quick 10)")
+    p.add_argument("--sensors", type=int, help="sensors per spacing (default 40; --quick 10)")
     p.add_argument("--days", type=float, default=11.0, help="days of events per sensor (default 11)")
-    p.add_argument("--repeats", type=int, default=7, help="timed reads and featurisations per density (default 7)")
+    p.add_argument("--repeats", type=int, default=7, help="timed rounds (default 7)")
+    p.add_argument("--batch", type=int, default=512, help="windows per predict call (BatchPredictor max_batch)")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     fill_unset(args, {"sensors": 10}, {"sensors": 40})
     return args
 
 
+def featurize(windows, spec: WindowSpec, stats) -> np.ndarray:
+    """The streamer's featurisation (``streamer/scoring.py``): each window ending at its newest event."""
+    return windows_channels([w.bins.window(w.newest_ms // spec.bin_ms, spec.steps, spec.bin_ms) for w in windows],
+                            spec, stats, [stats.baseline_for(w.sensor_id) for w in windows])
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     rid = run_id()
     settings = bench_settings("density", rid)
-    prefix = settings.redis.key_prefix
+    prefix, topic = settings.redis.key_prefix, f"bench-density-{rid}"
     window_ms = int(settings.window.length.total_seconds() * 1000)
     spec = WindowSpec(length_ms=window_ms, steps=settings.window.steps, n_features=len(settings.features))
     client = redis_client(settings)
     results: dict[str, dict] = {}
+    loaded: dict[str, tuple] = {}
+    prefixes = [f"{prefix}-{name}" for name in SPACINGS] + [f"{prefix}-raw-{name}" for name in SPACINGS]
     try:
-        loaded = {}
-        for name, interval in DENSITIES.items():
-            layout = BufferLayout(f"{prefix}-{int(interval)}", len(settings.features), window_ms,
-                                  settings.redis.chunks_per_window)
-            buffer = RollingBuffer(client, layout, f"bench-density-{rid}")
-            fleet = generate_fleet(FleetSpec(sensors=args.sensors, days=args.days, seed=args.seed,
-                                             mean_interval_s=interval)).events
-            log(f"{name}: applying {len(fleet):,} events of {args.sensors} sensors")
-            for batch in kafka_order_batches(fleet, settings.features, 5000):
-                buffer.apply(batch)
-            states = [buffer.state(s) for s in sorted(fleet["sensor_id"].unique())]
-            windows = buffer.read(states)
-            stats = FleetStats.fit(((w.sensor_id, w.ts_ms, w.values) for w in windows), window_ms, spec.steps)
-            keys = [layout.meta_key(s.sensor_id) for s in states] + [
-                layout.chunk_key(s.sensor_id, c) for s in states for c in range(s.first_chunk, s.open_chunk + 1)]
-            in_window = sum(len(w.ts_ms) for w in windows)
-            loaded[name] = (buffer, states, stats)
-            results[name] = {"events_per_window": round(in_window / len(windows), 1),
-                             "bytes_per_window_event": round(memory_usage(client, keys) / in_window, 2),
-                             "read_ms": [], "featurize_ms": []}
-        for _ in range(args.repeats):  # interleaved, so both densities see the same machine load
-            for name, (buffer, states, stats) in loaded.items():
+        with RawPath() as raw:
+            for name, interval in SPACINGS.items():
+                fleet = generate_fleet(FleetSpec(sensors=args.sensors, days=args.days, seed=args.seed,
+                                                 mean_interval_s=interval)).events
+                log(f"{name}: applying {len(fleet):,} events of {args.sensors} sensors, per-bin and raw")
+                buffer, states, windows, new = load_per_bin(client, settings, f"{prefix}-{name}", topic, fleet, 5000)
+                old = raw.call("load", name=name, prefix=f"{prefix}-raw-{name}", topic=topic, sensors=args.sensors,
+                               days=args.days, seed=args.seed, interval=interval, batch=5000)
+                if old["fleet"] != fleet_fingerprint(fleet, settings.features):
+                    raise RuntimeError("the raw path generated another fleet")
+                stats = fleet_stats([BinnedSeries(w.sensor_id, w.bins, w.newest_ms) for w in windows], spec)
+                loaded[name] = (buffer, (states * -(-args.batch // len(states)))[:args.batch], stats)
+                results[name] = {path: {"events_per_window": round(r["window_events"] / r["sensors"], 1),
+                                        "bytes_per_sensor": round(r["memory_usage_bytes"] / r["sensors"], 1),
+                                        "bytes_per_window_event": round(r["memory_usage_bytes"] / r["window_events"], 2),
+                                        "read_ms": [], "featurize_ms": []}
+                                 for path, r in (("per_bin", new), ("raw", old))}
+
+            buffer, states, stats = loaded["60s"]
+            x = featurize(buffer.read(states), spec, stats)
+            config, _, scorer = default_scorer(spec)
+            predictor = BatchPredictor(scorer, max_batch=args.batch)
+            predictor.warm_up(spec.steps, spec.channels)
+            log(f"model: LSTM {config.latent_dim} -> {config.bottleneck}, predict on batches of {args.batch}")
+            predict_ms = []
+            for round_ in range(args.repeats):  # interleaved: every path sees the same machine load
+                for name, (buffer, states, stats) in loaded.items():
+                    started = time.perf_counter()
+                    windows = buffer.read(states)
+                    read_s = time.perf_counter() - started
+                    started = time.perf_counter()
+                    featurize(windows, spec, stats)
+                    feat_s = time.perf_counter() - started
+                    old = raw.call("time_windows", name=name, batch=args.batch)
+                    for path, (r, f, k) in (("per_bin", (read_s, feat_s, len(windows))),
+                                            ("raw", (old["read_s"], old["featurize_s"], old["windows"]))):
+                        results[name][path]["read_ms"].append(1000 * r / k)
+                        results[name][path]["featurize_ms"].append(1000 * f / k)
                 started = time.perf_counter()
-                windows = buffer.read(states)
-                read_s = time.perf_counter() - started
-                started = time.perf_counter()
-                for w in windows:
-                    featurize_window(w.ts_ms, w.values, int(w.ts_ms[-1]), spec, stats, stats.baseline_for(w.sensor_id))
-                feat_s = time.perf_counter() - started
-                results[name]["read_ms"].append(1000 * read_s / len(states))
-                results[name]["featurize_ms"].append(1000 * feat_s / len(states))
+                predictor(x)
+                predict_ms.append(1000 * (time.perf_counter() - started) / len(x))
+                log(f"round {round_ + 1} of {args.repeats}")
     finally:
-        removed = sum(delete_prefix(client, f"{prefix}-{int(i)}") for i in DENSITIES.values())
+        removed = sum(delete_prefix(client, p) for p in prefixes)
         log(f"cleaned up {removed} Redis keys")
-    for r in results.values():
-        r["read_ms_per_window"] = round(statistics.median(r.pop("read_ms")), 4)
-        r["featurize_ms_per_window"] = round(statistics.median(r.pop("featurize_ms")), 4)
-    sparse, dense = (results[n] for n in DENSITIES)
-    print_table(f"Per window, 10-day window, {args.sensors} sensors per density, median of {args.repeats}",
-                ["density", "events/window", "B/event", "read ms", "featurise ms"],
-                [[n, fmt(r["events_per_window"], ",.0f"), fmt(r["bytes_per_window_event"], ".2f"),
-                  fmt(r["read_ms_per_window"], ".3f"), fmt(r["featurize_ms_per_window"], ".3f")]
-                 for n, r in results.items()])
+
+    for spacing in results.values():
+        for r in spacing.values():
+            r["read_ms_per_window"] = round(statistics.median(r.pop("read_ms")), 4)
+            r["featurize_ms_per_window"] = round(statistics.median(r.pop("featurize_ms")), 4)
+            r["read_featurize_ms_per_window"] = round(r["read_ms_per_window"] + r["featurize_ms_per_window"], 4)
+        new, old = spacing["per_bin"], spacing["raw"]
+        spacing["speedup_vs_raw"] = round(old["read_featurize_ms_per_window"] / new["read_featurize_ms_per_window"], 2)
+        spacing["bytes_ratio_vs_raw"] = round(new["bytes_per_sensor"] / old["bytes_per_sensor"], 4)
+    predict = round(statistics.median(predict_ms), 4)
+    dense = results["60s"]
+    whole_over_predict = round((dense["per_bin"]["read_featurize_ms_per_window"] + predict) / predict, 2)
+    print_table(f"Per window, 10-day window, {args.sensors} sensors per spacing, median of {args.repeats} rounds; "
+                f"raw = commit {RAW_COMMIT}",
+                ["spacing", "path", "events/window", "B/sensor", "B/window event", "read ms", "featurise ms",
+                 "read + featurise ms", "raw / per-bin"],
+                [[name, path, fmt(r["events_per_window"], ",.0f"), fmt(r["bytes_per_sensor"], ",.0f"),
+                  fmt(r["bytes_per_window_event"], ".2f"), fmt(r["read_ms_per_window"], ".3f"),
+                  fmt(r["featurize_ms_per_window"], ".3f"), fmt(r["read_featurize_ms_per_window"], ".3f"),
+                  fmt(s["speedup_vs_raw"], ".1f") + "x" if path == "raw" else ""]
+                 for name, s in results.items() for path, r in s.items() if path in ("per_bin", "raw")])
+    print(f"\npredict (default model, BatchPredictor, batches of {args.batch}): {predict:.3f} ms per window")
+    print(f"target at 60 s, read + featurise >= 10x faster than raw: "
+          f"{'met' if dense['speedup_vs_raw'] >= 10 else 'NOT met'} ({dense['speedup_vs_raw']:.1f}x)")
+    print(f"target at 60 s, read + featurise + predict <= 2x predict: "
+          f"{'met' if whole_over_predict <= 2 else 'NOT met'} ({whole_over_predict:.2f}x: "
+          f"{dense['per_bin']['read_featurize_ms_per_window']:.3f} + {predict:.3f} ms)")
     report = {
-        "sparse": sparse, "dense": dense,
-        "events_ratio": round(dense["events_per_window"] / sparse["events_per_window"], 2),
-        "bytes_per_event_ratio": round(dense["bytes_per_window_event"] / sparse["bytes_per_window_event"], 3),
-        "read_ratio": round(dense["read_ms_per_window"] / sparse["read_ms_per_window"], 2),
-        "featurize_ratio": round(dense["featurize_ms_per_window"] / sparse["featurize_ms_per_window"], 2),
-        "sensors": args.sensors, "days": args.days, "repeats": args.repeats,
+        **results, "predict_ms_per_window": predict, "predict_batch": args.batch,
+        "speedup_vs_raw_60s": dense["speedup_vs_raw"], "whole_over_predict_60s": whole_over_predict,
+        "targets_met": {"60s_read_featurize_10x_faster_than_raw": dense["speedup_vs_raw"] >= 10,
+                        "60s_whole_at_most_2x_predict": whole_over_predict <= 2},
+        "latent_dim": config.latent_dim, "bottleneck": config.bottleneck, "raw_commit": RAW_COMMIT,
+        "sensors": args.sensors, "days": args.days, "repeats": args.repeats, "seed": args.seed,
     }
     print(json.dumps(report))
     return 0

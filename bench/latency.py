@@ -16,12 +16,26 @@ latency of the freshest event of each score. ``received_*`` uses the wall clock 
 received the score instead (adds the publish acknowledgement and our consumer's fetch).
 
 The rate defaults to half of ``--max-ingest`` (default 50,000 events/s, the ingest target; pass
-bench/ingest.py's measured ``events_per_s``). Load, streamer and score reader share this process.
-The last line of stdout is one JSON object; ``p99_ratio_to_target`` = p99_ms / 1000 (target: < 1).
+bench/ingest.py's measured ``events_per_s``). Streamer and score reader share this process; the
+load runs in a process of its own (bench/_load.py).
 
-    .venv/bin/python bench/latency.py                    # 25,000 events/s, 500 sensors, 30 s
+Baseline in the same invocation (unless ``--no-baseline``): the raw-event buffer, commit
+``--baseline-commit`` (8bb6346, the last before per-bin accumulators), measured first under the
+same arguments by that commit's own copy of this file, run from a temporary git worktree of it in
+a subprocess (its ``vigil``, ``streamer`` and ``trainer`` on ``PYTHONPATH``), then the current code
+here, one after the other. Each trains its own quick model with the same recipe and seed (the
+model formats differ; the architecture and so the cost of a predict are the same);
+``--model-dir`` applies to the current code's run only.
+
+The last line of stdout is one JSON object: the current code's figures at the top level
+(``p99_ratio_to_target`` = p99_ms / 1000, target < 1; ``windows_scored_per_s`` = measured scores
+/ measured seconds), the raw path's under ``raw``, and ``new_vs_raw`` = current / raw for the
+percentiles, the lag, windows scored per second and the achieved produce rate.
+
+    .venv/bin/python bench/latency.py                    # 25,000 events/s, 500 sensors, 30 s, raw path too
     .venv/bin/python bench/latency.py --quick            # 10 s measured, smaller training run
-    .venv/bin/python bench/latency.py --max-ingest 84000 --model-dir var/models
+    .venv/bin/python bench/latency.py --sensors 5000 --rate 50000   # the issue's target load
+    .venv/bin/python bench/latency.py --no-baseline --max-ingest 84000 --model-dir var/models
 """
 
 from __future__ import annotations
@@ -30,11 +44,14 @@ import argparse
 import json
 import math
 import os
+import shutil
+import subprocess
 import sys
 import tempfile
 import threading
 import time
 from datetime import timedelta
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter off stderr
 
@@ -52,6 +69,9 @@ from vigil.kafka.clients import make_consumer  # noqa: E402
 from vigil.model.config import TrainConfig  # noqa: E402
 from vigil.registry import ModelRegistry  # noqa: E402
 from vigil.simulate import FleetSpec, generate_fleet  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+RAW_PATH_COMMIT = "8bb6346"  # the buffer's raw events, before f5ddc0d moved it to per-bin accumulators
 
 
 def train_quick_model(root: str, args: argparse.Namespace, settings) -> tuple[str, float]:
@@ -112,6 +132,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--poll-events", type=int, default=5000, help="stream.poll_events (default 5000)")
     p.add_argument("--drain-timeout", type=float, default=180.0, help="most seconds to wait for a backlog (180)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-baseline", action="store_true", help="measure the current code only (no raw-path run)")
+    p.add_argument("--baseline-commit", default=RAW_PATH_COMMIT,
+                   help=f"the raw-path commit measured first (default {RAW_PATH_COMMIT})")
     args = p.parse_args(argv)
     fill_unset(args, {"duration": 10.0, "warmup": 3.0, "epochs": 1}, {"duration": 30.0, "warmup": 5.0, "epochs": 2})
     if args.rate is None:
@@ -162,9 +185,64 @@ def run_load(streamer, reader: ScoreReader, load: Load, args) -> dict:
             "drained": consumed() >= load.produced, "scores_published_during_load": scores_at_end}
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    quiet_logs()
+def forwarded_args(args: argparse.Namespace) -> list[str]:
+    """This run's load and streamer options, resolved (``--quick`` and the rate filled in), for the
+    baseline's copy of this file: both runs then see the same load, seed and streamer settings."""
+    out = ["--sensors", str(args.sensors), "--rate", repr(args.rate), "--duration", repr(args.duration),
+           "--warmup", repr(args.warmup), "--epochs", str(args.epochs), "--max-wait-ms", str(args.max_wait_ms),
+           "--max-batch", str(args.max_batch), "--poll-events", str(args.poll_events),
+           "--train-sensors", str(args.train_sensors), "--train-windows", str(args.train_windows),
+           "--drain-timeout", repr(args.drain_timeout), "--seed", str(args.seed)]
+    return out + (["--no-precompile"] if args.no_precompile else [])
+
+
+def measure_raw_path(args: argparse.Namespace) -> dict:
+    """The raw-event path under this run's load: ``--baseline-commit``'s own bench/latency.py in a
+    subprocess, from a temporary git worktree of that commit (removed afterwards). Its stdout table
+    is echoed; returns its last stdout line (its JSON report) plus the load average at its end."""
+    worktree = tempfile.mkdtemp(prefix="vigil-bench-latency-raw-")
+    git = ["git", "-C", str(REPO)]
+    subprocess.run([*git, "worktree", "add", "--detach", worktree, args.baseline_commit],
+                   check=True, capture_output=True, text=True)
+    try:
+        # The venv's editable install maps vigil/streamer/trainer to this checkout, but only as a
+        # fallback after sys.path: PYTHONPATH puts the worktree's packages first. Checked, so a
+        # baseline can never silently measure the current code.
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [worktree, os.environ.get("PYTHONPATH")]))}
+        where = subprocess.run([sys.executable, "-c", "import vigil, streamer, trainer; "
+                                "print(vigil.__file__, streamer.__file__, trainer.__file__)"],
+                               cwd=worktree, env=env, check=True, capture_output=True, text=True).stdout.split()
+        if not all(Path(f).resolve().is_relative_to(Path(worktree).resolve()) for f in where):
+            raise RuntimeError(f"the baseline would import {where}, not the worktree at {worktree}")
+        command = [sys.executable, "bench/latency.py", *forwarded_args(args)]
+        log(f"raw path ({args.baseline_commit}) first: {' '.join(command[1:])} in {worktree}")
+        limit = args.warmup + args.duration + args.drain_timeout + 600  # + training, start-up and clean-up
+        # stderr (progress, logs) passes through; stdout (table, then the JSON line) is captured.
+        done = subprocess.run(command, cwd=worktree, env=env, stdout=subprocess.PIPE, text=True, timeout=limit)
+        if done.returncode != 0:
+            raise RuntimeError(f"the raw-path run exited with {done.returncode}")
+        table, _, last = done.stdout.rstrip().rpartition("\n")
+        print(f"\n[raw path, {args.baseline_commit}]{table}")
+        return {**json.loads(last), "load_avg_1m": round(os.getloadavg()[0], 2)}
+    finally:
+        removed = subprocess.run([*git, "worktree", "remove", "--force", worktree], capture_output=True, text=True)
+        if removed.returncode != 0:  # still never leave a stray worktree registered
+            shutil.rmtree(worktree, ignore_errors=True)
+            subprocess.run([*git, "worktree", "prune"], capture_output=True)
+
+
+def ratio(new, old) -> float | None:
+    return None if new is None or not old else round(new / old, 3)
+
+
+def compare(new: dict, raw: dict) -> dict:
+    """The current code's figures over the raw path's (below 1: lower latency, lag or rate)."""
+    keys = ("p50_ms", "p95_ms", "p99_ms", "max_ms", "max_lag_events", "windows_scored_per_s", "events_per_s")
+    return {k: ratio(new.get(k), raw.get(k)) for k in keys}
+
+
+def measure(args: argparse.Namespace) -> dict:
+    """One run of the current code under the load: prints its table, returns its figures."""
     rid = run_id()
     tmp = tempfile.TemporaryDirectory(prefix="vigil-bench-latency-")
     settings = bench_settings("latency", rid, max_wait=timedelta(milliseconds=args.max_wait_ms),
@@ -221,12 +299,33 @@ def main(argv=None) -> int:
         "events_per_s": round(rate), "target_rate": args.rate, "scores": len(measured),
         "p95_ms": r(created_ms["p95"]), "max_ms": r(created_ms["max"]), "mean_ms": r(created_ms["mean"]),
         "received_p50_ms": r(received_ms["p50"]), "received_p99_ms": r(received_ms["p99"]),
-        "events_per_score": round(events / len(measured), 2) if measured else None, **run,
+        "events_per_score": round(events / len(measured), 2) if measured else None,
+        "windows_scored_per_s": round(len(measured) / seconds, 1) if seconds else None, **run,
         "scores_published_total": published(streamer), "sensors": args.sensors, "measured_s": round(seconds, 2),
         "warmup_s": args.warmup, "max_wait_ms": args.max_wait_ms, "max_batch_windows": args.max_batch,
         "poll_events": args.poll_events, "produce_failures": load.failures,
         "model_trained_s": None if train_s is None else round(train_s, 1), "precompiled_buckets": not args.no_precompile,
+        "load_avg_1m": round(os.getloadavg()[0], 2),  # 2 shared cores: what else ran shows here
     }
+    return report
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    quiet_logs()
+    raw = None
+    if not args.no_baseline:
+        raw = measure_raw_path(args)
+        # The same figure as ours, from its JSON (that file does not report it itself).
+        raw["windows_scored_per_s"] = round(raw["scores"] / raw["measured_s"], 1) if raw["measured_s"] else None
+        raw["commit"] = args.baseline_commit
+    report = measure(args)
+    if raw is not None:
+        print(f"\nraw path ({args.baseline_commit}) -> current: p50 {fmt(raw['p50_ms'], ',.0f')} -> "
+              f"{fmt(report['p50_ms'], ',.0f')} ms, p99 {fmt(raw['p99_ms'], ',.0f')} -> {fmt(report['p99_ms'], ',.0f')} ms, "
+              f"windows scored {fmt(raw['windows_scored_per_s'], ',.0f')} -> {fmt(report['windows_scored_per_s'], ',.0f')}/s, "
+              f"max lag {fmt(raw['max_lag_events'], ',.0f')} -> {fmt(report['max_lag_events'], ',.0f')} events")
+        report.update(raw=raw, new_vs_raw=compare(report, raw))
     print(json.dumps(report))
     return 0
 

@@ -1,25 +1,28 @@
-"""Redis memory per buffered event: Vigil's packed rolling buffer against a naive JSON sorted set.
+"""Redis memory per sensor: the per-bin buffer against today's raw path (commit 8bb6346), in one run.
 
-A synthetic fleet (default 200 sensors x 12 days, two float features, the default 10-day window
-and 10 chunks per window) is applied through ``RollingBuffer.apply`` in consume-sized batches
-(default 5,000 events) in Kafka order: the fleet's time order, partition ``crc32(sensor_id) % 6``,
-offsets counting up per partition, as a consumer would see them. No Kafka is involved.
+A synthetic fleet (default 200 sensors x 12 days, two float features, the default 10-day window of
+240 bins) is applied through ``RollingBuffer.apply`` in consume-sized batches (default 5,000
+events) in Kafka order: the fleet's time order, partition ``crc32(sensor_id) % 6``, offsets
+counting up per partition, as a consumer would see them. No Kafka is involved. This is done at each
+``--spacing`` (the simulator's mean seconds between a sensor's events): 600 (its default, about
+1,440 events in a window) and 60 (one a minute, about 14,400).
 
-Measured, for our buffer (every key of every sensor: meta hash + chunk strings):
+The same fleet goes through the raw path's ``RollingBuffer.apply`` as of commit 8bb6346 (each event
+packed in 12 B in time chunks; ``_raw_path.py`` runs that commit's code in a child process, on the
+same Redis). Measured per path and spacing, over every key of every sensor with ``MEMORY USAGE key
+SAMPLES 0`` (per-bin: the meta hash and the bins string; raw: the meta hash and the chunk strings):
 
-* ``bytes_per_event``: sum of ``MEMORY USAGE key SAMPLES 0`` / stored events (``state.n_stored``;
-  whole chunks are dropped, so up to one chunk of events older than the window is still stored);
-* ``bytes_per_window_event``: the same bytes / events inside the 10-day window (what a read returns);
-* ``used_memory_delta_per_event``: ``INFO memory`` ``used_memory`` after − before / stored events
-  (allocator view; noisy when other clients use the same Redis).
+* ``bytes_per_sensor``: the sum / sensors;
+* ``bytes_per_window_event``: the sum / events in the sensors' windows (what a read covers: the
+  240 bins ending at the newest event's; raw: the events of the last 10 days);
+* ``apply_events_per_s`` (the raw path's is timed in its child process).
 
-Baseline in the same run (``naive_zset``): one sorted set per sensor, score = timestamp, member = the
-event's JSON as it arrives from Kafka, holding the same in-window events; MEMORY USAGE per event.
-``ratio_to_naive_zset`` = our bytes for the sensors' windows / the naive sets' bytes for the same
-windows (= ``bytes_per_window_event / naive_zset_bytes_per_event``). Target (issue): ≤ 16 B/event.
+``ratio`` = per-bin bytes / raw bytes. Targets (issue): at 60 s spacing at most 12 KB (12,000 B)
+per sensor; at 600 s no more than the raw path.
 
-    .venv/bin/python bench/memory.py            # 200 sensors x 12 days
-    .venv/bin/python bench/memory.py --quick    # 50 sensors x 12 days
+    .venv/bin/python bench/memory.py                 # 200 sensors x 12 days, at 600 s and 60 s
+    .venv/bin/python bench/memory.py --spacing 600   # one spacing
+    .venv/bin/python bench/memory.py --quick         # 50 sensors x 12 days
 """
 
 from __future__ import annotations
@@ -29,15 +32,17 @@ import json
 import sys
 import time
 import zlib
+from dataclasses import replace
 
 import numpy as np
 
 from _common import fill_unset, bench_settings, delete_prefix, fmt, log, print_table, redis_client, run_id
+from _raw_path import RAW_COMMIT, RawPath, fleet_fingerprint
 from vigil.buffer import BufferLayout, EventBatch, RollingBuffer
-from vigil.kafka.produce import frame_values
 from vigil.simulate import FleetSpec, generate_fleet
 
 PARTITIONS = 6
+TARGET_60S_BYTES = 12_000  # per sensor at one event a minute
 
 
 def kafka_order_batches(frame, features: list[str], batch_size: int):
@@ -59,10 +64,6 @@ def kafka_order_batches(frame, features: list[str], batch_size: int):
                          [None] * n)  # unlabelled, as the memory figures were measured
 
 
-def used_memory(client) -> int:
-    return int(client.info("memory")["used_memory"])
-
-
 def memory_usage(client, keys: list) -> int:
     total = 0
     for start in range(0, len(keys), 2000):
@@ -73,12 +74,39 @@ def memory_usage(client, keys: list) -> int:
     return total
 
 
+def load_per_bin(client, settings, prefix: str, topic: str, frame, batch: int):
+    """Apply the fleet to a per-bin buffer under ``prefix``: (buffer, states, windows, figures)."""
+    layout = replace(BufferLayout.from_settings(settings), prefix=prefix)
+    buffer = RollingBuffer(client, layout, topic)
+    started = time.perf_counter()
+    for part in kafka_order_batches(frame, settings.features, batch):
+        buffer.apply(part)
+    apply_s = time.perf_counter() - started
+    states = buffer.states(sorted(frame["sensor_id"].unique()))
+    windows = buffer.read(states)
+    keys = [k for s in states for k in (layout.meta_key(s.sensor_id), layout.bins_key(s.sensor_id))]
+    return buffer, states, windows, {"sensors": len(states), "keys": len(keys),
+                                     "memory_usage_bytes": memory_usage(client, keys),
+                                     "window_events": sum(w.n_events for w in windows), "apply_s": apply_s}
+
+
+def per_sensor(loaded: dict, events: int) -> dict:
+    """Figures of one path from what ``load_per_bin`` or the raw path's ``load`` returned."""
+    return {"bytes_per_sensor": round(loaded["memory_usage_bytes"] / loaded["sensors"], 1),
+            "bytes_per_window_event": round(loaded["memory_usage_bytes"] / loaded["window_events"], 3),
+            "events_per_window": round(loaded["window_events"] / loaded["sensors"], 1),
+            "apply_events_per_s": round(events / loaded["apply_s"]),
+            **{k: loaded[k] for k in ("memory_usage_bytes", "keys", "window_events")}}
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="50 sensors instead of 200 (unless --sensors is given)")
     p.add_argument("--sensors", type=int, help="sensors in the synthetic fleet (default 200; --quick 50)")
     p.add_argument("--days", type=float, default=12.0, help="days of events per sensor (default 12)")
+    p.add_argument("--spacing", type=float, nargs="+", default=[600.0, 60.0],
+                   help="mean seconds between a sensor's events, one run each (default: 600 60)")
     p.add_argument("--batch", type=int, default=5000, help="events per apply call (default 5000)")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
@@ -90,77 +118,55 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     rid = run_id()
     settings = bench_settings("memory", rid)
-    prefix, naive_prefix = settings.redis.key_prefix, f"{settings.redis.key_prefix}-naive"
-    window_ms = int(settings.window.length.total_seconds() * 1000)
-    layout = BufferLayout(prefix, len(settings.features), window_ms, settings.redis.chunks_per_window)
+    prefix, topic = settings.redis.key_prefix, f"bench-memory-{rid}"
     client = redis_client(settings)
-    buffer = RollingBuffer(client, layout, f"bench-memory-{rid}")
-    try:
-        log(f"run {rid}: generating {args.sensors} sensors x {args.days:g} days")
-        frame = generate_fleet(FleetSpec(sensors=args.sensors, days=args.days, seed=args.seed)).events
-        before = used_memory(client)
-        started, added = time.perf_counter(), 0
-        for batch in kafka_order_batches(frame, settings.features, args.batch):
-            added += buffer.apply(batch).added
-        apply_s = time.perf_counter() - started
-        after = used_memory(client)
-        log(f"applied {len(frame):,} events in {apply_s:.1f} s ({len(frame) / apply_s:,.0f} events/s, "
-            f"{added:,} added)")
-
-        sensors = sorted(frame["sensor_id"].unique())
-        states = [buffer.state(s) for s in sensors]
-        windows = buffer.read(states)
-        stored = sum(s.n_stored for s in states)
-        in_window = sum(len(w.ts_ms) for w in windows)
-        our_keys = [layout.meta_key(s.sensor_id) for s in states] + [
-            layout.chunk_key(s.sensor_id, c) for s in states for c in range(s.first_chunk, s.open_chunk + 1)]
-        ours = memory_usage(client, our_keys)
-        offsets_key = memory_usage(client, [layout.offsets_key(buffer.topic)])
-
-        log("baseline: naive JSON sorted sets holding the same in-window events")
-        newest = {s.sensor_id: s.newest_ms for s in states}
-        cutoff = frame["sensor_id"].map(newest) - window_ms
-        kept = frame[frame["timestamp"] > cutoff]
-        naive_before = used_memory(client)
-        pipe = client.pipeline(transaction=False)
-        for (sensor_id, ts), member in zip(zip(kept["sensor_id"], kept["timestamp"]), frame_values(kept)):
-            pipe.zadd(f"{naive_prefix}:{{s:{sensor_id}}}", {member: int(ts)})
-            if len(pipe) >= 10_000:
-                pipe.execute()
-        pipe.execute()
-        naive_after = used_memory(client)
-        naive_keys = [f"{naive_prefix}:{{s:{s}}}" for s in sensors]
-        naive_events = sum(client.zcard(k) for k in naive_keys)
-        naive = memory_usage(client, naive_keys)
-    finally:
-        removed = delete_prefix(client, prefix) + delete_prefix(client, naive_prefix)
-        log(f"cleaned up {removed} Redis keys")
-    if naive_events != in_window or len(kept) != in_window:
-        log(f"warning: naive sets hold {naive_events} events (frame {len(kept)}), the buffer's windows {in_window}")
-    per_stored, per_window = ours / stored, ours / in_window
-    naive_per_event = naive / naive_events
-    ratio = per_window / naive_per_event
-    used_delta, naive_delta = (after - before) / stored, (naive_after - naive_before) / naive_events
-    print_table(f"Redis memory per event: {args.sensors} sensors x {args.days:g} days, {len(frame):,} events "
-                f"applied in batches of {args.batch:,}; {stored:,} stored, {in_window:,} in the 10-day windows",
-                ["layout", "keys", "MEMORY USAGE B", "B/stored event", "B/window event", "used_memory delta B/event"],
-                [["vigil packed chunks (12 B records)", len(our_keys), f"{ours:,}", fmt(per_stored, ".2f"),
-                  fmt(per_window, ".2f"), fmt(used_delta, ".2f")],
-                 ["naive sorted set of JSON", len(naive_keys), f"{naive:,}", fmt(naive_per_event, ".2f"),
-                  fmt(naive_per_event, ".2f"), fmt(naive_delta, ".2f")]])
-    print(f"ratio vigil / naive for the same windows: {ratio:.4f} ({1 / ratio:.1f}x smaller); per-topic offsets "
-          f"hash: {offsets_key} B; target <= 16 B/event: {'met' if per_stored <= 16 else 'NOT met'}")
-    report = {
-        "bytes_per_event": round(per_stored, 3), "bytes_per_window_event": round(per_window, 3),
-        "ratio_to_naive_zset": round(ratio, 5), "naive_zset_bytes_per_event": round(naive_per_event, 2),
-        "used_memory_delta_per_event": round(used_delta, 3), "naive_used_memory_delta_per_event": round(naive_delta, 2),
-        "events_applied": len(frame), "stored_events": stored, "window_events": in_window,
-        "memory_usage_bytes": ours, "naive_memory_usage_bytes": naive, "keys": len(our_keys),
-        "offsets_hash_bytes": offsets_key, "record_bytes": layout.record_bytes,
-        "chunks_per_window": layout.chunks_per_window, "sensors": args.sensors, "days": args.days,
-        "batch": args.batch, "apply_events_per_s": round(len(frame) / apply_s),
-    }
-    print(json.dumps(report))
+    results: dict[str, dict] = {}
+    with RawPath() as raw:
+        for spacing in args.spacing:
+            name = f"{spacing:g}s"
+            log(f"{name}: generating {args.sensors} sensors x {args.days:g} days")
+            frame = generate_fleet(FleetSpec(sensors=args.sensors, days=args.days, seed=args.seed,
+                                             mean_interval_s=spacing)).events
+            ours, theirs = f"{prefix}-{name}", f"{prefix}-raw-{name}"
+            try:
+                log(f"{name}: per-bin buffer, applying {len(frame):,} events")
+                *_, new = load_per_bin(client, settings, ours, topic, frame, args.batch)
+                log(f"{name}: raw path ({RAW_COMMIT}), applying the same events")
+                old = raw.call("load", name=name, prefix=theirs, topic=topic, sensors=args.sensors, days=args.days,
+                               seed=args.seed, interval=spacing, batch=args.batch)
+            finally:  # one spacing at a time: the raw path at 60 s holds ~200 KB per sensor
+                removed = delete_prefix(client, ours) + delete_prefix(client, theirs)
+                log(f"{name}: cleaned up {removed} Redis keys")
+            if old.pop("fleet") != fleet_fingerprint(frame, settings.features):
+                raise RuntimeError("the raw path generated another fleet")
+            results[name] = {"spacing_s": spacing, "events_applied": len(frame),
+                             "per_bin": per_sensor(new, len(frame)),
+                             "raw": {**per_sensor(old, len(frame)), "stored_events": old["stored_events"]}}
+            results[name]["ratio_bytes_per_sensor"] = round(
+                results[name]["per_bin"]["bytes_per_sensor"] / results[name]["raw"]["bytes_per_sensor"], 4)
+    layout = BufferLayout.from_settings(settings)
+    print_table(f"Redis memory per sensor: {args.sensors} sensors x {args.days:g} days, applied in batches of "
+                f"{args.batch:,}; per-bin bins string {layout.bins_bytes:,} B ({layout.steps} bins + "
+                f"{layout.resent_tail}-event tail); raw = commit {RAW_COMMIT}",
+                ["spacing", "path", "events/window", "keys", "MEMORY USAGE B", "B/sensor", "B/window event",
+                 "apply events/s"],
+                [[name, path, fmt(r[path]["events_per_window"], ",.0f"), r[path]["keys"],
+                  f"{r[path]['memory_usage_bytes']:,}", fmt(r[path]["bytes_per_sensor"], ",.0f"),
+                  fmt(r[path]["bytes_per_window_event"], ".2f"), fmt(r[path]["apply_events_per_s"], ",.0f")]
+                 for name, r in results.items() for path in ("per_bin", "raw")])
+    targets = {}
+    for name, r in results.items():
+        print(f"{name}: per-bin / raw bytes per sensor = {r['ratio_bytes_per_sensor']:.4f} "
+              f"({1 / r['ratio_bytes_per_sensor']:.1f}x smaller)")
+        if r["spacing_s"] == 60:
+            targets["60s_at_most_12KB_per_sensor"] = r["per_bin"]["bytes_per_sensor"] <= TARGET_60S_BYTES
+        if r["spacing_s"] == 600:
+            targets["600s_no_worse_than_raw"] = r["ratio_bytes_per_sensor"] <= 1
+    for target, met in targets.items():
+        print(f"target {target}: {'met' if met else 'NOT met'}")
+    print(json.dumps({**results, "targets_met": targets, "bins_string_bytes": layout.bins_bytes,
+                      "raw_commit": RAW_COMMIT, "sensors": args.sensors, "days": args.days, "batch": args.batch,
+                      "seed": args.seed}))
     return 0
 
 

@@ -6,9 +6,11 @@ channels (2 features: level, fleet, spread and extreme per feature, plus a count
 latent sized by ``latent_size`` (46 → 11 → 46). Its scorer returns each window's score and its
 contributions (its departure from normal windows per bin and channel), and every batch is explained
 (``vigil.model.explain``), as the streamer does. It is built but not trained: training changes
-weights, not the cost of a forward pass (the output says so). Windows are realistic:
-``featurize_window`` on 10-day windows of a synthetic fleet (ends drawn at random among events
-that have a full 10 days behind them).
+weights, not the cost of a forward pass (the output says so). Windows are realistic: 10-day
+windows of a synthetic fleet (ends drawn at random among events that have a full 10 days behind
+them), featurised from their bins as the streamer does (``SensorBins.window`` of each, then
+``windows_channels`` on a batch of 512); each sensor's events are accumulated into bins once,
+untimed: the buffer's apply does that at ingest (``accumulate_s`` says what it took here).
 
 * **baseline** (``per_window_predict``): ``scorer.predict(x[i:i+1])`` once per window, the
   originating question's way (Keras' ``predict`` sets up a data pipeline on every call);
@@ -16,8 +18,13 @@ that have a full 10 days behind them).
   power-of-two buckets, one warm-up call first so tracing is not counted, plus ``explain``;
 * **before**: the previous default's shape, scored the same way: 5 channels, latent 100 → 32,
   score only (no explanation); ``ratio_vs_before`` = vigil / before windows/s (target ≥ 0.8);
-* **end to end**: ``featurize_window`` on each window's raw events, then ``BatchPredictor`` and
-  ``explain`` in batches of 512 (no Redis read: see bench/ingest.py and bench/latency.py for that).
+* **end to end**: each window's bins featurised, then ``BatchPredictor`` and ``explain`` in
+  batches of 512 (no Redis read: see bench/density.py and bench/latency.py for that);
+* **raw path** (baseline of the end to end): the same windows, model and batches at commit 8bb6346
+  (``_raw_path.py`` runs that commit's code in a child process): ``featurize_window`` on each
+  window's raw events, then ``BatchPredictor`` and ``explain``; its repeats alternate with the
+  per-bin ones. ``end_to_end_ratio_vs_raw`` = per-bin / raw windows/s (``--no-raw`` skips it: it
+  needs the git history).
 
 Achieved GFLOP/s use an analytic count per window: the LSTM's gate matrix products,
 ``8·H·(C+H)`` FLOPs per step (4 gates, input and recurrent weights, multiply-add = 2) over T steps,
@@ -28,6 +35,7 @@ The last line of stdout is one JSON object; ``speedup_vs_per_window_predict`` = 
 / per-window-predict windows/s (target ≥ 150x).
 
     .venv/bin/python bench/scoring.py            # 4096 batched windows, 30 per-window calls
+    .venv/bin/python bench/scoring.py --no-raw   # without the raw path (no git history needed)
     .venv/bin/python bench/scoring.py --quick    # 1024 batched windows, 10 per-window calls
 """
 
@@ -39,6 +47,7 @@ import os
 import statistics
 import sys
 import time
+from contextlib import nullcontext
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter off stderr
 
@@ -46,8 +55,11 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from _common import fill_unset, fmt, log, print_table  # noqa: E402
+from _raw_path import RAW_COMMIT, RawPath, fleet_fingerprint  # noqa: E402
+from vigil.buffer.bins import accumulate  # noqa: E402
 from vigil.events.frame import event_table  # noqa: E402
-from vigil.features import FleetStats, WindowSpec, channel_features, featurize_window  # noqa: E402
+from vigil.features import FleetStats, WindowSpec, channel_features, windows_channels  # noqa: E402
+from vigil.features.dataset import fleet_stats  # noqa: E402
 from vigil.model.config import TrainConfig  # noqa: E402
 from vigil.model.explain import explain  # noqa: E402
 from vigil.model.autoencoder import EncoderLatentAutoencoder  # noqa: E402
@@ -81,19 +93,48 @@ def flops_per_window(steps: int, channels: int, latent: int, bottleneck: int) ->
     return lstm + dense
 
 
+def default_scorer(spec: WindowSpec, latent_dim: int | None = None, bottleneck: int | None = None):
+    """The default model for the window (built, not trained), its config and its scorer."""
+    config = TrainConfig(latent_dim=latent_dim, bottleneck=bottleneck).sized(spec.steps, spec.channels)
+    model = EncoderLatentAutoencoder(spec.steps, spec.channels, config.latent_dim, config.bottleneck)
+    model.build((None, spec.steps, spec.channels))
+    return config, model, make_scorer(model)
+
+
 def sample_windows(args: argparse.Namespace, spec: WindowSpec):
-    """``(series, end index)`` pairs with a full window behind them, and the fleet statistics."""
+    """``(series, end index)`` pairs with a full window behind them, the fleet statistics and the
+    fleet's fingerprint (the raw path draws the same windows: ``_raw_path.op_scoring_setup``)."""
     fleet = generate_fleet(FleetSpec(sensors=args.sensors, days=args.days, seed=args.seed))
     table = event_table(fleet.events, fleet.spec.features, fleet.spec.label_column)
     stats = fleet_stats(table, spec)
     candidates = [(s, i) for s in table for i in np.flatnonzero(s.ts_ms >= s.ts_ms[0] + spec.length_ms)]
     rng = np.random.default_rng(args.seed)
     picks = rng.choice(len(candidates), size=args.windows, replace=len(candidates) < args.windows)
-    return [candidates[i] for i in picks], stats
+    return [candidates[i] for i in picks], stats, fleet_fingerprint(fleet.events, fleet.spec.features)
 
 
-def featurize(picked, spec: WindowSpec, stats: FleetStats) -> np.ndarray:
-    return np.stack([featurize_window(s.ts_ms, s.values, int(s.ts_ms[i]), spec, stats) for s, i in picked])
+def binned_windows(picked, spec: WindowSpec) -> list[tuple]:
+    """Each picked window as a buffer holds it: ``(sensor_id, bins, end_ms, last bin as of end_ms)``.
+    A sensor's events are accumulated once (``window_bins``' way: a window holds the events at its
+    end's instant, and its last bin is the record as it stood right after them)."""
+    by_sensor: dict[str, tuple] = {}
+    for k, (s, _) in enumerate(picked):
+        by_sensor.setdefault(s.sensor_id, (s, []))[1].append(k)
+    out: list = [None] * len(picked)
+    for s, ks in by_sensor.values():
+        ends = s.ts_ms[[picked[k][1] for k in ks]]
+        bins, partial = accumulate(s.ts_ms, s.values, spec.bin_ms, np.searchsorted(s.ts_ms, ends, side="right") - 1)
+        for k, end, p in zip(ks, ends, partial):
+            out[k] = (s.sensor_id, bins, int(end), p)
+    return out
+
+
+def featurize(windows, spec: WindowSpec, stats: FleetStats, batch: int) -> np.ndarray:
+    """The streamer's featurisation (``streamer/scoring.py``) of ``binned_windows``, ``batch`` at a time."""
+    return np.concatenate([
+        windows_channels([bins.window(end // spec.bin_ms, spec.steps, partial=p) for _, bins, end, p in part],
+                         spec, stats, [stats.baseline_for(sensor_id) for sensor_id, *_ in part])
+        for part in (windows[at:at + batch] for at in range(0, len(windows), batch))])
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -110,35 +151,51 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--sensors", type=int, default=50, help="sensors of the synthetic fleet windows come from")
     p.add_argument("--days", type=float, default=12.0)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-raw", dest="raw", action="store_false", help="skip the raw path (commit 8bb6346)")
     args = p.parse_args(argv)
     fill_unset(args, {"windows": 1024, "per_window": 10, "repeats": 1},
                {"windows": 4096, "per_window": 30, "repeats": 3})
     return args
 
 
+def rate(run, n: int) -> float:
+    started = time.perf_counter()
+    run()
+    return n / (time.perf_counter() - started)
+
+
 def windows_per_s(run, n: int, repeats: int) -> tuple[float, list[float]]:
-    runs = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        run()
-        runs.append(n / (time.perf_counter() - started))
+    runs = [rate(run, n) for _ in range(repeats)]
     return statistics.median(runs), runs
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    with RawPath() if args.raw else nullcontext() as raw:
+        return run(args, raw)
+
+
+def run(args: argparse.Namespace, raw: RawPath | None) -> int:
     keras.utils.set_random_seed(args.seed)
     spec = WindowSpec(length_ms=10 * DAY_MS, steps=args.steps, n_features=2)
-    config = TrainConfig(latent_dim=args.latent_dim, bottleneck=args.bottleneck).sized(spec.steps, spec.channels)
     log(f"windows: {args.windows} from a synthetic fleet of {args.sensors} sensors x {args.days:g} days")
-    picked, stats = sample_windows(args, spec)
-    x = featurize(picked, spec, stats)
-    model = EncoderLatentAutoencoder(spec.steps, spec.channels, config.latent_dim, config.bottleneck)
-    model.build((None, spec.steps, spec.channels))
-    scorer = make_scorer(model)
+    picked, stats, fleet = sample_windows(args, spec)
+    started = time.perf_counter()
+    windows = binned_windows(picked, spec)
+    accumulate_s = time.perf_counter() - started
+    x = featurize(windows, spec, stats, args.max_batch)
+    config, model, scorer = default_scorer(spec, args.latent_dim, args.bottleneck)
     flops = flops_per_window(spec.steps, spec.channels, config.latent_dim, config.bottleneck)
     log(f"model: untrained (built), {model.count_params():,} parameters, {flops / 1e6:.2f} MFLOP per window, "
         f"keras backend {keras.backend.backend()} on {backend_device()}")
+    owners, ends = channel_features(spec), np.array([int(s.ts_ms[i]) for s, i in picked])
+    if raw is not None:
+        log(f"raw path ({RAW_COMMIT}): the same windows and model in its child process")
+        theirs = raw.call("scoring_setup", sensors=args.sensors, days=args.days, seed=args.seed, windows=args.windows,
+                          steps=args.steps, max_batch=args.max_batch, latent_dim=args.latent_dim,
+                          bottleneck=args.bottleneck)
+        if theirs["fleet"] != fleet or theirs["ends"] != [len(ends), int(ends.sum())]:
+            raise RuntimeError("the raw path drew other windows")
 
     log(f"baseline: scorer.predict() on one window at a time, {args.per_window} windows")
     scorer.predict(x[:1], verbose=0)  # trace once: the per-call cost is what is measured
@@ -147,8 +204,6 @@ def main(argv=None) -> int:
         scorer.predict(x[i:i + 1], verbose=0)
     per_window = args.per_window / (time.perf_counter() - started)
     log(f"  {per_window:,.1f} windows/s")
-
-    owners, ends = channel_features(spec), np.array([int(s.ts_ms[i]) for s, i in picked])
 
     def score_and_explain(tensors, end_ms):
         scored = predictor(tensors)
@@ -164,15 +219,21 @@ def main(argv=None) -> int:
     x_before = np.ascontiguousarray(x[:, :, :BEFORE_CHANNELS])
 
     def end_to_end():
-        for start in range(0, len(picked), args.max_batch):
-            part = picked[start:start + args.max_batch]
-            score_and_explain(featurize(part, spec, stats), ends[start:start + args.max_batch])
+        for start in range(0, len(windows), args.max_batch):
+            part = windows[start:start + args.max_batch]
+            score_and_explain(featurize(part, spec, stats, args.max_batch), ends[start:start + args.max_batch])
 
     batched, batched_runs = windows_per_s(lambda: score_and_explain(x, ends), len(x), args.repeats)
     before_rate, before_runs = windows_per_s(lambda: before(x_before), len(x), args.repeats)
     scores_only, _ = windows_per_s(lambda: predictor(x), len(x), args.repeats)
-    e2e, _ = windows_per_s(end_to_end, len(picked), args.repeats)
-    feat, _ = windows_per_s(lambda: featurize(picked, spec, stats), len(picked), args.repeats)
+    runs: dict[str, list[float]] = {"e2e": [], "feat": [], "raw_e2e": [], "raw_feat": []}
+    for _ in range(args.repeats):  # the two paths alternate, so both see the same machine load
+        runs["e2e"].append(rate(end_to_end, len(windows)))
+        runs["feat"].append(rate(lambda: featurize(windows, spec, stats, args.max_batch), len(windows)))
+        if raw is not None:
+            runs["raw_e2e"].append(raw.call("scoring_run", what="end_to_end")["windows_per_s"])
+            runs["raw_feat"].append(raw.call("scoring_run", what="featurize")["windows_per_s"])
+    e2e, feat, raw_e2e, raw_feat = (statistics.median(r) if r else None for r in runs.values())
     speedup = batched / per_window
     gflops = batched * flops / 1e9
     ratio = batched / before_rate
@@ -187,18 +248,32 @@ def main(argv=None) -> int:
                  ["BatchPredictor, scores and contributions only", len(x), fmt(scores_only, ",.0f"), "-", "-"],
                  [f"before: {BEFORE_CHANNELS} channels, {BEFORE_LATENT} -> {BEFORE_BOTTLENECK}, score only", len(x),
                   fmt(before_rate, ",.0f"), "-", "-"],
-                 ["featurize_window + BatchPredictor + explain", len(picked), fmt(e2e, ",.0f"),
+                 ["end to end: featurise from bins + BatchPredictor + explain", len(windows), fmt(e2e, ",.0f"),
                   fmt(e2e * flops / 1e9, ".2f"), fmt(e2e / per_window, ",.1f")],
-                 ["featurize_window alone", len(picked), fmt(feat, ",.0f"), "-", "-"]])
+                 ["featurise from bins alone", len(windows), fmt(feat, ",.0f"), "-", "-"],
+                 [f"raw path ({RAW_COMMIT}): featurize_window on events + BatchPredictor + explain", len(windows),
+                  fmt(raw_e2e, ",.0f"), fmt(raw_e2e and raw_e2e * flops / 1e9, ".2f"),
+                  fmt(raw_e2e and raw_e2e / per_window, ",.1f")],
+                 [f"raw path ({RAW_COMMIT}): featurize_window alone", len(windows), fmt(raw_feat, ",.0f"), "-", "-"]])
     print(f"target >= 150x: {'met' if speedup >= 150 else 'NOT met'} ({speedup:,.1f}x); with explanations "
           f"{ratio:.2f} of the previous default's windows/s (target >= 0.8: {'met' if ratio >= 0.8 else 'NOT met'}); "
           f"median of {args.repeats} repeat(s)")
+    e2e_ratio, feat_ratio = (raw_e2e and e2e / raw_e2e), (raw_feat and feat / raw_feat)
+    if raw is not None:
+        print(f"per-bin / raw path: end to end {e2e_ratio:.2f}x, featurisation {feat_ratio:.2f}x the windows/s; "
+              f"accumulating the sampled sensors' events into bins (the buffer's apply, untimed above) took "
+              f"{accumulate_s:.2f} s")
     report = {
         "windows_per_s": round(batched, 1), "speedup_vs_per_window_predict": round(speedup, 2),
         "ratio_vs_before": round(ratio, 3), "before_windows_per_s": round(before_rate, 1),
         "scores_only_windows_per_s": round(scores_only, 1),
         "gflops": round(gflops, 3), "per_window_predict_windows_per_s": round(per_window, 2),
         "end_to_end_windows_per_s": round(e2e, 1), "featurize_windows_per_s": round(feat, 1),
+        "raw_end_to_end_windows_per_s": raw_e2e and round(raw_e2e, 1),
+        "raw_featurize_windows_per_s": raw_feat and round(raw_feat, 1),
+        "end_to_end_ratio_vs_raw": e2e_ratio and round(e2e_ratio, 3),
+        "featurize_ratio_vs_raw": feat_ratio and round(feat_ratio, 3),
+        "accumulate_s": round(accumulate_s, 3), "raw_commit": RAW_COMMIT if raw is not None else None,
         "flops_per_window": flops, "windows": len(x), "per_window_calls": args.per_window,
         "max_batch": args.max_batch, "repeats": args.repeats, "batched_runs": [round(v, 1) for v in batched_runs],
         "before_runs": [round(v, 1) for v in before_runs],

@@ -131,7 +131,7 @@ def acl_settings(settings, server: LocalRedis, password: str, **stream):
 def buffered(client: redis.Redis, cfg, sensor_ids) -> int:
     buffer = RollingBuffer(client, BufferLayout.from_settings(cfg), cfg.topics.events)
     states = [s for s in buffer.states(list(sensor_ids)) if s is not None]
-    return sum(len(w.ts_ms) for w in buffer.read(states))
+    return sum(w.n_events for w in buffer.read(states))
 
 
 # -- Kafka: SASL/SCRAM -------------------------------------------------------------------------

@@ -35,7 +35,7 @@ def test_rules_exclude_labelled_and_alerted_sensors_and_say_how_many(buffer):
     assert sample.scanned == 40
     assert sample.excluded == {"latest_label_1": 4, "alerted_in_window": 2, "too_few_events": 0}
     assert len(sample.normal.series) == 34 and len(sample.anomalous.series) == 4
-    assert all(len(s.ts_ms) == 12 for s in sample.normal)
+    assert all(s.n_events == 12 and len(s.bins.index) == 12 for s in sample.normal)
     relaxed = sample_buffers(buffer, ("a", "b"), "label", max_sensors=100, exclude_labelled=False, exclude_alerted=False)
     assert len(relaxed.normal.series) == 40
 

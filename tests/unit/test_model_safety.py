@@ -9,7 +9,7 @@ import pytest
 
 from vigil.features import FleetStats, WindowSpec
 
-from streamer.model_watch import ModelWatcher
+from streamer.model_watch import ModelWatcher, grid_refusal
 from vigil.model.training import TrainConfig, train_autoencoder
 from vigil.registry import META_FILE, MODEL_FILE, ModelMeta, ModelRegistry
 
@@ -38,12 +38,12 @@ def settle(watcher, version_in_use, rounds=200):
         time.sleep(0.05)
 
 
-@pytest.mark.parametrize("breakage", ["corrupt_model", "other_features", "longer_window"])
+@pytest.mark.parametrize("breakage", ["corrupt_model", "other_features", "longer_window", "finer_bins"])
 def test_a_bad_new_version_is_refused_and_the_running_model_stays(tmp_path, tiny_model, breakage, capsys):
     registry = ModelRegistry(tmp_path)
     registry.save(tiny_model, meta("v1"))
     registry.promote("v1")
-    watcher = ModelWatcher(registry, FEATURES, window_ms=60_000, max_batch=8, poll_s=0.0)
+    watcher = ModelWatcher(registry, FEATURES, window_ms=60_000, max_batch=8, poll_s=0.0, bin_ms=10_000)
     assert watcher.wait_loaded(60).version == "v1"
 
     if breakage == "corrupt_model":
@@ -51,8 +51,10 @@ def test_a_bad_new_version_is_refused_and_the_running_model_stays(tmp_path, tiny
         (tmp_path / "v2" / MODEL_FILE).write_bytes(b"not a keras archive")
     elif breakage == "other_features":
         registry.save(tiny_model, meta("v2", features=["b"]))
-    else:
+    elif breakage == "longer_window":
         registry.save(tiny_model, meta("v2", length_ms=120_000))
+    else:  # 6 bins of 5 s: the buffer's 10 s bins cannot be split
+        registry.save(tiny_model, meta("v2", length_ms=30_000))
     registry.promote("v2")
     settle(watcher, "v1")
     assert watcher.active.version == "v1"
@@ -69,3 +71,11 @@ def test_the_pointer_never_names_a_half_written_version(tmp_path, tiny_model):
     (tmp_path / "v8").mkdir()
     (tmp_path / "v8" / MODEL_FILE).write_bytes(b"x")  # a model without its meta.json is not a version
     assert not (tmp_path / "v8" / META_FILE).exists() and registry.versions() == []
+
+
+def test_the_buffer_serves_windows_it_covers_with_bins_it_can_merge():
+    hour = 3_600_000
+    assert grid_refusal(240 * hour, hour, 240 * hour, hour) is None
+    assert grid_refusal(120 * hour, 2 * hour, 240 * hour, hour) is None  # coarser bins, merged on read
+    assert "longer than the buffer's" in grid_refusal(480 * hour, hour, 240 * hour, hour)
+    assert "not a whole number" in grid_refusal(240 * hour, hour + hour // 2, 240 * hour, hour)

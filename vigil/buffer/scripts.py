@@ -36,7 +36,9 @@ local zero, tzero = string.rep('\0', rsize), string.rep('\0', tsize)
 -- about the old one (applied offsets included) goes with it. Alert state and label stay.
 if m[7] ~= grid then
   local drop = {}
-  for _, name in ipairs(redis.call('HKEYS', meta)) do
+  local all = redis.call('HGETALL', meta)
+  for i = 1, #all, 2 do
+    local name = all[i]
     if string.sub(name, 1, 2) == 'o:' or string.sub(name, 1, 4) == 'old:' or name == 'newest' or name == 'n'
        or name == 'pending' or name == 'tail' or name == 'first' or name == 'open' then
       drop[#drop + 1] = name

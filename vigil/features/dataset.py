@@ -21,7 +21,7 @@ import numpy as np
 from vigil.buffer.bins import BinStats, SensorBins, accumulate
 from vigil.events.frame import SensorSeries
 from vigil.features.normalizer import FleetStats
-from vigil.features.window import WindowSpec, window_channels
+from vigil.features.window import WindowSpec, windows_channels
 
 
 @dataclass(frozen=True)
@@ -199,7 +199,7 @@ def _per_sensor(series, spec, stats, every, min_events, min_history_ms, batch, p
             if not keep.any():
                 continue
             kept = [b for b, k in zip(bins, keep) if k]
-            x = np.stack([window_channels(b, spec, stats, baseline) for b in kept])
+            x = windows_channels(kept, spec, stats, [baseline] * len(kept))
             ends = ts[part[keep]]
             history = ends - np.array([b.first_event_bin_ms() for b in kept], dtype=np.int64)
             yield WindowSet(x, np.full(len(x), s.sensor_id, dtype=object), ends, n[keep], s.labels[part[keep]], history)

@@ -156,58 +156,87 @@ def featurize_window(
 
 @dataclass
 class _Parts:
-    """The per-bin quantities the channel groups are built from."""
+    """The per-bin quantities the channel groups are built from, for a batch of B windows."""
 
-    bins: BinStats
-    nonempty: np.ndarray
-    mean: np.ndarray  # [S, F], last observed mean carried forward (NaN before the first event)
-    cov: np.ndarray  # [S, F, F] within-bin covariance
-    mu: np.ndarray  # [F] baseline mean
-    scale: np.ndarray  # [F] baseline scale, floored
-    sigma: np.ndarray = field(repr=False)  # [F, F] baseline covariance, floored on the diagonal
+    count: np.ndarray  # [B, S]
+    nonempty: np.ndarray  # [B, S]
+    low: np.ndarray  # [B, S, F] bin minimum (+inf when empty)
+    high: np.ndarray  # [B, S, F] bin maximum (-inf when empty)
+    bin_mean: np.ndarray  # [B, S, F] (0 when empty)
+    mean: np.ndarray  # [B, S, F], last observed mean carried forward (NaN before the first event)
+    cov: np.ndarray  # [B, S, F, F] within-bin covariance
+    mu: np.ndarray  # [B, F] baseline mean
+    scale: np.ndarray  # [B, F] baseline scale, floored
+    sigma: np.ndarray = field(repr=False)  # [B, F, F] baseline covariance, floored on the diagonal
 
 
 def window_channels(bins: BinStats, spec: WindowSpec, stats: FleetStats,
                     baseline: SensorBaseline | None = None) -> np.ndarray:
     """The model's tensor from a window's bin statistics."""
-    out = np.zeros((spec.steps, spec.channels), dtype=np.float32)
-    nonempty = bins.count > 0
-    if not nonempty.any():
+    return windows_channels([bins], spec, stats, [baseline])[0]
+
+
+def windows_channels(windows: list[BinStats], spec: WindowSpec, stats: FleetStats,
+                     baselines: list[SensorBaseline | None] | None = None) -> np.ndarray:
+    """``[len(windows), steps, channels]``: many windows at once (a streamer batch, a sensor's
+    training windows). Each window's tensor does not depend on the others in the batch: every
+    reduction runs within one window, in the same order whatever the batch."""
+    out = np.zeros((len(windows), spec.steps, spec.channels), dtype=np.float32)
+    if not windows:
         return out
-    parts = _parts(bins, nonempty, spec, stats, baseline)
-    column = 0
-    for group in CHANNEL_GROUPS:
-        if group in spec.groups:
-            block = np.clip(np.nan_to_num(_GROUPS[group](parts, stats)), -spec.clip, spec.clip)
-            out[:, column : column + block.shape[1]] = block
-            column += block.shape[1]
+    with np.errstate(all="ignore"):
+        parts = _parts(windows, spec, stats, baselines or [None] * len(windows))
+        blocks = [_GROUPS[group](parts, stats) for group in CHANNEL_GROUPS if group in spec.groups]
+    out[:] = np.clip(np.nan_to_num(np.concatenate(blocks, axis=2)), -spec.clip, spec.clip)
+    out[~parts.nonempty.any(axis=1)] = 0.0  # a window without events says nothing
     return out
 
 
-def _parts(bins: BinStats, nonempty: np.ndarray, spec: WindowSpec, stats: FleetStats,
-           baseline: SensorBaseline | None) -> _Parts:
-    n = np.maximum(bins.count, 1.0)[:, None, None]
-    cov = bins.co / n
-    last = np.maximum.accumulate(np.where(nonempty, np.arange(bins.steps), -1))
-    mean = np.where((last >= 0)[:, None], bins.mean[np.maximum(last, 0)], np.nan)
-    _, _, window_cov = bins.merged(slice(None))
+def _merged(count: np.ndarray, mean: np.ndarray, co: np.ndarray, mask: np.ndarray):
+    """Per window, count, mean and covariance of the events in the bins ``mask`` selects."""
+    w = count * mask  # [B, S]
+    n = w.sum(axis=1)  # [B]
+    safe = np.maximum(n, 1.0)[:, None]
+    mu = (w[:, :, None] * mean).sum(axis=1) / safe
+    dev = mean - mu[:, None, :]
+    m2 = (co * mask[:, :, None, None]).sum(axis=1) + (w[:, :, None, None] * dev[:, :, :, None] * dev[:, :, None, :]).sum(axis=1)
+    return n, mu, m2 / safe[:, :, None]
+
+
+def _parts(windows: list[BinStats], spec: WindowSpec, stats: FleetStats,
+           baselines: list[SensorBaseline | None]) -> _Parts:
     if spec.baseline == "auto":
         raise ValueError("baseline 'auto' is a training request: featurise with the model's resolved spec")
+    count = np.stack([w.count for w in windows])
+    bin_mean = np.stack([w.mean for w in windows])
+    co = np.stack([w.co for w in windows])
+    nonempty = count > 0
+    steps = count.shape[1]
+    cov = co / np.maximum(count, 1.0)[:, :, None, None]
+    at = np.arange(steps)
+    last = np.maximum.accumulate(np.where(nonempty, at, -1), axis=1)
+    carried = np.take_along_axis(bin_mean, np.maximum(last, 0)[:, :, None], axis=1)
+    mean = np.where((last >= 0)[:, :, None], carried, np.nan)
+    _, _, window_cov = _merged(count, bin_mean, co, np.ones_like(count))
     if spec.baseline == "sensor":
         # A sensor the model never saw is measured against the healthy fleet until a refit knows it.
-        mu, sigma = (baseline.mean, baseline.cov) if baseline is not None else (stats.mean, np.diag(stats.std**2))
+        mu = np.stack([b.mean if b is not None else stats.mean for b in baselines])
+        sigma = np.stack([b.cov if b is not None else np.diag(stats.std**2) for b in baselines])
     else:
-        first = int(np.argmax(nonempty))
-        cut = first + max(1, int(np.ceil(spec.baseline_fraction * (bins.steps - first))))
-        _, mu, sigma = bins.merged(slice(first, cut))
-    floor2 = (WINDOW_FLOOR_FRACTION**2) * np.maximum(np.diag(window_cov), 0.0) \
+        first = np.argmax(nonempty, axis=1)
+        cut = first + np.maximum(1, np.ceil(spec.baseline_fraction * (steps - first)).astype(np.intp))
+        _, mu, sigma = _merged(count, bin_mean, co, ((at >= first[:, None]) & (at < cut[:, None])).astype(float))
+    floor2 = (WINDOW_FLOOR_FRACTION**2) * np.maximum(np.diagonal(window_cov, axis1=1, axis2=2), 0.0) \
         + (RELATIVE_FLOOR * np.maximum(np.abs(mu), 1e-3)) ** 2
-    sigma = sigma + np.diag(floor2)
-    return _Parts(bins, nonempty, mean, cov, mu, np.sqrt(np.maximum(np.diag(sigma), floor2)), sigma)
+    f = mu.shape[1]
+    sigma = sigma + floor2[:, :, None] * np.eye(f)
+    scale = np.sqrt(np.maximum(np.diagonal(sigma, axis1=1, axis2=2), floor2))
+    return _Parts(count, nonempty, np.stack([w.min for w in windows]), np.stack([w.max for w in windows]),
+                  bin_mean, mean, cov, mu, scale, sigma)
 
 
 def _level(p: _Parts, stats: FleetStats) -> np.ndarray:
-    return np.nan_to_num((p.mean - p.mu) / p.scale)
+    return np.nan_to_num((p.mean - p.mu[:, None]) / p.scale[:, None])
 
 
 def _fleet(p: _Parts, stats: FleetStats) -> np.ndarray:
@@ -218,34 +247,36 @@ def _spread(p: _Parts, stats: FleetStats) -> np.ndarray:
     # Log of the ratio: a spread that collapses (stuck) departs as far as one that bursts, where
     # on a linear scale a stuck sensor lands a fraction of a unit from normal. A bin needs two
     # events to have a spread; with fewer it holds 0, and the count channel says why.
-    var = np.maximum(np.diagonal(p.cov, axis1=1, axis2=2), 0.0)
-    ratio = np.log(np.sqrt(var) / p.scale + SPREAD_FLOOR)
-    return np.where((p.bins.count >= 2)[:, None], ratio, 0.0)
+    var = np.maximum(np.diagonal(p.cov, axis1=2, axis2=3), 0.0)
+    ratio = np.log(np.sqrt(var) / p.scale[:, None] + SPREAD_FLOOR)
+    return np.where((p.count >= 2)[:, :, None], ratio, 0.0)
 
 
 def _extreme(p: _Parts, stats: FleetStats) -> np.ndarray:
-    with np.errstate(invalid="ignore"):
-        worst = np.maximum(np.abs(p.bins.max - p.mu), np.abs(p.bins.min - p.mu))
-    return np.where(p.nonempty[:, None], worst / p.scale, 0.0)
+    mu = p.mu[:, None]
+    worst = np.maximum(np.abs(p.high - mu), np.abs(p.low - mu))
+    return np.where(p.nonempty[:, :, None], worst / p.scale[:, None], 0.0)
 
 
 def _cross(p: _Parts, stats: FleetStats) -> np.ndarray:
-    if p.mu.shape[0] < 2:
-        return np.zeros((p.bins.steps, 0))
+    if p.mu.shape[1] < 2:
+        return np.zeros(p.count.shape + (0,))
     # With P the baseline's precision matrix, row i of P / P_ii are the coefficients of the
     # residual of feature i regressed on the others, and 1 / P_ii that residual's variance; its
     # mean square in a bin is (P C P)_ii / P_ii^2 with C the bin's second moment about the
     # baseline mean. So the residual in baseline-residual units is sqrt((P C P)_ii / P_ii).
-    precision = np.linalg.pinv(p.sigma)
-    dev = p.bins.mean - p.mu
-    second = p.cov + dev[:, :, None] * dev[:, None, :]
-    quad = np.einsum("ij,sjk,ik->si", precision, second, precision)
-    res = np.sqrt(np.maximum(quad, 0.0) / np.maximum(np.diag(precision), 1e-300))
-    return np.where(p.nonempty[:, None], res, 0.0)
+    precision = np.linalg.pinv(p.sigma)  # [B, F, F]
+    dev = p.bin_mean - p.mu[:, None]
+    second = p.cov + dev[..., :, None] * dev[..., None, :]  # [B, S, F, F]
+    left = (precision[:, None, :, :, None] * second[:, :, None, :, :]).sum(axis=3)  # P C: [B, S, F, F]
+    quad = (left * precision[:, None]).sum(axis=3)  # (P C P)_ii, P symmetric
+    diag = np.maximum(np.diagonal(precision, axis1=1, axis2=2), 1e-300)[:, None]
+    res = np.sqrt(np.maximum(quad, 0.0) / diag)
+    return np.where(p.nonempty[:, :, None], res, 0.0)
 
 
 def _count(p: _Parts, stats: FleetStats) -> np.ndarray:
-    return (p.bins.count / stats.count_per_bin)[:, None]
+    return (p.count / stats.count_per_bin)[:, :, None]
 
 
 _GROUPS = {"level": _level, "fleet": _fleet, "spread": _spread, "extreme": _extreme, "cross": _cross,
