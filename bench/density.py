@@ -9,14 +9,15 @@ them; the per-bin buffer reads a fixed 240 bins whatever the spacing.
 The same fleets (``--sensors`` sensors x ``--days`` days at each spacing, 10-day window, default
 settings) go through both paths on the same Redis: the per-bin ``RollingBuffer.apply`` here, the
 raw one as of commit 8bb6346 in a child process running that commit's code (``_raw_path.py``), in
-Kafka order (``memory.py``'s batching). Then, ``--repeats`` times, alternating so that every figure
-sees the same machine load, on batches of ``--batch`` windows (512, the streamer's largest batch;
-the sensors' windows, cycled to fill it): per path and spacing, ``RollingBuffer.read`` of the
-batch (one pipeline, as the streamer reads one) and its featurisation as that path's streamer did
-it (per-bin: ``SensorBins.window`` of each, then ``windows_channels`` on the batch; raw:
-``featurize_window`` on each window's events); and the default model's predict
-(``EncoderLatentAutoencoder`` sized for the window, built, not trained; ``BatchPredictor`` with
-scores and contributions, ``max_batch`` = the batch) on the 60 s batch's tensors.
+Kafka order (``memory.py``'s batching). Then ``--repeats`` rounds, each timing every figure once
+(in an order rotated each round), so all see the same machine load. A batch is ``--batch`` windows
+(512, the streamer's largest; the sensors' windows, cycled to fill it). Per path and spacing:
+``RollingBuffer.read`` of the batch (one pipeline, as the streamer reads one) and its
+featurisation as that path's streamer did it (per-bin: ``SensorBins.window`` of each, then
+``windows_channels`` on the batch; raw: ``featurize_window`` on each window's events); and the
+default model's predict (``EncoderLatentAutoencoder`` sized for the window, built, not trained;
+``BatchPredictor`` with scores and contributions, ``max_batch`` = the batch) on the 60 s batch's
+tensors.
 
 Figures per path and spacing (medians per window): ``bytes_per_sensor`` (``MEMORY USAGE`` of the
 sensor's keys, as in ``memory.py``), ``bytes_per_window_event``, ``events_per_window``,
@@ -41,7 +42,7 @@ import numpy as np
 
 from _common import fill_unset, bench_settings, delete_prefix, fmt, log, print_table, redis_client, run_id
 from _raw_path import RAW_COMMIT, RawPath, fleet_fingerprint
-from memory import load_per_bin
+from memory import load_per_bin, per_sensor
 from scoring import default_scorer  # sets TensorFlow's log level before Keras loads
 from vigil.features import WindowSpec, windows_channels
 from vigil.features.dataset import BinnedSeries, fleet_stats
@@ -95,10 +96,7 @@ def main(argv=None) -> int:
                     raise RuntimeError("the raw path generated another fleet")
                 stats = fleet_stats([BinnedSeries(w.sensor_id, w.bins, w.newest_ms) for w in windows], spec)
                 loaded[name] = (buffer, (states * -(-args.batch // len(states)))[:args.batch], stats)
-                results[name] = {path: {"events_per_window": round(r["window_events"] / r["sensors"], 1),
-                                        "bytes_per_sensor": round(r["memory_usage_bytes"] / r["sensors"], 1),
-                                        "bytes_per_window_event": round(r["memory_usage_bytes"] / r["window_events"], 2),
-                                        "read_ms": [], "featurize_ms": []}
+                results[name] = {path: {**per_sensor(r, len(fleet)), "read_ms": [], "featurize_ms": []}
                                  for path, r in (("per_bin", new), ("raw", old))}
 
             buffer, states, stats = loaded["60s"]
@@ -108,22 +106,34 @@ def main(argv=None) -> int:
             predictor.warm_up(spec.steps, spec.channels)
             log(f"model: LSTM {config.latent_dim} -> {config.bottleneck}, predict on batches of {args.batch}")
             predict_ms = []
-            for round_ in range(args.repeats):  # interleaved: every path sees the same machine load
-                for name, (buffer, states, stats) in loaded.items():
-                    started = time.perf_counter()
-                    windows = buffer.read(states)
-                    read_s = time.perf_counter() - started
-                    started = time.perf_counter()
-                    featurize(windows, spec, stats)
-                    feat_s = time.perf_counter() - started
-                    old = raw.call("time_windows", name=name, batch=args.batch)
-                    for path, (r, f, k) in (("per_bin", (read_s, feat_s, len(windows))),
-                                            ("raw", (old["read_s"], old["featurize_s"], old["windows"]))):
-                        results[name][path]["read_ms"].append(1000 * r / k)
-                        results[name][path]["featurize_ms"].append(1000 * f / k)
+
+            def per_bin(name: str) -> tuple[float, float, int]:
+                buffer, states, stats = loaded[name]
                 started = time.perf_counter()
-                predictor(x)
-                predict_ms.append(1000 * (time.perf_counter() - started) / len(x))
+                windows = buffer.read(states)
+                read_s = time.perf_counter() - started
+                started = time.perf_counter()
+                featurize(windows, spec, stats)
+                return read_s, time.perf_counter() - started, len(windows)
+
+            def raw_path(name: str) -> tuple[float, float, int]:
+                old = raw.call("time_windows", name=name, batch=args.batch)
+                return old["read_s"], old["featurize_s"], old["windows"]
+
+            tasks = [(name, path) for name in SPACINGS for path in (per_bin, raw_path)] + [("predict", None)]
+            for round_ in range(args.repeats):
+                # Interleaved, every path sees the same machine load; rotated, none always runs
+                # right after the model (TensorFlow's threads stay busy a moment after a call).
+                for name, timed in tasks[round_ % len(tasks):] + tasks[:round_ % len(tasks)]:
+                    if timed is None:
+                        started = time.perf_counter()
+                        predictor(x)
+                        predict_ms.append(1000 * (time.perf_counter() - started) / len(x))
+                        continue
+                    read_s, feat_s, k = timed(name)
+                    r = results[name]["per_bin" if timed is per_bin else "raw"]
+                    r["read_ms"].append(1000 * read_s / k)
+                    r["featurize_ms"].append(1000 * feat_s / k)
                 log(f"round {round_ + 1} of {args.repeats}")
     finally:
         removed = sum(delete_prefix(client, p) for p in prefixes)

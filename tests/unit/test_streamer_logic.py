@@ -67,9 +67,10 @@ def test_layout_is_a_fixed_ring_of_40_byte_bins_plus_the_resend_tail_and_decodes
     ring = np.zeros(240, dtype=layout.record)
     newest = 1000 * layout.bin_ms + 5  # bin 1000 in slot 1000 % 240 = 40; bin 761, the oldest kept, in slot 41
     ring[40]["n"], ring[41]["n"], ring[39]["n"] = 3, 1, 2
-    index, records = layout.decode_ring(ring.tobytes(), newest)
-    assert index.tolist() == [761, 999, 1000] and records["n"].tolist() == [1, 2, 3]
-    assert layout.decode_ring(None, newest)[0].tolist() == []
+    data = ring.tobytes() + bytes(16 * 12)  # the ring, then the resend tail
+    records = layout.decode_rings([data, None], np.array([newest, newest]))
+    assert records.shape == (2, 240) and records["n"][0].tolist() == [1] + [0] * 237 + [2, 3]
+    assert not records["n"][1].any()  # no buffer: an empty window
 
 
 def test_layout_refuses_a_window_too_short_for_its_bins():

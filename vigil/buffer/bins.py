@@ -110,69 +110,98 @@ def merge_records(groups: np.ndarray, records: np.ndarray) -> tuple[np.ndarray, 
     """Records with the same (ascending) group number merged into one (Chan's parallel update):
     a coarser grid from a finer one."""
     f = records.dtype["min"].shape[0]
+    iu, ju = _upper(f)
     keys, start = np.unique(groups, return_index=True)
     stats = BinStats.of(0, 1, records)
     n = np.add.reduceat(stats.count, start)
     mean = np.add.reduceat(stats.count[:, None] * stats.mean, start) / np.maximum(n, 1)[:, None]
     dev = stats.mean - np.repeat(mean, np.diff(np.r_[start, len(records)]), axis=0)
-    co = np.add.reduceat(stats.co + stats.count[:, None, None] * dev[:, :, None] * dev[:, None, :], start)
+    co = np.add.reduceat(stats.co + stats.count[:, None] * dev[:, iu] * dev[:, ju], start)
     out = empty_records(len(keys), f)
-    iu, ju = _upper(f)
-    out["n"], out["co"] = n, co[:, iu, ju]
+    out["n"], out["co"] = n, co
     out["min"] = np.minimum.reduceat(records["min"], start)
     out["max"] = np.maximum.reduceat(records["max"], start)
     out["above"] = mean - out["min"]
     return keys, out
 
 
+def full_matrix(packed: np.ndarray, n_features: int) -> np.ndarray:
+    """``[..., F(F+1)/2]`` upper triangles → ``[..., F, F]`` symmetric matrices."""
+    iu, ju = _upper(n_features)
+    out = np.empty(packed.shape[:-1] + (n_features, n_features))
+    out[..., iu, ju] = packed
+    out[..., ju, iu] = packed
+    return out
+
+
+def diagonal_positions(n_features: int) -> np.ndarray:
+    """Where the variances sit in a packed upper triangle."""
+    iu, ju = _upper(n_features)
+    return np.flatnonzero(iu == ju)
+
+
 @dataclass(frozen=True)
 class BinStats:
-    """A window's bins, dense and in float64: what the channels are computed from."""
+    """Windows' bins, dense and in float64: what the channels are computed from. One window has
+    arrays of ``[S, ...]``; a batch of windows (a streamer batch) has ``[B, S, ...]``."""
 
-    first_bin: int  # bin number of row 0
+    first_bin: int | np.ndarray  # bin number of bin 0 (per window in a batch)
     bin_ms: int
     count: np.ndarray  # [S]
     mean: np.ndarray  # [S, F] (0 in empty bins)
-    co: np.ndarray  # [S, F, F] co-moments, symmetric
-    min: np.ndarray  # [S, F], +inf in empty bins
-    max: np.ndarray  # [S, F], -inf in empty bins
+    co: np.ndarray  # [S, F(F+1)/2] co-moments, upper triangle (full_matrix)
+    min: np.ndarray  # [S, F] (+inf or 0 in empty bins: read ``count`` first)
+    max: np.ndarray  # [S, F] (-inf or 0 in empty bins)
 
     @classmethod
-    def of(cls, first_bin: int, bin_ms: int, records: np.ndarray) -> "BinStats":
-        f = records.dtype["min"].shape[0]
-        iu, ju = _upper(f)
-        co = np.zeros((len(records), f, f))
-        co[:, iu, ju] = records["co"]
-        co[:, ju, iu] = records["co"]
+    def of(cls, first_bin, bin_ms: int, records: np.ndarray) -> "BinStats":
+        """From records ``[S]`` (one window) or ``[B, S]`` (a batch)."""
         count = records["n"].astype(np.float64)
         low = records["min"].astype(np.float64)
-        mean = np.where((count > 0)[:, None], low + records["above"].astype(np.float64), 0.0)
-        return cls(first_bin, bin_ms, count, mean, co, low, records["max"].astype(np.float64))
+        mean = np.where((count > 0)[..., None], low + records["above"].astype(np.float64), 0.0)
+        return cls(first_bin, bin_ms, count, mean, records["co"].astype(np.float64), low,
+                   records["max"].astype(np.float64))
+
+    @classmethod
+    def stack(cls, windows: list["BinStats"]) -> "BinStats":
+        return cls(np.array([w.first_bin for w in windows]), windows[0].bin_ms,
+                   *(np.stack([getattr(w, f) for w in windows]) for f in ("count", "mean", "co", "min", "max")))
+
+    def take(self, rows: np.ndarray) -> "BinStats":
+        """These windows of a batch."""
+        return BinStats(np.asarray(self.first_bin)[rows], self.bin_ms,
+                        *(getattr(self, f)[rows] for f in ("count", "mean", "co", "min", "max")))
 
     @property
     def steps(self) -> int:
-        return len(self.count)
+        return self.count.shape[-1]
 
     @property
-    def start_ms(self) -> int:
+    def n_features(self) -> int:
+        return self.mean.shape[-1]
+
+    @property
+    def start_ms(self):
         return self.first_bin * self.bin_ms
 
-    def first_event_bin_ms(self) -> int | None:
-        """Where the window's first non-empty bin starts (None when all are empty)."""
-        nonempty = np.flatnonzero(self.count > 0)
-        return None if not len(nonempty) else int((self.first_bin + nonempty[0]) * self.bin_ms)
+    def first_event_bin_ms(self):
+        """Where the (each) window's first non-empty bin starts (-1 for a window without events)."""
+        nonempty = self.count > 0
+        first = (self.first_bin + np.argmax(nonempty, axis=-1)) * self.bin_ms
+        return np.where(nonempty.any(axis=-1), first, -1)
 
     def merged(self, bins: slice | np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-        """Count, mean and covariance (population) of the events in ``bins`` together."""
+        """Count, mean and covariance (population) of the events in ``bins`` of one window."""
         count, mean, co = self.count[bins], self.mean[bins], self.co[bins]
         n = float(count.sum())
-        f = self.mean.shape[1]
+        f = self.n_features
         if n == 0:
             return 0.0, np.zeros(f), np.zeros((f, f))
+        iu, ju = _upper(f)
         mu = (count[:, None] * mean).sum(axis=0) / n
         dev = mean - mu
-        m2 = co.sum(axis=0) + np.einsum("s,si,sj->ij", count, dev, dev)
-        return n, mu, m2 / n
+        m2 = co.sum(axis=0) + (count[:, None] * dev[:, iu] * dev[:, ju]).sum(axis=0)
+        return n, mu, full_matrix(m2, f) / n
 
 
 def accumulate(ts_ms: np.ndarray, values: np.ndarray, bin_ms: int,

@@ -99,15 +99,17 @@ class BufferLayout:
         """Alerts sent for this events partition whose state is not yet in their sensors' meta."""
         return f"{self.prefix}:journal:{topic}:{partition}"
 
-    def decode_ring(self, data: bytes | None, newest_ms: int) -> tuple[np.ndarray, np.ndarray]:
-        """A bins string → (bin numbers ascending, their records): the non-empty bins of the
-        window ending at the bin of ``newest_ms``."""
-        ring = np.zeros(self.steps, dtype=self.record)
-        if data:
-            raw = np.frombuffer(data[: self.steps * self.record.itemsize], dtype=self.record)
-            ring[: len(raw)] = raw
-        last = newest_ms // self.bin_ms
-        index = np.arange(last - self.steps + 1, last + 1, dtype=np.int64)
-        records = ring[index % self.steps]
-        keep = records["n"] > 0
-        return index[keep], records[keep]
+    @cached_property
+    def bins_dtype(self) -> np.dtype:
+        """A whole bins string: the ring of records, then the tail (left undecoded)."""
+        return np.dtype({"names": ["ring"], "formats": [(self.record, (self.steps,))], "itemsize": self.bins_bytes})
+
+    def decode_rings(self, strings: list[bytes | None], newest_ms: np.ndarray) -> np.ndarray:
+        """Bins strings (None: no buffer) → ``[len, steps]`` records in time order, oldest bin first:
+        the window ending at the bin of each ``newest_ms`` (empty bins are all zero)."""
+        empty = bytes(self.bins_bytes)
+        data = b"".join(x if x is not None and len(x) == self.bins_bytes else empty for x in strings)
+        rings = np.frombuffer(data, dtype=self.bins_dtype)["ring"]
+        top = np.asarray(newest_ms, dtype=np.int64) // self.bin_ms
+        slots = (top[:, None] - self.steps + 1 + np.arange(self.steps)) % self.steps
+        return rings[np.arange(len(strings))[:, None], slots]

@@ -19,7 +19,7 @@ import redis
 from redis.cluster import RedisCluster
 
 from vigil.buffer.batch import EventBatch
-from vigil.buffer.bins import SensorBins
+from vigil.buffer.bins import BinStats, SensorBins
 from vigil.buffer import meta as sensor_meta
 from vigil.buffer.layout import BufferLayout
 from vigil.buffer.scripts import APPLY, RAISE_OFFSETS
@@ -45,6 +45,34 @@ class ApplyResult:
     resent: int = 0  # new offsets carrying an event already buffered (same timestamp and values)
     too_old: list[tuple[int, int]] = field(default_factory=list)  # (partition, offset): older than the window
     other_partition: list[tuple[str, int]] = field(default_factory=list)  # (sensor, partition) first seen elsewhere
+
+
+@dataclass(frozen=True)
+class WindowBatch:
+    """Sensors' windows as read in one pipeline: ``records[i]`` are sensor i's ``steps`` bins in
+    time order, ending at the bin of ``newest_ms[i]`` (what the streamer featurises at once)."""
+
+    sensor_ids: list[str]
+    newest_ms: np.ndarray  # [B] int64
+    records: np.ndarray  # [B, steps] bin records (vigil.buffer.bins.record_dtype), zero where empty
+    metas: list[dict[str, str]]
+    bin_ms: int  # the buffer's grid
+
+    def sensor_bins(self, i: int) -> SensorBins:
+        """Sensor i's non-empty bins."""
+        keep = np.flatnonzero(self.records[i]["n"] > 0)
+        steps = self.records.shape[1]
+        return SensorBins(self.bin_ms, int(self.newest_ms[i]) // self.bin_ms - steps + 1 + keep, self.records[i][keep])
+
+    def windows(self, bin_ms: int, steps: int) -> BinStats:
+        """Each sensor's window of ``steps`` bins of ``bin_ms`` ending at its newest event's: the
+        buffer's last bins as they are when the grids match (the default, one array operation),
+        else the buffer's bins merged into the coarser ones (SensorBins.window)."""
+        first = self.newest_ms // bin_ms - steps + 1
+        if bin_ms == self.bin_ms and steps <= self.records.shape[1]:
+            return BinStats.of(first, bin_ms, self.records[:, self.records.shape[1] - steps:])
+        return BinStats.stack([self.sensor_bins(i).window(int(end) // bin_ms, steps, bin_ms)
+                               for i, end in enumerate(self.newest_ms)])
 
 
 @dataclass(frozen=True)
@@ -129,23 +157,27 @@ class RollingBuffer:
                 self.client.script_load(each.script)  # on every primary
             return run()
 
-    def read(self, states: list[SensorState]) -> list[SensorWindow]:
-        """Each sensor's bins in its window (the ``steps`` bins ending at its newest event's),
-        plus its meta hash. A sensor whose bins are on another grid reads as empty."""
+    def read_batch(self, states: list[SensorState]) -> WindowBatch:
+        """The sensors' windows and meta hashes in one pipeline. A sensor whose bins are on
+        another grid (a changed setting, an older Vigil) reads as empty until its next event."""
         pipe = self.client.pipeline(transaction=False)
         for state in states:
             pipe.hgetall(self.layout.meta_key(state.sensor_id))
             pipe.get(self.layout.bins_key(state.sensor_id))
         replies = pipe.execute()
-        out = []
-        for i, state in enumerate(states):
-            meta, data = _text(replies[2 * i]), replies[2 * i + 1]
-            newest = sensor_meta.int_field(meta, sensor_meta.NEWEST, state.newest_ms)
-            if meta.get(sensor_meta.GRID) != self.layout.grid:
-                data = None
-            index, records = self.layout.decode_ring(data, newest)
-            out.append(SensorWindow(state.sensor_id, SensorBins(self.layout.bin_ms, index, records), newest, meta))
-        return out
+        metas = [_text(m) for m in replies[0::2]]
+        newest = np.array([sensor_meta.int_field(m, sensor_meta.NEWEST, s.newest_ms) for m, s in zip(metas, states)],
+                          dtype=np.int64)
+        strings = [data if m.get(sensor_meta.GRID) == self.layout.grid else None
+                   for m, data in zip(metas, replies[1::2])]
+        return WindowBatch([s.sensor_id for s in states], newest, self.layout.decode_rings(strings, newest), metas,
+                           self.layout.bin_ms)
+
+    def read(self, states: list[SensorState]) -> list[SensorWindow]:
+        """Each sensor's non-empty bins in its window, plus its meta hash."""
+        batch = self.read_batch(states)
+        return [SensorWindow(sensor_id, batch.sensor_bins(i), int(batch.newest_ms[i]), batch.metas[i])
+                for i, sensor_id in enumerate(batch.sensor_ids)]
 
     def state(self, sensor_id: str) -> SensorState | None:
         return self.states([sensor_id])[0]

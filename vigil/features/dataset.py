@@ -201,5 +201,5 @@ def _per_sensor(series, spec, stats, every, min_events, min_history_ms, batch, p
             kept = [b for b, k in zip(bins, keep) if k]
             x = windows_channels(kept, spec, stats, [baseline] * len(kept))
             ends = ts[part[keep]]
-            history = ends - np.array([b.first_event_bin_ms() for b in kept], dtype=np.int64)
+            history = ends - np.array([b.first_event_bin_ms() for b in kept], dtype=np.int64).reshape(len(kept))
             yield WindowSet(x, np.full(len(x), s.sensor_id, dtype=object), ends, n[keep], s.labels[part[keep]], history)

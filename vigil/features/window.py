@@ -37,7 +37,7 @@ from typing import Literal
 
 import numpy as np
 
-from vigil.buffer.bins import BinStats, bin_events, bin_width
+from vigil.buffer.bins import BinStats, bin_events, bin_width, diagonal_positions, full_matrix
 from vigil.features.normalizer import FleetStats, SensorBaseline
 
 CHANNEL_GROUPS = ("level", "fleet", "spread", "extreme", "cross", "count")
@@ -158,13 +158,10 @@ def featurize_window(
 class _Parts:
     """The per-bin quantities the channel groups are built from, for a batch of B windows."""
 
-    count: np.ndarray  # [B, S]
+    bins: BinStats  # [B, S, ...]
     nonempty: np.ndarray  # [B, S]
-    low: np.ndarray  # [B, S, F] bin minimum (+inf when empty)
-    high: np.ndarray  # [B, S, F] bin maximum (-inf when empty)
-    bin_mean: np.ndarray  # [B, S, F] (0 when empty)
     mean: np.ndarray  # [B, S, F], last observed mean carried forward (NaN before the first event)
-    cov: np.ndarray  # [B, S, F, F] within-bin covariance
+    var: np.ndarray  # [B, S, F] within-bin variance
     mu: np.ndarray  # [B, F] baseline mean
     scale: np.ndarray  # [B, F] baseline scale, floored
     sigma: np.ndarray = field(repr=False)  # [B, F, F] baseline covariance, floored on the diagonal
@@ -173,51 +170,48 @@ class _Parts:
 def window_channels(bins: BinStats, spec: WindowSpec, stats: FleetStats,
                     baseline: SensorBaseline | None = None) -> np.ndarray:
     """The model's tensor from a window's bin statistics."""
-    return windows_channels([bins], spec, stats, [baseline])[0]
+    return windows_channels(BinStats.stack([bins]), spec, stats, [baseline])[0]
 
 
-def windows_channels(windows: list[BinStats], spec: WindowSpec, stats: FleetStats,
+def windows_channels(windows: BinStats | list[BinStats], spec: WindowSpec, stats: FleetStats,
                      baselines: list[SensorBaseline | None] | None = None) -> np.ndarray:
-    """``[len(windows), steps, channels]``: many windows at once (a streamer batch, a sensor's
-    training windows). Each window's tensor does not depend on the others in the batch: every
-    reduction runs within one window, in the same order whatever the batch."""
-    out = np.zeros((len(windows), spec.steps, spec.channels), dtype=np.float32)
-    if not windows:
-        return out
+    """``[B, steps, channels]`` for a batch of windows (``BinStats`` with ``[B, S, ...]`` arrays,
+    or a list of single ones): a streamer batch, a sensor's training windows. Each window's
+    tensor does not depend on the others: every reduction runs within one window."""
+    if isinstance(windows, list):
+        if not windows:
+            return np.zeros((0, spec.steps, spec.channels), dtype=np.float32)
+        windows = BinStats.stack(windows)
     with np.errstate(all="ignore"):
-        parts = _parts(windows, spec, stats, baselines or [None] * len(windows))
+        parts = _parts(windows, spec, stats, baselines or [None] * len(windows.count))
         blocks = [_GROUPS[group](parts, stats) for group in CHANNEL_GROUPS if group in spec.groups]
-    out[:] = np.clip(np.nan_to_num(np.concatenate(blocks, axis=2)), -spec.clip, spec.clip)
+    out = np.clip(np.nan_to_num(np.concatenate(blocks, axis=2)), -spec.clip, spec.clip).astype(np.float32)
     out[~parts.nonempty.any(axis=1)] = 0.0  # a window without events says nothing
     return out
 
 
-def _merged(count: np.ndarray, mean: np.ndarray, co: np.ndarray, mask: np.ndarray):
-    """Per window, count, mean and covariance of the events in the bins ``mask`` selects."""
-    w = count * mask  # [B, S]
-    n = w.sum(axis=1)  # [B]
-    safe = np.maximum(n, 1.0)[:, None]
-    mu = (w[:, :, None] * mean).sum(axis=1) / safe
-    dev = mean - mu[:, None, :]
-    m2 = (co * mask[:, :, None, None]).sum(axis=1) + (w[:, :, None, None] * dev[:, :, :, None] * dev[:, :, None, :]).sum(axis=1)
-    return n, mu, m2 / safe[:, :, None]
+def _merged(bins: BinStats, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per window, the mean and covariance of the events in the bins ``mask`` selects."""
+    iu, ju = np.triu_indices(bins.n_features)
+    w = bins.count * mask  # [B, S]
+    safe = np.maximum(w.sum(axis=1), 1.0)[:, None]
+    mu = (w[:, :, None] * bins.mean).sum(axis=1) / safe
+    dev = bins.mean - mu[:, None, :]
+    m2 = (bins.co * mask[:, :, None]).sum(axis=1) + (w[:, :, None] * dev[:, :, iu] * dev[:, :, ju]).sum(axis=1)
+    return mu, full_matrix(m2 / safe, bins.n_features)
 
 
-def _parts(windows: list[BinStats], spec: WindowSpec, stats: FleetStats,
-           baselines: list[SensorBaseline | None]) -> _Parts:
+def _parts(bins: BinStats, spec: WindowSpec, stats: FleetStats, baselines: list[SensorBaseline | None]) -> _Parts:
     if spec.baseline == "auto":
         raise ValueError("baseline 'auto' is a training request: featurise with the model's resolved spec")
-    count = np.stack([w.count for w in windows])
-    bin_mean = np.stack([w.mean for w in windows])
-    co = np.stack([w.co for w in windows])
-    nonempty = count > 0
-    steps = count.shape[1]
-    cov = co / np.maximum(count, 1.0)[:, :, None, None]
+    nonempty = bins.count > 0
+    steps, f = bins.steps, bins.n_features
+    var = bins.co[:, :, diagonal_positions(f)] / np.maximum(bins.count, 1.0)[:, :, None]
     at = np.arange(steps)
     last = np.maximum.accumulate(np.where(nonempty, at, -1), axis=1)
-    carried = np.take_along_axis(bin_mean, np.maximum(last, 0)[:, :, None], axis=1)
+    carried = np.take_along_axis(bins.mean, np.maximum(last, 0)[:, :, None], axis=1)
     mean = np.where((last >= 0)[:, :, None], carried, np.nan)
-    _, _, window_cov = _merged(count, bin_mean, co, np.ones_like(count))
+    _, window_cov = _merged(bins, np.ones_like(bins.count))
     if spec.baseline == "sensor":
         # A sensor the model never saw is measured against the healthy fleet until a refit knows it.
         mu = np.stack([b.mean if b is not None else stats.mean for b in baselines])
@@ -225,14 +219,12 @@ def _parts(windows: list[BinStats], spec: WindowSpec, stats: FleetStats,
     else:
         first = np.argmax(nonempty, axis=1)
         cut = first + np.maximum(1, np.ceil(spec.baseline_fraction * (steps - first)).astype(np.intp))
-        _, mu, sigma = _merged(count, bin_mean, co, ((at >= first[:, None]) & (at < cut[:, None])).astype(float))
+        mu, sigma = _merged(bins, ((at >= first[:, None]) & (at < cut[:, None])).astype(np.float64))
     floor2 = (WINDOW_FLOOR_FRACTION**2) * np.maximum(np.diagonal(window_cov, axis1=1, axis2=2), 0.0) \
         + (RELATIVE_FLOOR * np.maximum(np.abs(mu), 1e-3)) ** 2
-    f = mu.shape[1]
     sigma = sigma + floor2[:, :, None] * np.eye(f)
     scale = np.sqrt(np.maximum(np.diagonal(sigma, axis1=1, axis2=2), floor2))
-    return _Parts(count, nonempty, np.stack([w.min for w in windows]), np.stack([w.max for w in windows]),
-                  bin_mean, mean, cov, mu, scale, sigma)
+    return _Parts(bins, nonempty, mean, var, mu, scale, sigma)
 
 
 def _level(p: _Parts, stats: FleetStats) -> np.ndarray:
@@ -247,27 +239,27 @@ def _spread(p: _Parts, stats: FleetStats) -> np.ndarray:
     # Log of the ratio: a spread that collapses (stuck) departs as far as one that bursts, where
     # on a linear scale a stuck sensor lands a fraction of a unit from normal. A bin needs two
     # events to have a spread; with fewer it holds 0, and the count channel says why.
-    var = np.maximum(np.diagonal(p.cov, axis1=2, axis2=3), 0.0)
-    ratio = np.log(np.sqrt(var) / p.scale[:, None] + SPREAD_FLOOR)
-    return np.where((p.count >= 2)[:, :, None], ratio, 0.0)
+    ratio = np.log(np.sqrt(np.maximum(p.var, 0.0)) / p.scale[:, None] + SPREAD_FLOOR)
+    return np.where((p.bins.count >= 2)[:, :, None], ratio, 0.0)
 
 
 def _extreme(p: _Parts, stats: FleetStats) -> np.ndarray:
     mu = p.mu[:, None]
-    worst = np.maximum(np.abs(p.high - mu), np.abs(p.low - mu))
+    worst = np.maximum(np.abs(p.bins.max - mu), np.abs(p.bins.min - mu))
     return np.where(p.nonempty[:, :, None], worst / p.scale[:, None], 0.0)
 
 
 def _cross(p: _Parts, stats: FleetStats) -> np.ndarray:
     if p.mu.shape[1] < 2:
-        return np.zeros(p.count.shape + (0,))
+        return np.zeros(p.bins.count.shape + (0,))
     # With P the baseline's precision matrix, row i of P / P_ii are the coefficients of the
     # residual of feature i regressed on the others, and 1 / P_ii that residual's variance; its
     # mean square in a bin is (P C P)_ii / P_ii^2 with C the bin's second moment about the
     # baseline mean. So the residual in baseline-residual units is sqrt((P C P)_ii / P_ii).
     precision = np.linalg.pinv(p.sigma)  # [B, F, F]
-    dev = p.bin_mean - p.mu[:, None]
-    second = p.cov + dev[..., :, None] * dev[..., None, :]  # [B, S, F, F]
+    dev = p.bins.mean - p.mu[:, None]
+    cov = full_matrix(p.bins.co, p.bins.n_features) / np.maximum(p.bins.count, 1.0)[:, :, None, None]
+    second = cov + dev[..., :, None] * dev[..., None, :]  # [B, S, F, F]
     left = (precision[:, None, :, :, None] * second[:, :, None, :, :]).sum(axis=3)  # P C: [B, S, F, F]
     quad = (left * precision[:, None]).sum(axis=3)  # (P C P)_ii, P symmetric
     diag = np.maximum(np.diagonal(precision, axis1=1, axis2=2), 1e-300)[:, None]
@@ -276,7 +268,7 @@ def _cross(p: _Parts, stats: FleetStats) -> np.ndarray:
 
 
 def _count(p: _Parts, stats: FleetStats) -> np.ndarray:
-    return (p.count / stats.count_per_bin)[:, :, None]
+    return (p.bins.count / stats.count_per_bin)[:, :, None]
 
 
 _GROUPS = {"level": _level, "fleet": _fleet, "spread": _spread, "extreme": _extreme, "cross": _cross,
