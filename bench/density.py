@@ -12,9 +12,10 @@ raw one as of commit 8bb6346 in a child process running that commit's code (``_r
 Kafka order (``memory.py``'s batching). Then ``--repeats`` rounds, each timing every figure once
 (in an order rotated each round), so all see the same machine load. A batch is ``--batch`` windows
 (512, the streamer's largest; the sensors' windows, cycled to fill it). Per path and spacing:
-``RollingBuffer.read`` of the batch (one pipeline, as the streamer reads one) and its
-featurisation as that path's streamer did it (per-bin: ``SensorBins.window`` of each, then
-``windows_channels`` on the batch; raw: ``featurize_window`` on each window's events); and the
+``RollingBuffer.read_batch`` (per-bin) or ``read`` (raw) of the batch (one pipeline, as the
+streamer reads one) and its featurisation as that path's streamer did it (per-bin:
+``streamer.scoring.batch_tensor``, the whole batch at once; raw: ``featurize_window`` on each
+window's events); and the
 default model's predict (``EncoderLatentAutoencoder`` sized for the window, built, not trained;
 ``BatchPredictor`` with scores and contributions, ``max_batch`` = the batch) on the 60 s batch's
 tensors.
@@ -44,7 +45,8 @@ from _common import fill_unset, bench_settings, delete_prefix, fmt, log, print_t
 from _raw_path import RAW_COMMIT, RawPath, fleet_fingerprint
 from memory import load_per_bin, per_sensor
 from scoring import default_scorer  # sets TensorFlow's log level before Keras loads
-from vigil.features import WindowSpec, windows_channels
+from streamer.scoring import batch_tensor
+from vigil.features import WindowSpec
 from vigil.features.dataset import BinnedSeries, fleet_stats
 from vigil.model.predictor import BatchPredictor
 from vigil.simulate import FleetSpec, generate_fleet
@@ -66,10 +68,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def featurize(windows, spec: WindowSpec, stats) -> np.ndarray:
-    """The streamer's featurisation (``streamer/scoring.py``): each window ending at its newest event."""
-    return windows_channels([w.bins.window(w.newest_ms // spec.bin_ms, spec.steps, spec.bin_ms) for w in windows],
-                            spec, stats, [stats.baseline_for(w.sensor_id) for w in windows])
+def featurize(batch, spec: WindowSpec, stats) -> np.ndarray:
+    """The streamer's featurisation (``streamer/scoring.batch_tensor``): each window ending at its newest event."""
+    return batch_tensor(batch, spec, stats, min_events=1)[3]
 
 
 def main(argv=None) -> int:
@@ -100,7 +101,7 @@ def main(argv=None) -> int:
                                  for path, r in (("per_bin", new), ("raw", old))}
 
             buffer, states, stats = loaded["60s"]
-            x = featurize(buffer.read(states), spec, stats)
+            x = featurize(buffer.read_batch(states), spec, stats)
             config, _, scorer = default_scorer(spec)
             predictor = BatchPredictor(scorer, max_batch=args.batch)
             predictor.warm_up(spec.steps, spec.channels)
@@ -110,11 +111,11 @@ def main(argv=None) -> int:
             def per_bin(name: str) -> tuple[float, float, int]:
                 buffer, states, stats = loaded[name]
                 started = time.perf_counter()
-                windows = buffer.read(states)
+                batch = buffer.read_batch(states)  # the streamer's read (streamer/scoring.py)
                 read_s = time.perf_counter() - started
                 started = time.perf_counter()
-                featurize(windows, spec, stats)
-                return read_s, time.perf_counter() - started, len(windows)
+                featurize(batch, spec, stats)
+                return read_s, time.perf_counter() - started, len(batch.sensor_ids)
 
             def raw_path(name: str) -> tuple[float, float, int]:
                 old = raw.call("time_windows", name=name, batch=args.batch)

@@ -13,7 +13,9 @@ import numpy as np
 
 from vigil.alerts import ScoredWindow
 from vigil.buffer import RollingBuffer, SensorState
-from vigil.features import channel_features, windows_channels
+from vigil.buffer.bins import BinStats
+from vigil.buffer.rolling import WindowBatch
+from vigil.features import FleetStats, WindowSpec, channel_features, windows_channels
 from vigil.model.explain import explain
 from streamer.model_watch import ActiveModel
 
@@ -23,14 +25,10 @@ def score_sensors(buffer: RollingBuffer, model: ActiveModel, states: list[Sensor
     """Score each sensor's window ending at its newest event; sensors with too few events are skipped."""
     spec, stats = model.loaded.spec, model.loaded.stats
     batch = buffer.read_batch(states)
-    bins = batch.windows(spec.bin_ms, spec.steps)
-    n = bins.count.sum(axis=1).astype(np.int64)
-    keep = np.flatnonzero(n >= min_events)
+    keep, n, bins, x = batch_tensor(batch, spec, stats, min_events)
     if not len(keep):
         return []
-    bins = bins.take(keep)
-    baselines = [stats.baseline_for(batch.sensor_ids[i]) for i in keep]
-    scored = model.predict(windows_channels(bins, spec, stats, baselines))
+    scored = model.predict(x)
     ends = batch.newest_ms[keep]
     history = ends - bins.first_event_bin_ms()
     picked = [(batch.sensor_ids[i], batch.metas[i], int(end), int(n[i]), int(h))
@@ -44,3 +42,15 @@ def score_sensors(buffer: RollingBuffer, model: ActiveModel, states: list[Sensor
         for (sensor_id, meta, end, count, h), s, e in zip(picked, scored.scores, explanations)
     ]
 
+
+
+def batch_tensor(batch: WindowBatch, spec: WindowSpec, stats: FleetStats,
+                 min_events: int) -> tuple[np.ndarray, np.ndarray, BinStats, np.ndarray]:
+    """The model's input for the batch's windows that hold ``min_events`` events: their rows in
+    the batch, every window's event count, their bins and their ``[k, steps, channels]`` tensor."""
+    bins = batch.windows(spec.bin_ms, spec.steps)
+    n = bins.count.sum(axis=1).astype(np.int64)
+    keep = np.flatnonzero(n >= min_events)
+    bins = bins.take(keep)
+    baselines = [stats.baseline_for(batch.sensor_ids[i]) for i in keep]
+    return keep, n, bins, windows_channels(bins, spec, stats, baselines)

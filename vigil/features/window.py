@@ -185,20 +185,23 @@ def windows_channels(windows: BinStats | list[BinStats], spec: WindowSpec, stats
     with np.errstate(all="ignore"):
         parts = _parts(windows, spec, stats, baselines or [None] * len(windows.count))
         blocks = [_GROUPS[group](parts, stats) for group in CHANNEL_GROUPS if group in spec.groups]
-    out = np.clip(np.nan_to_num(np.concatenate(blocks, axis=2)), -spec.clip, spec.clip).astype(np.float32)
+    out = np.clip(np.concatenate(blocks, axis=2), -spec.clip, spec.clip).astype(np.float32)
+    out[np.isnan(out)] = 0.0  # (infinities were clipped)
     out[~parts.nonempty.any(axis=1)] = 0.0  # a window without events says nothing
     return out
 
 
-def _merged(bins: BinStats, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per window, the mean and covariance of the events in the bins ``mask`` selects."""
+def _merged(bins: BinStats, mask: np.ndarray, packed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per window, the mean of the events in the bins ``mask`` selects, and their co-moments
+    over the count at the ``packed`` upper-triangle positions (``[B, len(packed)]``)."""
     iu, ju = np.triu_indices(bins.n_features)
     w = bins.count * mask  # [B, S]
     safe = np.maximum(w.sum(axis=1), 1.0)[:, None]
     mu = (w[:, :, None] * bins.mean).sum(axis=1) / safe
     dev = bins.mean - mu[:, None, :]
-    m2 = (bins.co * mask[:, :, None]).sum(axis=1) + (w[:, :, None] * dev[:, :, iu] * dev[:, :, ju]).sum(axis=1)
-    return mu, full_matrix(m2 / safe, bins.n_features)
+    m2 = (bins.co[:, :, packed] * mask[:, :, None]).sum(axis=1) \
+        + (w[:, :, None] * dev[:, :, iu[packed]] * dev[:, :, ju[packed]]).sum(axis=1)
+    return mu, m2 / safe
 
 
 def _parts(bins: BinStats, spec: WindowSpec, stats: FleetStats, baselines: list[SensorBaseline | None]) -> _Parts:
@@ -211,7 +214,10 @@ def _parts(bins: BinStats, spec: WindowSpec, stats: FleetStats, baselines: list[
     last = np.maximum.accumulate(np.where(nonempty, at, -1), axis=1)
     carried = np.take_along_axis(bins.mean, np.maximum(last, 0)[:, :, None], axis=1)
     mean = np.where((last >= 0)[:, :, None], carried, np.nan)
-    _, window_cov = _merged(bins, np.ones_like(bins.count))
+    # Only the cross channel needs the baseline's covariances; the others its variances.
+    diagonal = diagonal_positions(f)
+    packed = np.arange(f * (f + 1) // 2) if "cross" in spec.groups else diagonal
+    _, window_var = _merged(bins, np.ones_like(bins.count), diagonal)
     if spec.baseline == "sensor":
         # A sensor the model never saw is measured against the healthy fleet until a refit knows it.
         mu = np.stack([b.mean if b is not None else stats.mean for b in baselines])
@@ -219,8 +225,12 @@ def _parts(bins: BinStats, spec: WindowSpec, stats: FleetStats, baselines: list[
     else:
         first = np.argmax(nonempty, axis=1)
         cut = first + np.maximum(1, np.ceil(spec.baseline_fraction * (steps - first)).astype(np.intp))
-        mu, sigma = _merged(bins, ((at >= first[:, None]) & (at < cut[:, None])).astype(np.float64))
-    floor2 = (WINDOW_FLOOR_FRACTION**2) * np.maximum(np.diagonal(window_cov, axis1=1, axis2=2), 0.0) \
+        mu, m2 = _merged(bins, ((at >= first[:, None]) & (at < cut[:, None])).astype(np.float64), packed)
+        iu, ju = np.triu_indices(f)
+        sigma = np.zeros((len(mu), f, f))
+        sigma[:, iu[packed], ju[packed]] = m2
+        sigma[:, ju[packed], iu[packed]] = m2
+    floor2 = (WINDOW_FLOOR_FRACTION**2) * np.maximum(window_var, 0.0) \
         + (RELATIVE_FLOOR * np.maximum(np.abs(mu), 1e-3)) ** 2
     sigma = sigma + floor2[:, :, None] * np.eye(f)
     scale = np.sqrt(np.maximum(np.diagonal(sigma, axis1=1, axis2=2), floor2))
@@ -228,11 +238,11 @@ def _parts(bins: BinStats, spec: WindowSpec, stats: FleetStats, baselines: list[
 
 
 def _level(p: _Parts, stats: FleetStats) -> np.ndarray:
-    return np.nan_to_num((p.mean - p.mu[:, None]) / p.scale[:, None])
+    return (p.mean - p.mu[:, None]) / p.scale[:, None]  # NaN before the first event: 0 in the tensor
 
 
 def _fleet(p: _Parts, stats: FleetStats) -> np.ndarray:
-    return np.nan_to_num((p.mean - stats.mean) / stats.std)
+    return (p.mean - stats.mean) / stats.std
 
 
 def _spread(p: _Parts, stats: FleetStats) -> np.ndarray:
