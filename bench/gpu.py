@@ -29,7 +29,8 @@ HIDE_GPU = {"jax": {"JAX_PLATFORMS": "cpu"}, "torch": {"CUDA_VISIBLE_DEVICES": "
 
 def score(backend: str, hide_gpu: bool, options: list[str]) -> dict:
     env = {**os.environ, "KERAS_BACKEND": backend, **(HIDE_GPU[backend] if hide_gpu else {})}
-    result = subprocess.run([sys.executable, str(HERE / "scoring.py"), *options], env=env,
+    # --no-raw: the raw-path baseline needs git history, which a device's copy of the tree lacks.
+    result = subprocess.run([sys.executable, str(HERE / "scoring.py"), "--no-raw", *options], env=env,
                             capture_output=True, text=True)
     if result.returncode != 0:
         raise RuntimeError(f"{backend} ({'cpu' if hide_gpu else 'gpu'}) failed:\n{result.stderr[-3000:]}")

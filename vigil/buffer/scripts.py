@@ -29,7 +29,7 @@ local rfmt = '<I4' .. string.rep('f', 3 * nf + nco)
 local vfmt = '<' .. string.rep('f', nf)
 local rsize, tsize = 4 + 4 * (3 * nf + nco), 4 + 4 * nf
 local ring_bytes = steps * rsize
-local zero, tzero = string.rep('\0', rsize), string.rep('\0', tsize)
+local zero = string.rep('\0', rsize)
 
 -- Bins written on another grid (or the raw events of the layout before bins) cannot be
 -- converted: the sensor's buffer starts again from the events to come, and what this hash said
@@ -113,17 +113,17 @@ local function add(slot, vals)
   dirty[slot] = true
 end
 
--- The resend tail: the latest events as they arrived, a ring of cap records.
-local tail
-local function load_tail()
-  if tail then return end
-  tail = {}
-  local data = redis.call('GETRANGE', bins, ring_bytes, ring_bytes + cap * tsize - 1)
-  for i = 0, math.min(tail_n, cap) - 1 do tail[i] = string.sub(data, i * tsize + 1, (i + 1) * tsize) end
-end
+-- The resend tail: the latest events as they arrived, a ring of cap records. It is read only
+-- to check a late event; new records are written at the end, in place.
+local tail, fresh = nil, {}
 local function resent_event(rec)
-  load_tail()
-  for _, r in pairs(tail) do if r == rec then return true end end
+  if not tail then
+    tail = {}
+    local data = redis.call('GETRANGE', bins, ring_bytes, ring_bytes + cap * tsize - 1)
+    for i = 0, math.min(tail_n, cap) - 1 do tail[i + 1] = string.sub(data, i * tsize + 1, (i + 1) * tsize) end
+  end
+  for _, r in ipairs(tail) do if r == rec then return true end end
+  for i = math.max(1, #fresh - cap + 1), #fresh do if fresh[i] == rec then return true end end
   return false
 end
 
@@ -160,11 +160,7 @@ for pos = 1, #blob, step do
           newest = ts
         end
         add(b % steps, vals)
-        if cap > 0 then
-          load_tail()
-          tail[tail_n % cap] = rec
-          tail_n = tail_n + 1
-        end
+        if cap > 0 then fresh[#fresh + 1] = rec end
         n = n + 1
         added = added + 1
       end
@@ -174,11 +170,18 @@ end
 
 if added > 0 then
   for s in pairs(dirty) do redis.call('SETRANGE', bins, s * rsize, recs[s]) end
-  if cap > 0 then
-    local parts = {}
-    for i = 0, cap - 1 do parts[i + 1] = tail[i] or tzero end
-    redis.call('SETRANGE', bins, ring_bytes, table.concat(parts))
+  -- The last cap of this batch's events go to the tail's next slots, in at most two runs.
+  local from = math.max(1, #fresh - cap + 1)
+  local slot = (tail_n + from - 1) % cap
+  local run = {}
+  for i = from, #fresh do
+    run[#run + 1] = fresh[i]
+    if slot + #run == cap or i == #fresh then
+      redis.call('SETRANGE', bins, ring_bytes + slot * tsize, table.concat(run))
+      slot, run = 0, {}
+    end
   end
+  tail_n = tail_n + #fresh
   redis.call('PEXPIRE', bins, ttl)
   pending = pending + added
   redis.call('HSET', meta, 'newest', fmt(newest), 'n', fmt(n), 'pending', fmt(pending), 'tail', fmt(tail_n))
