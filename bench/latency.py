@@ -133,7 +133,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--epochs", type=int, help="encoder epochs of the quick model (default 2; --quick 1)")
     p.add_argument("--no-precompile", action="store_true",
                    help="do not trace every batch bucket before the load (first batches then pay it)")
-    p.add_argument("--poll-events", type=int, default=5000, help="stream.poll_events (default 5000)")
+    p.add_argument("--poll-events", type=int, default=50_000, help="stream.poll_events (default 50,000, the setting's)")
     p.add_argument("--drain-timeout", type=float, default=180.0, help="most seconds to wait for a backlog (180)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-baseline", action="store_true", help="measure the current code only (no raw-path run)")
@@ -206,8 +206,12 @@ def measure_raw_path(args: argparse.Namespace) -> dict:
     is echoed; returns its last stdout line (its JSON report) plus the load average at its end."""
     worktree = tempfile.mkdtemp(prefix="vigil-bench-latency-raw-")
     git = ["git", "-C", str(REPO)]
-    subprocess.run([*git, "worktree", "add", "--detach", worktree, args.baseline_commit],
-                   check=True, capture_output=True, text=True)
+    added = subprocess.run([*git, "worktree", "add", "--detach", worktree, args.baseline_commit],
+                           capture_output=True, text=True)
+    if added.returncode != 0:
+        shutil.rmtree(worktree, ignore_errors=True)
+        raise RuntimeError(f"cannot check out the raw path {args.baseline_commit}: {added.stderr.strip()} "
+                           "(--no-baseline measures the current code alone)")
     try:
         # The venv's editable install maps vigil/streamer/trainer to this checkout, but only as a
         # fallback after sys.path: PYTHONPATH puts the worktree's packages first. Checked, so a
