@@ -96,6 +96,8 @@ class SensorBins:
         lo, hi = np.searchsorted(self.index, [first * k, stop])
         index, records = self.index[lo:hi], self.records[lo:hi]
         if partial is not None:
+            if k != 1:
+                raise ValueError("a partial last bin is one of this grid's bins: pass bins of this grid")
             keep = index < last_bin * k
             index = np.concatenate([index[keep], [last_bin * k]])
             records = np.concatenate([records[keep], np.array([partial], records.dtype)])
