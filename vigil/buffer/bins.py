@@ -192,18 +192,28 @@ class BinStats:
         first = (self.first_bin + np.argmax(nonempty, axis=-1)) * self.bin_ms
         return np.where(nonempty.any(axis=-1), first, -1)
 
+    def moments(self, mask: np.ndarray, packed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per window of a batch, the count, mean and covariance (population) of the events in the
+        bins ``mask`` (``[B, S]``, 0/1) selects, the covariance at the ``packed`` upper-triangle
+        positions only (all by default): ``[B]``, ``[B, F]``, ``[B, len(packed)]``. Chan's merge,
+        each window's own bins only."""
+        iu, ju = _upper(self.n_features)
+        packed = np.arange(len(iu)) if packed is None else packed
+        w = self.count * mask
+        n = w.sum(axis=1)
+        safe = np.maximum(n, 1.0)[:, None]
+        mu = (w[:, :, None] * self.mean).sum(axis=1) / safe
+        dev = self.mean - mu[:, None, :]
+        m2 = (self.co[:, :, packed] * mask[:, :, None]).sum(axis=1) \
+            + (w[:, :, None] * dev[:, :, iu[packed]] * dev[:, :, ju[packed]]).sum(axis=1)
+        return n, mu, m2 / safe
+
     def merged(self, bins: slice | np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
         """Count, mean and covariance (population) of the events in ``bins`` of one window."""
-        count, mean, co = self.count[bins], self.mean[bins], self.co[bins]
-        n = float(count.sum())
-        f = self.n_features
-        if n == 0:
-            return 0.0, np.zeros(f), np.zeros((f, f))
-        iu, ju = _upper(f)
-        mu = (count[:, None] * mean).sum(axis=0) / n
-        dev = mean - mu
-        m2 = co.sum(axis=0) + (count[:, None] * dev[:, iu] * dev[:, ju]).sum(axis=0)
-        return n, mu, full_matrix(m2, f) / n
+        mask = np.zeros((1, self.steps))
+        mask[0, bins] = 1.0
+        n, mu, cov = BinStats.stack([self]).moments(mask)
+        return float(n[0]), mu[0], full_matrix(cov[0], self.n_features)
 
 
 def accumulate(ts_ms: np.ndarray, values: np.ndarray, bin_ms: int,

@@ -13,6 +13,7 @@ event and at earlier bins' ends).
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator
 
@@ -48,16 +49,18 @@ class BinnedSeries:
         return self.bins.n_events
 
 
-def window_bins(s: SensorSeries | BinnedSeries, spec: WindowSpec, idx: np.ndarray) -> list[BinStats]:
-    """The bins of the windows ending at ``s.ts_ms[idx]``."""
+def window_bins(s: SensorSeries | BinnedSeries, spec: WindowSpec, idx: np.ndarray) -> Iterator[BinStats]:
+    """The bins of the windows ending at ``s.ts_ms[idx]``, one at a time (a sensor's events are
+    accumulated once, however many windows)."""
     if isinstance(s, BinnedSeries):
-        ends = s.ts_ms[idx]
-        return [s.bins.window(int(end) // spec.bin_ms, spec.steps, spec.bin_ms, until=int(b))
-                for end, b in zip(ends, s.bins.index[idx])]
+        for end, b in zip(s.ts_ms[idx], s.bins.index[idx]):
+            yield s.bins.window(int(end) // spec.bin_ms, spec.steps, spec.bin_ms, until=int(b))
+        return
     # A window ending at an event holds the events at the same instant that follow it in the file.
     last = np.searchsorted(s.ts_ms, s.ts_ms[idx], side="right") - 1
     bins, partial = accumulate(s.ts_ms, s.values, spec.bin_ms, snapshots=last)
-    return [bins.window(int(s.ts_ms[i]) // spec.bin_ms, spec.steps, partial=p) for i, p in zip(last, partial)]
+    for i, p in zip(last, partial):
+        yield bins.window(int(s.ts_ms[i]) // spec.bin_ms, spec.steps, partial=p)
 
 
 def moments(s: SensorSeries | BinnedSeries) -> tuple[float, np.ndarray, np.ndarray, int]:
@@ -191,9 +194,10 @@ def _per_sensor(series, spec, stats, every, min_events, min_history_ms, batch, p
         idx = idx[ts[idx] - ts[0] >= min_history_ms] if len(idx) else idx
         step = batch or max(len(idx), 1)
         baseline = stats.baseline_for(s.sensor_id)
+        windows = window_bins(s, spec, idx)
         for at in range(0, len(idx), step):
             part = idx[at : at + step]
-            bins = window_bins(s, spec, part)
+            bins = list(itertools.islice(windows, len(part)))
             n = np.array([int(b.count.sum()) for b in bins], dtype=np.int64)
             keep = n >= min_events
             if not keep.any():

@@ -191,19 +191,6 @@ def windows_channels(windows: BinStats | list[BinStats], spec: WindowSpec, stats
     return out
 
 
-def _merged(bins: BinStats, mask: np.ndarray, packed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per window, the mean of the events in the bins ``mask`` selects, and their co-moments
-    over the count at the ``packed`` upper-triangle positions (``[B, len(packed)]``)."""
-    iu, ju = np.triu_indices(bins.n_features)
-    w = bins.count * mask  # [B, S]
-    safe = np.maximum(w.sum(axis=1), 1.0)[:, None]
-    mu = (w[:, :, None] * bins.mean).sum(axis=1) / safe
-    dev = bins.mean - mu[:, None, :]
-    m2 = (bins.co[:, :, packed] * mask[:, :, None]).sum(axis=1) \
-        + (w[:, :, None] * dev[:, :, iu[packed]] * dev[:, :, ju[packed]]).sum(axis=1)
-    return mu, m2 / safe
-
-
 def _parts(bins: BinStats, spec: WindowSpec, stats: FleetStats, baselines: list[SensorBaseline | None]) -> _Parts:
     if spec.baseline == "auto":
         raise ValueError("baseline 'auto' is a training request: featurise with the model's resolved spec")
@@ -217,7 +204,7 @@ def _parts(bins: BinStats, spec: WindowSpec, stats: FleetStats, baselines: list[
     # Only the cross channel needs the baseline's covariances; the others its variances.
     diagonal = diagonal_positions(f)
     packed = np.arange(f * (f + 1) // 2) if "cross" in spec.groups else diagonal
-    _, window_var = _merged(bins, np.ones_like(bins.count), diagonal)
+    _, _, window_var = bins.moments(np.ones_like(bins.count), diagonal)
     if spec.baseline == "sensor":
         # A sensor the model never saw is measured against the healthy fleet until a refit knows it.
         mu = np.stack([b.mean if b is not None else stats.mean for b in baselines])
@@ -225,7 +212,7 @@ def _parts(bins: BinStats, spec: WindowSpec, stats: FleetStats, baselines: list[
     else:
         first = np.argmax(nonempty, axis=1)
         cut = first + np.maximum(1, np.ceil(spec.baseline_fraction * (steps - first)).astype(np.intp))
-        mu, m2 = _merged(bins, ((at >= first[:, None]) & (at < cut[:, None])).astype(np.float64), packed)
+        _, mu, m2 = bins.moments(((at >= first[:, None]) & (at < cut[:, None])).astype(np.float64), packed)
         iu, ju = np.triu_indices(f)
         sigma = np.zeros((len(mu), f, f))
         sigma[:, iu[packed], ju[packed]] = m2
