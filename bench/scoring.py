@@ -132,7 +132,7 @@ def binned_windows(picked, spec: WindowSpec) -> list[tuple]:
 def featurize(windows, spec: WindowSpec, stats: FleetStats, batch: int) -> np.ndarray:
     """The streamer's featurisation (``streamer/scoring.py``) of ``binned_windows``, ``batch`` at a time."""
     return np.concatenate([
-        windows_channels([bins.window(end // spec.bin_ms, spec.steps, partial=p) for _, bins, end, p in part],
+        windows_channels([bins.window(end // spec.bin_ms, spec.steps, partial=p, end_ms=end) for _, bins, end, p in part],
                          spec, stats, [stats.baseline_for(sensor_id) for sensor_id, *_ in part])
         for part in (windows[at:at + batch] for at in range(0, len(windows), batch))])
 

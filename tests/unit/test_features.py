@@ -56,8 +56,18 @@ def test_events_land_in_their_bins_with_counts_and_carry_forward():
 def test_window_is_the_steps_bins_up_to_the_end_bin():
     ts = np.array([0, 5 * HOUR, 10 * HOUR], dtype=np.int64)
     out = featurize_window(ts, np.ones((3, 1)), 10 * HOUR, SPEC, STATS)
-    assert out[:, COUNT].sum() * STATS.count_per_bin == pytest.approx(2)  # the event at the start is out
-    assert out[9, COUNT] > 0  # the event exactly at the end is in the last bin
+    assert out[:, COUNT].tolist() == pytest.approx([0, 0, 0, 0, 0.5, 0, 0, 0, 0, 1])  # the event at 0 is out
+    # The last bin had only begun: its one event is measured against at least one expected.
+
+
+def test_the_last_bin_counts_against_the_events_expected_by_the_window_end():
+    stats = FleetStats(np.zeros(1), np.ones(1), count_per_bin=60.0)  # one event a minute
+    ts = np.arange(0, 10 * HOUR, 60_000, dtype=np.int64)
+    x = np.zeros((len(ts), 1))
+    half = featurize_window(ts, x, 9 * HOUR + HOUR // 2 - 1, SPEC, stats)  # 30 of 60 minutes: 30 events
+    whole = featurize_window(ts, x, 10 * HOUR - 1, SPEC, stats)
+    assert half[-1, COUNT] == pytest.approx(1.0) and whole[-1, COUNT] == pytest.approx(1.0)
+    assert half[:-1, COUNT] == pytest.approx(whole[:-1, COUNT])
 
 
 @pytest.mark.parametrize("unit", [1e-3, 40.0, 1e4])

@@ -82,11 +82,12 @@ class SensorBins:
         return int(self.records["n"].sum())
 
     def window(self, last_bin: int, steps: int, bin_ms: int | None = None, partial: np.void | None = None,
-               until: int | None = None) -> "BinStats":
+               until: int | None = None, end_ms: int | None = None) -> "BinStats":
         """The ``steps`` bins of width ``bin_ms`` (a whole multiple of this grid's) ending at
         bin ``last_bin`` of that width; ``partial`` replaces the record of the last bin (a window
         ending before that bin was complete), ``until`` leaves out this grid's bins after it.
-        Coarser bins merge the finer ones (:func:`merge_records`)."""
+        Coarser bins merge the finer ones (:func:`merge_records`). ``end_ms``: when the window
+        ends (how much of its last bin has passed; the bin's end by default)."""
         bin_ms = bin_ms or self.bin_ms
         k, rest = divmod(bin_ms, self.bin_ms)
         if rest or k < 1:
@@ -105,7 +106,7 @@ class SensorBins:
             index, records = merge_records(index // k, records)
         out = empty_records(steps, self.n_features)
         out[index - first] = records
-        return BinStats.of(first, bin_ms, out)
+        return BinStats.of(first, bin_ms, out, end_ms)
 
 
 def merge_records(groups: np.ndarray, records: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -154,25 +155,37 @@ class BinStats:
     co: np.ndarray  # [S, F(F+1)/2] co-moments, upper triangle (full_matrix)
     min: np.ndarray  # [S, F] (+inf or 0 in empty bins: read ``count`` first)
     max: np.ndarray  # [S, F] (-inf or 0 in empty bins)
+    end_ms: int | np.ndarray  # when the (each) window ends, inside its last bin
 
     @classmethod
-    def of(cls, first_bin, bin_ms: int, records: np.ndarray) -> "BinStats":
-        """From records ``[S]`` (one window) or ``[B, S]`` (a batch)."""
+    def of(cls, first_bin, bin_ms: int, records: np.ndarray, end_ms=None) -> "BinStats":
+        """From records ``[S]`` (one window) or ``[B, S]`` (a batch); ``end_ms`` defaults to the
+        last bin's end (a complete bin)."""
         count = records["n"].astype(np.float64)
         low = records["min"].astype(np.float64)
         mean = np.where((count > 0)[..., None], low + records["above"].astype(np.float64), 0.0)
+        if end_ms is None:
+            end_ms = (np.asarray(first_bin) + count.shape[-1]) * bin_ms - 1
         return cls(first_bin, bin_ms, count, mean, records["co"].astype(np.float64), low,
-                   records["max"].astype(np.float64))
+                   records["max"].astype(np.float64), end_ms)
 
     @classmethod
     def stack(cls, windows: list["BinStats"]) -> "BinStats":
         return cls(np.array([w.first_bin for w in windows]), windows[0].bin_ms,
-                   *(np.stack([getattr(w, f) for w in windows]) for f in ("count", "mean", "co", "min", "max")))
+                   *(np.stack([getattr(w, f) for w in windows]) for f in ("count", "mean", "co", "min", "max")),
+                   np.array([w.end_ms for w in windows]))
 
     def take(self, rows: np.ndarray) -> "BinStats":
         """These windows of a batch."""
         return BinStats(np.asarray(self.first_bin)[rows], self.bin_ms,
-                        *(getattr(self, f)[rows] for f in ("count", "mean", "co", "min", "max")))
+                        *(getattr(self, f)[rows] for f in ("count", "mean", "co", "min", "max")),
+                        np.asarray(self.end_ms)[rows])
+
+    @property
+    def last_bin_elapsed(self):
+        """The share of the (each) window's last bin that had passed when it ended, in (0, 1]."""
+        last_start = (np.asarray(self.first_bin) + self.steps - 1) * self.bin_ms
+        return np.clip((np.asarray(self.end_ms) - last_start + 1) / self.bin_ms, 1.0 / self.bin_ms, 1.0)
 
     @property
     def steps(self) -> int:
@@ -256,7 +269,7 @@ def bin_events(ts_ms: np.ndarray, values: np.ndarray, end_ms: int, length_ms: in
     bin_ms = bin_width(length_ms, steps)
     hi = int(np.searchsorted(ts_ms, end_ms, side="right"))
     bins, _ = accumulate(ts_ms[:hi], np.asarray(values)[:hi], bin_ms)
-    return bins.window(int(end_ms) // bin_ms, steps)
+    return bins.window(int(end_ms) // bin_ms, steps, end_ms=int(end_ms))
 
 
 def bin_width(length_ms: int, steps: int) -> int:

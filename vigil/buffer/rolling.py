@@ -70,8 +70,8 @@ class WindowBatch:
         else the buffer's bins merged into the coarser ones (SensorBins.window)."""
         first = self.newest_ms // bin_ms - steps + 1
         if bin_ms == self.bin_ms and steps <= self.records.shape[1]:
-            return BinStats.of(first, bin_ms, self.records[:, self.records.shape[1] - steps:])
-        return BinStats.stack([self.sensor_bins(i).window(int(end) // bin_ms, steps, bin_ms)
+            return BinStats.of(first, bin_ms, self.records[:, self.records.shape[1] - steps:], self.newest_ms)
+        return BinStats.stack([self.sensor_bins(i).window(int(end) // bin_ms, steps, bin_ms, end_ms=int(end))
                                for i, end in enumerate(self.newest_ms)])
 
 

@@ -54,13 +54,13 @@ def window_bins(s: SensorSeries | BinnedSeries, spec: WindowSpec, idx: np.ndarra
     accumulated once, however many windows)."""
     if isinstance(s, BinnedSeries):
         for end, b in zip(s.ts_ms[idx], s.bins.index[idx]):
-            yield s.bins.window(int(end) // spec.bin_ms, spec.steps, spec.bin_ms, until=int(b))
+            yield s.bins.window(int(end) // spec.bin_ms, spec.steps, spec.bin_ms, until=int(b), end_ms=int(end))
         return
     # A window ending at an event holds the events at the same instant that follow it in the file.
     last = np.searchsorted(s.ts_ms, s.ts_ms[idx], side="right") - 1
     bins, partial = accumulate(s.ts_ms, s.values, spec.bin_ms, snapshots=last)
     for i, p in zip(last, partial):
-        yield bins.window(int(s.ts_ms[i]) // spec.bin_ms, spec.steps, partial=p)
+        yield bins.window(int(s.ts_ms[i]) // spec.bin_ms, spec.steps, partial=p, end_ms=int(s.ts_ms[i]))
 
 
 def moments(s: SensorSeries | BinnedSeries) -> tuple[float, np.ndarray, np.ndarray, int]:

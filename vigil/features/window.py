@@ -18,7 +18,8 @@ statistics only. Per feature, in this order:
              baseline's residual: features that stop moving together (decorrelation); not in
              the default groups (``DEFAULT_GROUPS``), chosen with ``vigil train --channels``;
 
-then one ``count`` channel (events per bin relative to the fleet's typical count; 0 = empty bin).
+then one ``count`` channel (events per bin relative to the fleet's typical count; 0 = empty bin;
+the last bin relative to the count expected by the window's end).
 Empty bins carry the last level/fleet value forward and hold 0 in the others. Values are clipped
 so one wild reading cannot saturate the LSTM.
 
@@ -265,7 +266,12 @@ def _cross(p: _Parts, stats: FleetStats) -> np.ndarray:
 
 
 def _count(p: _Parts, stats: FleetStats) -> np.ndarray:
-    return (p.bins.count / stats.count_per_bin)[:, :, None]
+    # The last bin is as far as the window's end: its events are measured against those expected
+    # by then (at least one), so a bin just begun reads as normal, not as a sudden silence, and a
+    # window cut at a bin's end (the trainer's, from live buffers) reads like one cut mid-bin.
+    expected = np.full(p.bins.count.shape, stats.count_per_bin)
+    expected[:, -1] = np.maximum(stats.count_per_bin * p.bins.last_bin_elapsed, 1.0)
+    return (p.bins.count / expected)[:, :, None]
 
 
 _GROUPS = {"level": _level, "fleet": _fleet, "spread": _spread, "extreme": _extreme, "cross": _cross,
