@@ -146,8 +146,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--sensors", type=int, help="sensors in the synthetic fleet (default 400; --quick 100)")
     p.add_argument("--days", type=float, default=12.0, help="days of events per sensor (default 12)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--poll-events", type=int, default=50_000, help="the streamer's stream.poll_events (default 50,000, "
-                                                                  "the setting's default)")
+    p.add_argument("--poll-events", type=int, default=5000, help="the streamer's stream.poll_events (default 5000)")
     p.add_argument("--timeout", type=float, default=600.0, help="give up on a phase after this many seconds")
     args = p.parse_args(argv)
     fill_unset(args, {"sensors": 100}, {"sensors": 400})

@@ -133,7 +133,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--epochs", type=int, help="encoder epochs of the quick model (default 2; --quick 1)")
     p.add_argument("--no-precompile", action="store_true",
                    help="do not trace every batch bucket before the load (first batches then pay it)")
-    p.add_argument("--poll-events", type=int, default=50_000, help="stream.poll_events (default 50,000, the setting's)")
+    p.add_argument("--poll-events", type=int, default=5000, help="stream.poll_events (default 5000, the setting's)")
     p.add_argument("--drain-timeout", type=float, default=180.0, help="most seconds to wait for a backlog (180)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-baseline", action="store_true", help="measure the current code only (no raw-path run)")
