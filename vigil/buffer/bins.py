@@ -195,10 +195,6 @@ class BinStats:
     def n_features(self) -> int:
         return self.mean.shape[-1]
 
-    @property
-    def start_ms(self):
-        return self.first_bin * self.bin_ms
-
     def first_event_bin_ms(self):
         """Where the (each) window's first non-empty bin starts (-1 for a window without events)."""
         nonempty = self.count > 0

@@ -40,9 +40,6 @@ BELOW_SINCE = "below_since"
 ALERT_FIELDS = (ALERT_ID, ALERT_END, ABOVE_N, ABOVE_SINCE, BELOW_SINCE)
 
 WRITTEN_BY_APPLY = (NEWEST, STORED, PENDING, GRID, TAIL, LABEL, HOME_PARTITION)
-# Fields of the raw-event layout before per-bin accumulators (Vigil ≤ issue 15): the apply script
-# deletes them when it rebuilds a sensor's buffer on the new grid.
-LEGACY = ("first", "open")
 PREFIXES = (APPLIED_PREFIX, TOO_OLD_PREFIX)
 
 

@@ -33,7 +33,8 @@ local zero = string.rep('\0', rsize)
 
 -- Bins written on another grid (or the raw events of the layout before bins) cannot be
 -- converted: the sensor's buffer starts again from the events to come, and what this hash said
--- about the old one (applied offsets included) goes with it. Alert state and label stay.
+-- about the old one (applied offsets included) goes with it, and the raw layout's 'first' and
+-- 'open' chunk numbers. Alert state and label stay.
 if m[7] ~= grid then
   local drop = {}
   local all = redis.call('HGETALL', meta)

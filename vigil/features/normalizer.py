@@ -17,13 +17,6 @@ class SensorBaseline:
     def std(self) -> np.ndarray:
         return np.sqrt(np.maximum(np.diag(self.cov), 0.0))
 
-    @classmethod
-    def of(cls, values: np.ndarray) -> "SensorBaseline":
-        values = np.asarray(values, dtype=np.float64)
-        mean = values.mean(axis=0)
-        dev = values - mean
-        return cls(mean, dev.T @ dev / len(values))
-
 
 @dataclass(frozen=True)
 class FleetStats:
