@@ -31,7 +31,6 @@ import json
 import os
 import sys
 import time
-from datetime import timedelta
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -40,7 +39,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from scipy.stats import norm  # noqa: E402
 
-from baselines import BASELINE_NAMES, VigilAutoencoder, baselines  # noqa: E402
+from baselines import BASELINE_NAMES, Vigil, baselines  # noqa: E402
 from trainer.fit import heldout_windows, training_set  # noqa: E402
 from vigil.alerts import AlertPolicy  # noqa: E402
 from vigil.alerts.backtest import point_frame, replay, scoring_points  # noqa: E402
@@ -50,6 +49,7 @@ from vigil.events.frame import EventTable, event_table  # noqa: E402
 from vigil.features import WindowSpec  # noqa: E402
 from vigil.features.dataset import iter_windows  # noqa: E402
 from vigil.model.config import TrainConfig  # noqa: E402
+from vigil.durations import format_span, parse_span  # noqa: E402
 from vigil.settings import AlertSettings, VigilSettings  # noqa: E402
 from vigil.simulate import FleetSpec, generate_fleet  # noqa: E402
 
@@ -102,27 +102,28 @@ def scored_points(args, settings: VigilSettings) -> tuple[dict, dict]:
                         min_events=settings.window.min_events)
     # From the start of each held-out sensor, so per-sensor calibration has its history too.
     held = heldout_windows(data, settings.alerts, args.score_every, min_history_ms=0)
-    models = [VigilAutoencoder(OURS, TrainConfig(epochs=args.epochs, dense_epochs=args.dense_epochs, seed=args.seed))]
+    models = [Vigil(OURS, TrainConfig(epochs=args.epochs, dense_epochs=args.dense_epochs, seed=args.seed))]
     models += [m for m in baselines(args.epochs, args.dense_epochs, args.seed)
                if args.baselines is None or m.name in args.baselines]
     frames = {}
     for model in models:
         t0 = time.monotonic()
         log(f"fitting {model.name} on {len(data.normal)} windows")
-        model.fit(data.normal.x)
+        model.fit(data)
         w = held.windows
-        frames[model.name] = [point_frame(w, model.score(w.x).scores, data.spec.length_ms), []]
+        frames[model.name] = [point_frame(w, model.score(w).scores, data.spec.length_ms), []]
         log(f"  {model.name}: {time.monotonic() - t0:.0f} s")
     table = event_table(test.events, features, test.spec.label_column)
     points = scoring_points(args.score_every, 0, settings.window.min_events, data.spec.length_ms, data.spec.bin_ms)
     done, t0 = 0, time.monotonic()
     for windows in iter_windows(table, data.spec, data.stats, min_events=settings.window.min_events, points=points):
         for model in models:
-            frames[model.name][1].append(point_frame(windows, model.score(windows.x).scores, data.spec.length_ms))
+            frames[model.name][1].append(point_frame(windows, model.score(windows).scores, data.spec.length_ms))
         done += len(windows)
         log(f"  backtest: {done} scoring points, {done / (time.monotonic() - t0):.0f}/s")
     out = {name: (held_frame, pd.concat(parts, ignore_index=True)) for name, (held_frame, parts) in frames.items()}
     facts = {"models": list(out), "point_ms": held.point_ms, "length_ms": data.spec.length_ms,
+             "bin_ms": data.spec.bin_ms,
              "onsets": truth_onsets(test.truth),
              "kinds": {s: k for s, k in zip(test.truth.sensor_id, test.truth.kind) if isinstance(k, str)}}
     if args.cache:
@@ -166,11 +167,12 @@ def operate(name: str, held: pd.DataFrame, test: pd.DataFrame, facts: dict, aler
     if threshold is None:
         warm = held[held["history_ms"] >= warm_ms]
         fitted = budget_threshold(warm["score"].to_numpy(), warm["sensor_id"].to_numpy(),
-                                  warm["window_end"].to_numpy(), alerts, facts["point_ms"])
+                                  warm["window_end"].to_numpy(), alerts, facts["point_ms"], facts["length_ms"],
+                                  facts["bin_ms"])
         if fitted is None:
             raise ValueError(f"{name}: too little held-out time past a warm-up of {alerts.warmup_fraction}")
         threshold, method = fitted.value, fitted.method
-    policy = AlertPolicy(alerts, facts["length_ms"])
+    policy = AlertPolicy(alerts, facts["length_ms"], facts["bin_ms"])
     records, warming = replay(test, policy, threshold, name)
     outcome = alert_outcome(records, alertable_days(test.assign(warming_up=warming)), onsets=facts["onsets"])
     result = {**{k: outcome.get(k) for k in FIGURES}, "threshold": threshold, "threshold_method": method,
@@ -196,11 +198,11 @@ def precision_at_recall(name: str, held, test, facts, alerts: AlertSettings, rec
 
 def sweep(held, test, facts, base: AlertSettings) -> list[dict]:
     rows = []
-    grid = itertools.product((0.5, 0.95, 0.99), (1, 2, 3), (timedelta(0), timedelta(hours=2), timedelta(hours=6)))
+    grid = itertools.product((0.1, 0.2, 0.5), (1, 2, 3), (parse_span("0s"), parse_span("1 bin"), parse_span("6 bins")))
     for warmup, points, duration in grid:
         alerts = base.model_copy(update={"warmup_fraction": warmup, "for_points": points, "for_duration": duration})
         r = operate(OURS, held, test, facts, alerts)
-        rows.append({"warmup_fraction": warmup, "for_points": points, "for_duration": str(duration),
+        rows.append({"warmup_fraction": warmup, "for_points": points, "for_duration": format_span(duration),
                      **{k: r[k] for k in ("alert_precision", "sensor_recall", "false_alerts_per_100_sensor_days",
                                           "median_lead_hours", "threshold")}})
         log(f"  sweep {rows[-1]}")

@@ -3,7 +3,7 @@
 * ``isolation_forest``: scikit-learn's IsolationForest on per-channel window summaries;
 * ``lstm_seq_ae``: a sequence-reconstruction LSTM autoencoder (per-window MSE);
 * ``naive_latent_ae``: the originating question's objective as written (``objective="naive"``),
-  built by :func:`vigil_model` like ours.
+  the autoencoder alone.
 """
 
 from __future__ import annotations
@@ -16,6 +16,9 @@ import numpy as np
 from keras import layers
 from sklearn.ensemble import IsolationForest
 
+from trainer.fit import TrainingSet, fit_model
+from vigil.features.dataset import WindowSet
+from vigil.model.detector import DETECTOR_HEADS
 from vigil.model.predictor import BatchPredictor, Scored
 from vigil.model.training import TrainConfig, make_scorer, seed_everything, train_autoencoder
 
@@ -23,26 +26,48 @@ from vigil.model.training import TrainConfig, make_scorer, seed_everything, trai
 class Model(Protocol):
     name: str
 
-    def fit(self, x: np.ndarray) -> None:
-        """Fit on normal windows ``[n, steps, channels]``."""
+    def fit(self, data: TrainingSet) -> None:
+        """Fit on the training set's normal windows (``data.normal``)."""
 
-    def score(self, x: np.ndarray) -> Scored:
+    def score(self, windows: WindowSet) -> Scored:
         """Anomaly score per window (higher = more anomalous), and contributions where it explains."""
 
 
 @dataclass
-class VigilAutoencoder:
-    """The library's encoder-latent autoencoder with a given configuration."""
+class Vigil:
+    """Vigil's detector as ``vigil train`` fits it (``trainer.fit.fit_model``); ``heads`` keeps only
+    these heads in the score (the ablation)."""
+
+    name: str
+    config: TrainConfig
+    heads: tuple[str, ...] = DETECTOR_HEADS
+    _fitted: tuple | None = field(default=None, repr=False)
+
+    def fit(self, data: TrainingSet) -> None:
+        model, detector, _, _ = fit_model(data, self.config)
+        self._fitted = (make_scorer(model), detector, data.stats)
+
+    def score(self, windows: WindowSet) -> Scored:
+        scorer, detector, stats = self._fitted
+        ae = BatchPredictor(scorer)(windows.x)
+        _, calibrated = detector.score(ae.scores, windows.head_stats, stats)
+        keep = [DETECTOR_HEADS.index(h) for h in self.heads]
+        return Scored(calibrated[:, keep].max(axis=1), ae.contributions, calibrated)
+
+
+@dataclass
+class LatentAutoencoder:
+    """The library's encoder-latent autoencoder alone, with a given configuration."""
 
     name: str
     config: TrainConfig
     _scorer: keras.Model | None = field(default=None, repr=False)
 
-    def fit(self, x: np.ndarray) -> None:
-        self._scorer = make_scorer(train_autoencoder(x, self.config))
+    def fit(self, data: TrainingSet) -> None:
+        self._scorer = make_scorer(train_autoencoder(data.normal.x, self.config))
 
-    def score(self, x: np.ndarray) -> Scored:
-        return BatchPredictor(self._scorer)(x)
+    def score(self, windows: WindowSet) -> Scored:
+        return BatchPredictor(self._scorer)(windows.x)
 
 
 def window_summaries(x: np.ndarray) -> np.ndarray:
@@ -60,11 +85,11 @@ class IsolationForestSummary:
     name: str = "isolation_forest"
     _forest: IsolationForest | None = field(default=None, repr=False)
 
-    def fit(self, x: np.ndarray) -> None:
-        self._forest = IsolationForest(random_state=self.seed).fit(window_summaries(x))
+    def fit(self, data: TrainingSet) -> None:
+        self._forest = IsolationForest(random_state=self.seed).fit(window_summaries(data.normal.x))
 
-    def score(self, x: np.ndarray) -> Scored:
-        return Scored(-self._forest.score_samples(window_summaries(x)), None)
+    def score(self, windows: WindowSet) -> Scored:
+        return Scored(-self._forest.score_samples(window_summaries(windows.x)), None)
 
 
 @dataclass
@@ -80,9 +105,9 @@ class SequenceLstmAutoencoder:
     name: str = "lstm_seq_ae"
     _model: keras.Model | None = field(default=None, repr=False)
 
-    def fit(self, x: np.ndarray) -> None:
+    def fit(self, data: TrainingSet) -> None:
         seed_everything(self.seed)
-        x = np.asarray(x, np.float32)
+        x = np.asarray(data.normal.x, np.float32)
         x = x[np.random.default_rng(self.seed).permutation(len(x))]  # random 10% validation tail
         _, steps, channels = x.shape
         self._model = keras.Sequential([
@@ -97,8 +122,8 @@ class SequenceLstmAutoencoder:
         self._model.fit(x, x, epochs=self.epochs, batch_size=self.batch_size, validation_split=0.1,
                         callbacks=[stop], shuffle=True, verbose=0)
 
-    def score(self, x: np.ndarray) -> Scored:
-        x = np.asarray(x, np.float32)
+    def score(self, windows: WindowSet) -> Scored:
+        x = np.asarray(windows.x, np.float32)
         x_hat = self._model.predict(x, batch_size=512, verbose=0)
         return Scored(np.mean(np.square(x - x_hat), axis=(1, 2)).astype(np.float64), None)
 
@@ -108,4 +133,4 @@ BASELINE_NAMES = ("isolation_forest", "lstm_seq_ae", "naive_latent_ae")
 
 def baselines(epochs: int, dense_epochs: int, seed: int) -> list[Model]:
     naive = TrainConfig(objective="naive", epochs=epochs, dense_epochs=dense_epochs, seed=seed)
-    return [IsolationForestSummary(seed), SequenceLstmAutoencoder(epochs, seed), VigilAutoencoder("naive_latent_ae", naive)]
+    return [IsolationForestSummary(seed), SequenceLstmAutoencoder(epochs, seed), LatentAutoencoder("naive_latent_ae", naive)]

@@ -43,12 +43,13 @@ import pandas as pd  # noqa: E402
 from sklearn.metrics import average_precision_score, roc_auc_score  # noqa: E402
 
 import datasets  # noqa: E402
-from baselines import BASELINE_NAMES, Model, VigilAutoencoder, baselines  # noqa: E402
+from baselines import BASELINE_NAMES, Model, Vigil, baselines  # noqa: E402
 from trainer.fit import TrainingSet, training_set  # noqa: E402
 from vigil.events.frame import event_table  # noqa: E402
 from vigil.features import WindowSpec, channel_features  # noqa: E402
 from vigil.features.dataset import WindowSet, build_windows  # noqa: E402
 from vigil.model.config import TrainConfig  # noqa: E402
+from vigil.model.detector import DETECTOR_HEADS  # noqa: E402
 from vigil.model.explain import explain  # noqa: E402
 from vigil.model.threshold import choose_threshold, window_metrics  # noqa: E402
 from vigil.simulate import FleetSpec, generate_fleet  # noqa: E402
@@ -103,19 +104,19 @@ class Fitted:
 def fit_and_test(model: Model, case: Case) -> Fitted:
     log(f"  {case.name}: fitting {model.name} on {len(case.data.normal)} windows {case.data.normal.x.shape[1:]}")
     started = time.monotonic()
-    model.fit(case.data.normal.x)
+    model.fit(case.data)
     seconds = time.monotonic() - started
     calib = case.data.validation if len(case.data.validation) else case.data.normal
-    threshold = choose_threshold(model.score(calib.x).scores, calib.label)
-    tested = model.score(case.test.x)
+    threshold = choose_threshold(model.score(calib).scores, calib.label)
+    tested = model.score(case.test)
     log(f"  {case.name}: {model.name} trained in {seconds:.1f} s")
     keras.backend.clear_session()  # the next model starts from a clean graph
     return Fitted(model.name, seconds, threshold.value, threshold.method, tested.scores, tested.contributions)
 
 
-def ours(args: argparse.Namespace, **overrides) -> VigilAutoencoder:
-    return VigilAutoencoder(OURS, TrainConfig(epochs=args.epochs, dense_epochs=args.dense_epochs, seed=args.seed,
-                                              **overrides))
+def ours(args: argparse.Namespace, heads: tuple[str, ...] = DETECTOR_HEADS, **overrides) -> Vigil:
+    return Vigil(OURS, TrainConfig(epochs=args.epochs, dense_epochs=args.dense_epochs, seed=args.seed, **overrides),
+                 heads)
 
 
 # ---------------------------------------------------------------------------------------------

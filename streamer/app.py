@@ -81,7 +81,7 @@ class Streamer:
                                      self.topic, self.stop_event, self.retry)
         self.ready = ReadySet(s.stream.score_every_events, s.stream.score_min_interval.total_seconds(),
                               s.window.min_events)
-        self.alerts = AlertPolicy(s.alerts, layout.window_ms)
+        self.alerts = AlertPolicy(s.alerts, layout.window_ms, layout.bin_ms)
         self.models = (
             ModelWatcher(registry or ModelRegistry(s.models_path), s.features, layout.window_ms,
                          s.stream.max_batch_windows, s.stream.model_poll.total_seconds(),

@@ -24,7 +24,8 @@ def build_records(window: ScoredWindow, threshold: float, version: str, policy: 
     score = ScoreRecord(sensor_id=window.sensor_id, window_start=window.window_start, window_end=window.window_end,
                         n_events=window.n_events, score=window.score, threshold=threshold,
                         alert=window.score >= threshold, warming_up=policy.warming_up(window),
-                        model_version=version, scored_at=now_ms, explanation=window.explanation)
+                        model_version=version, scored_at=now_ms, explanation=window.explanation,
+                        heads=window.heads)
     key = window.sensor_id.encode()
     records = [Outgoing(topics.scores, key, orjson.dumps(score.model_dump()))]
     decision = policy.decide(window, AlertState.from_meta(window.meta), threshold, version, now_ms)

@@ -15,8 +15,9 @@ from vigil.alerts import ScoredWindow
 from vigil.buffer import RollingBuffer, SensorState
 from vigil.buffer.bins import BinStats
 from vigil.buffer.rolling import WindowBatch
-from vigil.features import FleetStats, WindowSpec, channel_features, windows_channels
-from vigil.model.explain import explain
+from vigil.features import FleetStats, WindowSpec, windows_channels
+from vigil.features.heads import head_statistics
+from vigil.model.explain import explain_scored, head_values
 from streamer.model_watch import ActiveModel
 
 
@@ -28,18 +29,18 @@ def score_sensors(buffer: RollingBuffer, model: ActiveModel, states: list[Sensor
     keep, n, bins, x = batch_tensor(batch, spec, stats, min_events)
     if not len(keep):
         return []
-    scored = model.predict(x)
+    heads = head_statistics(bins)
+    scored = model.loaded.combine(model.predict(x), heads)
     ends = batch.newest_ms[keep]
     history = ends - bins.first_event_bin_ms()
     picked = [(batch.sensor_ids[i], batch.metas[i], int(end), int(n[i]), int(h))
               for i, end, h in zip(keep, ends, history)]
-    explanations = [None] * len(picked)
-    if scored.contributions is not None:
-        explanations = explain(scored.contributions, channel_features(spec), model.loaded.meta.features, ends,
-                               spec.length_ms)
+    explanations = explain_scored(scored, heads, spec, stats, model.loaded.meta.features, ends) or [None] * len(picked)
+    per_head = head_values(scored)
     return [
-        ScoredWindow(sensor_id, end - spec.length_ms, end, count, float(s), h, meta, e)
-        for (sensor_id, meta, end, count, h), s, e in zip(picked, scored.scores, explanations)
+        ScoredWindow(sensor_id=sensor_id, window_start=end - spec.length_ms, window_end=end, n_events=count,
+                     score=float(s), history_ms=h, meta=meta, explanation=e, heads=v)
+        for (sensor_id, meta, end, count, h), s, e, v in zip(picked, scored.scores, explanations, per_head)
     ]
 
 

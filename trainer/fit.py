@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 
@@ -23,6 +22,7 @@ from vigil.features.window import resolve_baseline
 from vigil.logging import get_logger
 from vigil.model.config import DEFAULT_QUANTILE
 from vigil.model.autoencoder import EncoderLatentAutoencoder
+from vigil.model.detector import Detector, FleetReference
 from vigil.model.threshold import Threshold, choose_threshold, window_metrics
 from vigil.model.training import TrainConfig, make_scorer, score_windows, train_autoencoder
 from vigil.registry import ModelMeta, ModelRegistry
@@ -104,20 +104,44 @@ def training_set(table: EventTable, spec: WindowSpec, every: int | None = None, 
 
 def fit_model(data: TrainingSet, config: TrainConfig, threshold_quantile: float = DEFAULT_QUANTILE,
               verbose: int = 0, alerts: AlertSettings | None = None,
-              score_every: int = 1) -> tuple[EncoderLatentAutoencoder, Threshold, dict]:
-    """Train on the normal windows; the threshold meets the false-alert budget on the held-out
-    normal sensors (or, when they hold too little time past the warm-up, it is the F1 optimum on
-    labelled held-out windows or a quantile of normal scores)."""
+              score_every: int = 1) -> tuple[EncoderLatentAutoencoder, Detector, Threshold, dict]:
+    """Train the autoencoder on the normal windows; calibrate every head on the held-out normal
+    sensors; the threshold on the detector's score meets the false-alert budget on those sensors
+    (or, when they hold too little time past the warm-up, it is the F1 optimum on labelled
+    held-out windows or a quantile of normal scores)."""
+    alerts = alerts or AlertSettings()
     model = train_autoencoder(data.normal.x, config, verbose=verbose)
     scorer = make_scorer(model)
+    held = heldout_windows(data, alerts, score_every)
+    detector = fit_detector(scorer, data, held)
+
+    def score(w: WindowSet) -> np.ndarray:
+        return detector.score(score_windows(scorer, w.x), w.head_stats, data.stats)[0]
+
     calib = data.validation if len(data.validation) else data.normal  # tiny tables: training windows
-    val_scores = score_windows(scorer, calib.x)
-    threshold = budget_for(lambda x: score_windows(scorer, x), data, alerts or AlertSettings(), score_every)
+    val_scores = score(calib)
+    threshold = None
+    if held is not None:
+        w = held.windows
+        threshold = budget_threshold(score(w), w.sensor_id, w.end_ms, alerts, held.point_ms, data.spec.length_ms,
+                                     data.spec.bin_ms)
     if threshold is None:
         threshold = choose_threshold(val_scores, calib.label, quantile=threshold_quantile)
     metrics = window_metrics(val_scores, calib.label, threshold.value)
     metrics["on"] = "validation sensors" if len(data.validation) else "training windows"
-    return model, threshold, metrics
+    return model, detector, threshold, metrics
+
+
+def fit_detector(scorer, data: TrainingSet, held: "HeldOut | None") -> Detector:
+    """Each head's calibration from normal windows the autoencoder did not learn from: the
+    held-out normal sensors' (past the warm-up), else the held-out sensors' normal windows, else
+    (a tiny table) the training windows; the healthy-fleet reference from the training windows."""
+    reference = held.windows if held is not None else data.validation.subset(data.validation.label != 1)
+    if not len(reference):
+        reference = data.normal
+    fleet = FleetReference.fit(data.normal.head_stats.recent_mean, data.stats)
+    raw = Detector.raw_values(score_windows(scorer, reference.x), reference.head_stats, fleet, data.stats)
+    return Detector.fit(raw, fleet)
 
 
 @dataclass
@@ -136,7 +160,7 @@ def heldout_windows(data: TrainingSet, alerts: AlertSettings, score_every: int,
     if not normal:
         return None
     point_ms = float(np.median(np.concatenate([event_gaps(s) for s in normal]))) * score_every
-    stride = calibration_stride_ms(alerts, point_ms)
+    stride = calibration_stride_ms(alerts, point_ms, data.spec.length_ms, data.spec.bin_ms)
 
     def points(ts: np.ndarray) -> np.ndarray:
         return np.flatnonzero(np.diff(ts // stride, prepend=ts[0] // stride - 1) > 0)  # first event per stride
@@ -146,16 +170,6 @@ def heldout_windows(data: TrainingSet, alerts: AlertSettings, score_every: int,
     windows = build_windows(normal, data.spec, data.stats, min_events=data.min_events,
                             min_history_ms=min_history_ms, points=points)
     return HeldOut(windows, point_ms) if len(windows) else None
-
-
-def budget_for(score: Callable[[np.ndarray], np.ndarray], data: TrainingSet, alerts: AlertSettings,
-               score_every: int) -> Threshold | None:
-    """The budget threshold from the held-out normal sensors' windows past the warm-up."""
-    held = heldout_windows(data, alerts, score_every)
-    if held is None:
-        return None
-    w = held.windows
-    return budget_threshold(score(w.x), w.sensor_id, w.end_ms, alerts, held.point_ms)
 
 
 def fit_and_register(
@@ -179,7 +193,7 @@ def fit_and_register(
     spec, stats, normal, val_windows = data.spec, data.stats, data.normal, data.validation
     log.info("training", windows=len(normal), sensors=len(data.train_sensors), every=data.every,
              steps=spec.steps, baseline=spec.baseline)
-    model, threshold, metrics = fit_model(data, config, threshold_quantile, verbose, alerts, score_every)
+    model, detector, threshold, metrics = fit_model(data, config, threshold_quantile, verbose, alerts, score_every)
 
     version = registry.new_version()
     meta = ModelMeta(
@@ -191,6 +205,7 @@ def fit_and_register(
         window=spec.to_dict(),
         fleet_stats=stats.to_dict(),
         threshold=threshold.to_dict(),
+        detector=detector.to_dict(),
         metrics=metrics,
         training={
             "data": {**(source or {}), "n_events": table.n_events, "n_sensors": len(table.series),

@@ -86,7 +86,7 @@ def refit(
 
 def _last_window_scores(model: LoadedModel, series: list, min_events: int) -> tuple[np.ndarray, np.ndarray]:
     windows = build_windows(series, model.spec, model.stats, every=None, min_events=min_events)
-    return model.score(windows.x), windows.label
+    return model.score(windows.x, windows.head_stats), windows.label
 
 
 def _drift(registry: ModelRegistry, version: str, candidate, current, labels) -> dict:

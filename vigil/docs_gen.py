@@ -22,7 +22,7 @@ from typing import Any
 from pydantic import BaseModel, SecretStr
 from pydantic.fields import FieldInfo
 
-from vigil.durations import format_duration
+from vigil.durations import Span, format_duration, format_span
 from vigil.events.outputs import DLQ_HEADERS, DLQ_OPTIONAL_HEADERS, AlertRecord, ScoreRecord
 from vigil.events.schema import REASONS, EventSchema
 from vigil.settings import CONFIG_FILE_ENV, DEFAULT_CONFIG_FILE, VigilSettings
@@ -87,6 +87,8 @@ def _type_text(schema: dict[str, Any]) -> str:
         base = " or ".join(f"`{v}`" for v in schema["enum"])
     elif fmt == "duration":
         base = "duration"
+    elif fmt == "span":
+        base = "span: a duration, `N bins` of the window or `N%` of it"
     elif fmt == "password":
         base = "secret text"
     elif fmt == "path":
@@ -111,6 +113,8 @@ def _default_text(value: Any) -> str:
         return "unset"
     if isinstance(value, timedelta):
         return f"`{format_duration(value)}`"
+    if isinstance(value, Span):
+        return f"`{format_span(value)}`"
     if isinstance(value, SecretStr):
         value = value.get_secret_value()  # the default carries no password
     if isinstance(value, bool):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import timedelta
 
 _UNITS = {"ms": "milliseconds", "s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -40,3 +41,46 @@ def format_duration(value: timedelta) -> str:
         if count:
             out.append(f"{count}{unit}")
     return "".join(out)
+
+
+@dataclass(frozen=True)
+class Span:
+    """A stretch of event time that may follow the window: a duration (``6h``), a count of the
+    window's bins (``6 bins``) or a share of the window (``10%``). One set of defaults then serves
+    10-second windows and 10-day ones."""
+
+    kind: str  # "duration", "bins" or "fraction"
+    amount: float  # ms, bins, or a fraction of the window
+
+    def ms(self, window_ms: int, bin_ms: int) -> int:
+        if self.kind == "bins":
+            return int(round(self.amount * bin_ms))
+        if self.kind == "fraction":
+            return int(round(self.amount * window_ms))
+        return int(round(self.amount))
+
+
+def parse_span(text: str | int | float | timedelta | Span) -> Span:
+    """``6 bins``, ``10%`` or a duration (see :func:`parse_duration`)."""
+    if isinstance(text, Span):
+        return text
+    if isinstance(text, str):
+        compact = text.strip().lower().replace(" ", "")
+        if m := re.fullmatch(r"(\d+(?:\.\d+)?)bins?", compact):
+            return Span("bins", float(m.group(1)))
+        if m := re.fullmatch(r"(\d+(?:\.\d+)?)%", compact):
+            return Span("fraction", float(m.group(1)) / 100)
+        try:
+            return Span("duration", parse_duration(compact).total_seconds() * 1000)
+        except ValueError:
+            raise ValueError(f"not a span: {text!r}; use a duration (6h, 30m), a number of the window's bins "
+                             "(6 bins) or a share of the window (10%)") from None
+    return Span("duration", parse_duration(text).total_seconds() * 1000)
+
+
+def format_span(span: Span) -> str:
+    if span.kind == "bins":
+        return f"{span.amount:g} bin{'s' if span.amount != 1 else ''}"
+    if span.kind == "fraction":
+        return f"{span.amount * 100:g}%"
+    return format_duration(timedelta(milliseconds=span.amount))

@@ -9,10 +9,9 @@ import numpy as np
 import pandas as pd
 
 from vigil.events.frame import EventTable
-from vigil.features import channel_features
 from vigil.events.outputs import Explanation
 from vigil.features.dataset import WindowSet, iter_windows
-from vigil.model.explain import explain
+from vigil.model.explain import explain_scored, head_values
 from vigil.model.threshold import window_metrics
 from vigil.registry import LoadedModel
 
@@ -26,6 +25,7 @@ class ScoredBatch:
     windows: WindowSet
     scores: np.ndarray
     explanations: list[Explanation] | None  # None for models that cannot explain
+    heads: list[dict[str, float] | None]  # each window's calibrated heads (None: a model without heads)
 
 
 def iter_scored(loaded: LoadedModel, table: EventTable, every: int | None = None, min_events: int = 1,
@@ -34,14 +34,13 @@ def iter_scored(loaded: LoadedModel, table: EventTable, every: int | None = None
     missing = [f for f in loaded.meta.features if f not in table.features]
     if missing:
         raise ValueError(f"the model needs features {missing}, which the events lack")
-    spec, owners = loaded.spec, channel_features(loaded.spec)
+    spec = loaded.spec
     for windows in iter_windows(table, spec, loaded.stats, every=every, min_events=min_events, batch=BATCH_WINDOWS,
                                 points=points):
-        scored = loaded.predict(windows.x)
-        why = None
-        if scored.contributions is not None:
-            why = explain(scored.contributions, owners, loaded.meta.features, windows.end_ms, spec.length_ms)
-        yield ScoredBatch(windows, scored.scores, why)
+        heads = windows.head_stats
+        scored = loaded.predict(windows.x, heads)
+        why = explain_scored(scored, heads, spec, loaded.stats, loaded.meta.features, windows.end_ms)
+        yield ScoredBatch(windows, scored.scores, why, head_values(scored))
 
 
 def score_table(loaded: LoadedModel, table: EventTable, every: int | None = None, min_events: int = 1,

@@ -28,7 +28,9 @@ from pydantic import BaseModel
 from vigil import __version__
 from vigil.errors import VigilError
 from vigil.features import FleetStats, WindowSpec
+from vigil.features.heads import HeadStats
 from vigil.model.autoencoder import EncoderLatentAutoencoder
+from vigil.model.detector import Detector
 from vigil.model.predictor import BatchPredictor, Scored
 from vigil.model.training import make_scorer, score_windows
 
@@ -51,6 +53,9 @@ class ModelMeta(BaseModel):
     window: dict[str, Any]
     fleet_stats: dict[str, Any]
     threshold: dict[str, Any]
+    # The heads' calibration and healthy-fleet reference; absent in models of featurisation 4,
+    # which are scored by their autoencoder alone until a new model is promoted.
+    detector: dict[str, Any] | None = None
     metrics: dict[str, Any]
     training: dict[str, Any]
 
@@ -78,15 +83,27 @@ class LoadedModel:
         return float(self.meta.threshold["value"])
 
     @cached_property
+    def detector(self) -> Detector | None:
+        return Detector.from_dict(self.meta.detector) if self.meta.detector is not None else None
+
+    @cached_property
     def scorer(self) -> keras.Model:
         return make_scorer(self.model)
 
-    def score(self, x: np.ndarray) -> np.ndarray:
-        return score_windows(self.scorer, x)
+    def combine(self, autoencoder: Scored, heads: HeadStats) -> Scored:
+        """The window scores from the autoencoder's output and the heads' statistics: the one
+        step every scoring path (stream, backtest, evaluate, trainer) goes through."""
+        if self.detector is None:
+            return autoencoder
+        scores, calibrated = self.detector.score(autoencoder.scores, heads, self.stats)
+        return Scored(scores, autoencoder.contributions, calibrated)
 
-    def predict(self, x: np.ndarray) -> Scored:
-        """Scores and their contributions (for explanations), through the streamer's batch path."""
-        return BatchPredictor(self.scorer)(x)
+    def predict(self, x: np.ndarray, heads: HeadStats) -> Scored:
+        """Scores, contributions and calibrated heads, through the streamer's batch path."""
+        return self.combine(BatchPredictor(self.scorer)(x), heads)
+
+    def score(self, x: np.ndarray, heads: HeadStats) -> np.ndarray:
+        return self.combine(Scored(score_windows(self.scorer, x), None), heads).scores
 
 
 def announcement_channel(key_prefix: str) -> str:
@@ -191,7 +208,7 @@ class ModelRegistry:
         model = keras.saving.load_model(path / MODEL_FILE, safe_mode=True)
         loaded = LoadedModel(path, meta, model)
         try:  # refuse an artifact this code cannot featurise for before anyone scores with it
-            loaded.spec, loaded.stats
+            loaded.spec, loaded.stats, loaded.detector
         except ValueError as exc:
             raise VigilError(f"model version {version}: {exc}") from None
         return loaded

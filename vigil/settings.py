@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from pydantic import BaseModel, BeforeValidator, Field, PlainSerializer, SecretStr, field_validator
+from pydantic import BaseModel, BeforeValidator, Field, PlainSerializer, SecretStr, WithJsonSchema, field_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -24,7 +24,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
-from vigil.durations import format_duration, parse_duration
+from vigil.durations import Span, format_duration, format_span, parse_duration, parse_span
 
 CONFIG_FILE_ENV = "VIGIL_CONFIG"
 DEFAULT_CONFIG_FILE = "vigil.yaml"
@@ -34,6 +34,15 @@ Duration = Annotated[
     timedelta,
     BeforeValidator(parse_duration),
     PlainSerializer(format_duration, return_type=str, when_used="json"),
+]
+
+# Spans of event time that follow the window: "6 bins", "10%", or a duration ("6h").
+WindowSpan = Annotated[
+    Span,
+    BeforeValidator(parse_span),
+    PlainSerializer(format_span, return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "format": "span"}),
+    NoDecode,  # text, not JSON, in environment variables
 ]
 
 # librdkafka option names whose values must never be printed.
@@ -204,37 +213,43 @@ class StreamSettings(BaseModel):
 
 class AlertSettings(BaseModel):
     """When a scored window raises or clears an alert (``vigil.alerts.AlertPolicy``), and the
-    false-alert budget ``vigil train`` sets the threshold for. Durations are in event time."""
+    false-alert budget ``vigil train`` sets the threshold for. Spans are in event time and follow
+    the window by default: a number of its bins (``6 bins``), a share of it (``10%``), or a fixed
+    duration (``6h``)."""
 
     warmup_fraction: float = Field(
-        0.95, ge=0, le=1,
-        description="a sensor may alert only once its buffered history covers this share of the window; "
-                    "its earlier scores are published with warming_up=true",
+        0.2, ge=0, le=1,
+        description="a sensor may alert once its buffered history covers this share of the window (the heads' "
+                    "reference: 2 days of a 10-day window); its earlier scores are published with warming_up=true",
     )
     for_points: int = Field(
         2, ge=1,
         description="an alert fires only after this many consecutive scores at or above the threshold",
     )
-    for_duration: Duration = Field(
-        timedelta(hours=1),
-        description="and only once they have stayed there this long (event time, like Prometheus' for:)",
+    for_duration: WindowSpan = Field(
+        Span("bins", 1),
+        description="and only once they have stayed there this long (like Prometheus' for:)",
     )
     clear_ratio: float = Field(
         0.8, gt=0, le=1,
         description="an open alert clears below this fraction of the threshold (hysteresis) ...",
     )
-    clear_for: Duration = Field(
-        timedelta(hours=6),
-        description="... once the score has stayed below it this long (event time)",
+    clear_for: WindowSpan = Field(
+        Span("bins", 6),
+        description="... once the score has stayed below it this long",
     )
-    cooldown: Duration = Field(
-        timedelta(days=1),
-        description="event time before a still-anomalous sensor with an open alert is alerted again",
+    cooldown: WindowSpan = Field(
+        Span("fraction", 0.1),
+        description="before a still-anomalous sensor with an open alert is alerted again",
     )
     budget: float = Field(
         0.1, gt=0,
         description="false alerts per 100 normal sensor-days `vigil train` sets the threshold for",
     )
+
+    def span_ms(self, name: str, window_ms: int, bin_ms: int) -> int:
+        """``for_duration``, ``clear_for`` or ``cooldown`` in ms for this window and grid."""
+        return getattr(self, name).ms(window_ms, bin_ms)
 
 
 class LocalServicesSettings(BaseModel):

@@ -12,7 +12,7 @@ WINDOW = 10 * DAY
 def policy(**settings) -> AlertPolicy:
     base = dict(warmup_fraction=0.9, for_points=3, for_duration=timedelta(hours=1), clear_ratio=0.5,
                 clear_for=timedelta(hours=2), cooldown=timedelta(days=1))
-    return AlertPolicy(AlertSettings(**{**base, **settings}), WINDOW)
+    return AlertPolicy(AlertSettings(**{**base, **settings}), WINDOW, WINDOW // 240)
 
 
 def run(p: AlertPolicy, points, threshold=1.0, state=None):

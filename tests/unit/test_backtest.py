@@ -107,15 +107,17 @@ def count_alert_blocks(scores, sensor, end, threshold, persist_points):
 
 def test_budget_threshold_meets_the_budget_on_far_more_data_than_it_was_fitted_on():
     alerts = AlertSettings(for_points=1, for_duration=timedelta(hours=2), budget=1.0)  # three hourly points
-    fitted = budget_threshold(*normal_scores(100, 10), alerts, point_ms=HOUR)
+    fitted = budget_threshold(*normal_scores(100, 10), alerts, point_ms=HOUR, window_ms=240 * HOUR, bin_ms=HOUR)
     assert fitted.method == "alert_budget" and fitted.detail["sensor_days"] <= 1000
     assert expected_rate(fitted.value, fitted.detail) == pytest.approx(1.0, rel=1e-6)
     scores, sensor, end = normal_scores(1000, 30, seed=1)  # 30,000 sensor-days, unseen
     rate = 100 * count_alert_blocks(scores, sensor, end, fitted.value, 3) / 30_000
     assert 0.3 < rate < 3.0  # within a factor of about three of the budget of 1
-    stricter = budget_threshold(*normal_scores(100, 10), alerts.model_copy(update={"budget": 0.1}), HOUR)
+    stricter = budget_threshold(*normal_scores(100, 10), alerts.model_copy(update={"budget": 0.1}), HOUR, 240 * HOUR,
+                                HOUR)
     assert stricter.value > fitted.value
 
 
 def test_too_little_held_out_time_gives_no_budget_threshold():
-    assert budget_threshold(*normal_scores(2, 3), AlertSettings(), point_ms=HOUR) is None
+    assert budget_threshold(*normal_scores(2, 3), AlertSettings(), point_ms=HOUR, window_ms=240 * HOUR,
+                            bin_ms=HOUR) is None

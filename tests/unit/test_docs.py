@@ -14,7 +14,7 @@ import pytest
 from pydantic import SecretStr
 
 from vigil import docs_gen
-from vigil.durations import format_duration
+from vigil.durations import Span, format_span, format_duration
 from vigil.events.outputs import AlertRecord, ScoreRecord, alert_id
 from vigil.events.schema import EventSchema
 from vigil.settings import VigilSettings
@@ -67,6 +67,9 @@ def _other_value(row: docs_gen.SettingRow, current):
     if isinstance(current, timedelta):
         value = current + timedelta(seconds=7)
         return format_duration(value), value
+    if isinstance(current, Span):
+        value = Span("bins", current.amount + 7 if current.kind == "bins" else 7)
+        return format_span(value), value
     if isinstance(current, SecretStr):
         return "redis://other-host:6380/2", "redis://other-host:6380/2"
     if isinstance(current, Path) or (current is None and "path" in row.type):

@@ -102,11 +102,12 @@ def backtest(loaded: LoadedModel, table: EventTable, settings: VigilSettings,
         if on_progress is not None:
             on_progress(len(w))
     frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=POINT_COLUMNS)
-    policy = AlertPolicy(settings.alerts, spec.length_ms)
+    policy = AlertPolicy(settings.alerts, layout.window_ms, layout.bin_ms)
     alerts, warming = replay(frame, policy, loaded.threshold, loaded.version, explanations or None)
     frame["warming_up"] = warming
     if explanations:
         frame["top_features"] = [";".join(f.feature for f in e.features) for e in explanations]
         frame["span_start"] = [e.span_start for e in explanations]
         frame["span_end"] = [e.span_end for e in explanations]
+        frame["head"] = [e.head for e in explanations]
     return Backtest(frame, alerts, loaded.threshold, loaded.version)

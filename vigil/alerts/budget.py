@@ -31,15 +31,15 @@ MIN_BLOCKS = 100  # fewer block maxima than this fit no tail: the caller falls b
 TAIL_QUANTILE = 0.9  # the block maxima above this quantile are the tail the exponential law is fitted to
 
 
-def calibration_stride_ms(alerts: AlertSettings, point_ms: float) -> int:
+def calibration_stride_ms(alerts: AlertSettings, point_ms: float, window_ms: int, bin_ms: int) -> int:
     """How far apart the held-out windows are scored: fine enough to see the persistence span,
-    never finer than the streamer scores."""
-    persist = _persist_ms(alerts, point_ms)
-    return int(max(point_ms, min(3_600_000, persist / 2 if persist else 3_600_000)))
+    never finer than the streamer scores, never coarser than a bin."""
+    persist = _persist_ms(alerts, point_ms, window_ms, bin_ms)
+    return int(max(point_ms, min(bin_ms, persist / 2 if persist else bin_ms)))
 
 
-def _persist_ms(alerts: AlertSettings, point_ms: float) -> float:
-    return max(alerts.for_duration.total_seconds() * 1000, (alerts.for_points - 1) * point_ms)
+def _persist_ms(alerts: AlertSettings, point_ms: float, window_ms: int, bin_ms: int) -> float:
+    return max(alerts.span_ms("for_duration", window_ms, bin_ms), (alerts.for_points - 1) * point_ms)
 
 
 def block_maxima(scores: np.ndarray, sensor_id: np.ndarray, end_ms: np.ndarray, persist_ms: float) -> np.ndarray:
@@ -60,9 +60,9 @@ def block_maxima(scores: np.ndarray, sensor_id: np.ndarray, end_ms: np.ndarray, 
 
 
 def budget_threshold(scores: np.ndarray, sensor_id: np.ndarray, end_ms: np.ndarray, alerts: AlertSettings,
-                     point_ms: float) -> Threshold | None:
+                     point_ms: float, window_ms: int, bin_ms: int) -> Threshold | None:
     """The threshold for ``alerts.budget``, from normal sensors' scores; None when they are too few."""
-    persist = _persist_ms(alerts, point_ms)
+    persist = _persist_ms(alerts, point_ms, window_ms, bin_ms)
     maxima = block_maxima(np.asarray(scores, dtype=np.float64), np.asarray(sensor_id), np.asarray(end_ms), persist)
     if len(maxima) < MIN_BLOCKS:
         return None

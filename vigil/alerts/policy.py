@@ -30,6 +30,7 @@ class ScoredWindow:
     history_ms: int  # window_end - the window's oldest event: how much of the window the data covers
     meta: dict[str, str] = field(default_factory=dict)  # the sensor's buffer meta read with the window
     explanation: Explanation | None = None
+    heads: dict[str, float] | None = None  # each detection head's calibrated value
 
 
 @dataclass(frozen=True)
@@ -59,12 +60,12 @@ class Decision:
 
 
 class AlertPolicy:
-    def __init__(self, settings: AlertSettings, window_ms: int):
+    def __init__(self, settings: AlertSettings, window_ms: int, bin_ms: int):
         self.settings = settings
         self.warmup_ms = settings.warmup_fraction * window_ms
-        self.for_ms = _ms(settings.for_duration)
-        self.clear_for_ms = _ms(settings.clear_for)
-        self.cooldown_ms = _ms(settings.cooldown)
+        self.for_ms = settings.span_ms("for_duration", window_ms, bin_ms)
+        self.clear_for_ms = settings.span_ms("clear_for", window_ms, bin_ms)
+        self.cooldown_ms = settings.span_ms("cooldown", window_ms, bin_ms)
 
     def warming_up(self, window: ScoredWindow) -> bool:
         return window.history_ms < self.warmup_ms
@@ -102,6 +103,3 @@ class AlertPolicy:
             return Decision(repeated, replace(state, alert_id=repeated.alert_id, alert_end=end))
         return Decision(None, state)
 
-
-def _ms(value) -> int:
-    return int(value.total_seconds() * 1000)

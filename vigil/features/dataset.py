@@ -21,6 +21,7 @@ import numpy as np
 
 from vigil.buffer.bins import BinStats, SensorBins, accumulate
 from vigil.events.frame import SensorSeries
+from vigil.features.heads import HeadStats, head_statistics
 from vigil.features.normalizer import FleetStats
 from vigil.features.window import WindowSpec, windows_channels
 
@@ -106,6 +107,7 @@ class WindowSet:
     n_events: np.ndarray  # [n] int64
     label: np.ndarray  # [n] float64, NaN = unlabelled
     history_ms: np.ndarray  # [n] int64: end - the start of the window's first non-empty bin
+    heads: np.ndarray  # [n, k] float64: the detection heads' statistics (``HeadStats.as_array``)
 
     def __len__(self) -> int:
         return len(self.end_ms)
@@ -114,7 +116,12 @@ class WindowSet:
         return WindowSet(*(getattr(self, f)[mask] for f in WINDOW_FIELDS))
 
 
-WINDOW_FIELDS = ("x", "sensor_id", "end_ms", "n_events", "label", "history_ms")
+    @property
+    def head_stats(self) -> HeadStats:
+        return HeadStats.from_array(self.heads)
+
+
+WINDOW_FIELDS = ("x", "sensor_id", "end_ms", "n_events", "label", "history_ms", "heads")
 
 
 def window_end_indices(n_events: int, every: int | None) -> np.ndarray:
@@ -156,7 +163,8 @@ def build_windows(
     parts = list(iter_windows(series, spec, stats, every, min_events, min_history_ms, batch=None, points=points))
     if not parts:
         return WindowSet(np.empty((0, spec.steps, spec.channels), np.float32), np.empty(0, object),
-                         np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0), np.empty(0, np.int64))
+                         np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0), np.empty(0, np.int64),
+                         np.empty((0, HeadStats.width(spec.n_features))))
     return concat_windows(parts)
 
 
@@ -202,8 +210,9 @@ def _per_sensor(series, spec, stats, every, min_events, min_history_ms, batch, p
             keep = n >= min_events
             if not keep.any():
                 continue
-            kept = [b for b, k in zip(bins, keep) if k]
-            x = windows_channels(kept, spec, stats, [baseline] * len(kept))
+            kept = BinStats.stack([b for b, k in zip(bins, keep) if k])
+            x = windows_channels(kept, spec, stats, [baseline] * len(n[keep]))
             ends = ts[part[keep]]
-            history = ends - np.array([b.first_event_bin_ms() for b in kept], dtype=np.int64).reshape(len(kept))
-            yield WindowSet(x, np.full(len(x), s.sensor_id, dtype=object), ends, n[keep], s.labels[part[keep]], history)
+            history = ends - kept.first_event_bin_ms().astype(np.int64)
+            yield WindowSet(x, np.full(len(x), s.sensor_id, dtype=object), ends, n[keep], s.labels[part[keep]], history,
+                            head_statistics(kept).as_array())

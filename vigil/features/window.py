@@ -49,7 +49,10 @@ CHANNEL_GROUPS = ("level", "fleet", "spread", "extreme", "cross", "count")
 DEFAULT_GROUPS = ("level", "fleet", "spread", "extreme", "count")
 # The featurisation's version, saved with every model: a model is only ever fed the tensor it
 # was trained on (a model trained before a change of channels is refused, not silently misfed).
-FEATURIZER_VERSION = 4
+FEATURIZER_VERSION = 5
+# Models of these older versions are still scored (version 4: the same tensor, the autoencoder
+# alone, no heads), so a deployment keeps alerting until a new model is trained and promoted.
+SCORABLE_VERSIONS = (4, FEATURIZER_VERSION)
 # A baseline's spread is floored at this fraction of the whole window's spread (per feature).
 WINDOW_FLOOR_FRACTION = 0.1
 # And at this fraction of the feature's magnitude, for windows that are flat throughout.
@@ -84,7 +87,7 @@ class WindowSpec:
         unknown = set(self.groups) - set(CHANNEL_GROUPS)
         if unknown or not self.groups:
             raise ValueError(f"unknown channel groups {sorted(unknown)}; choose from {CHANNEL_GROUPS}")
-        if self.version != FEATURIZER_VERSION:
+        if self.version not in SCORABLE_VERSIONS:
             raise ValueError(f"the model was trained by an older Vigil (featurisation version {self.version}, "
                              f"this Vigil reads {FEATURIZER_VERSION}): retrain it")
 

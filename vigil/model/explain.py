@@ -10,9 +10,16 @@ gives onset → end and a spike one bin.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import numpy as np
 
+from vigil.durations import format_duration
 from vigil.events.outputs import Explanation, FeatureShare
+from vigil.features import FleetStats, channel_features
+from vigil.features.heads import HEADS, HeadStats, horizons
+from vigil.model.detector import DETECTOR_HEADS
+from vigil.model.predictor import Scored
 
 EVENT_RATE = "event_rate"
 TOP_FEATURES = 3
@@ -60,3 +67,75 @@ def _run_around(mask: np.ndarray, at: int) -> tuple[int, int]:
     while hi < len(mask) - 1 and mask[hi + 1]:
         hi += 1
     return lo, hi
+
+
+def explain_scored(scored: Scored, heads: HeadStats | None, spec, stats: FleetStats,
+                   feature_names: list[str] | tuple[str, ...], window_end_ms: np.ndarray) -> list[Explanation] | None:
+    """One explanation per scored window, from the head with the largest calibrated value: the
+    autoencoder's explains by its contributions (:func:`explain`), a statistic head by what it
+    measured, in words. None for a scorer that cannot explain (no heads, no contributions)."""
+    by_contributions = None
+    if scored.contributions is not None:
+        by_contributions = explain(scored.contributions, channel_features(spec), feature_names, window_end_ms,
+                                   spec.length_ms)
+    if scored.heads is None or heads is None:
+        return by_contributions
+    winner = np.argmax(scored.heads, axis=1)
+    fleet_units = (heads.recent_mean - stats.mean) / stats.std
+    out = []
+    for i, k in enumerate(winner):
+        head, end = DETECTOR_HEADS[k], int(window_end_ms[i])
+        if head == "autoencoder":
+            base = by_contributions[i] if by_contributions is not None else Explanation(
+                features=[], span_start=end - spec.length_ms, span_end=end)
+            top = base.features[0].feature if base.features else "the window"
+            out.append(base.model_copy(update={"head": head, "text": (
+                f"the window departs from normal windows as the autoencoder learnt them, most in {top}")}))
+        elif head == "fleet":
+            j = int(np.argmax(np.abs(fleet_units[i])))
+            bins = horizons(spec.steps)[-1]
+            out.append(Explanation(
+                features=[FeatureShare(feature=feature_names[j], share=1.0)],
+                span_start=end - bins * spec.bin_ms, span_end=end, head=head,
+                text=(f"{feature_names[j]} sits {fleet_units[i, j]:+.1f} healthy-fleet standard deviations from the "
+                      f"fleet's mean over the last {_span(bins, spec)} (mean {heads.recent_mean[i, j]:.4g})")))
+        else:
+            out.append(_head_explanation(heads, i, HEADS.index(head), spec, feature_names, end))
+    return out
+
+
+def _head_explanation(heads: HeadStats, i: int, k: int, spec, names, end: int) -> Explanation:
+    head, bins = HEADS[k], max(int(heads.horizon[i, k]), 1)
+    before, after, j = float(heads.before[i, k]), float(heads.after[i, k]), int(heads.feature[i, k])
+    over = f"over the last {_span(bins, spec)}"
+    if head == "corr":
+        iu, ju = np.triu_indices(len(names))
+        a, b = names[iu[j]], names[ju[j]]
+        shares = [FeatureShare(feature=b, share=0.5), FeatureShare(feature=a, share=0.5)]
+        if abs(after) < abs(before):
+            text = f"{b} stopped following {a}: correlation {before:.2f} → {after:.2f} {over}"
+        else:
+            text = f"{b} and {a} moved together unlike before: correlation {before:.2f} → {after:.2f} {over}"
+    else:
+        name = names[j]
+        shares = [FeatureShare(feature=name, share=1.0)]
+        text = {
+            "shift": f"{name} moved from {before:.4g} to {after:.4g} (mean) {over}",
+            "spread": (f"{name} {'is stuck' if after < before / 5 else 'varies more' if after > before else 'varies less'}"
+                       f": spread within bins {before:.3g} → {after:.3g} {over}"),
+            "extreme": (f"{name} spiked: its excursions from each bin's mean went from {before:.1f} to {after:.1f} "
+                        f"standard deviations {over}"),
+            "profile": f"{name} left its usual pattern: bin-to-bin swings {before:.3g} → {after:.3g} {over}",
+        }[head]
+    return Explanation(features=shares, span_start=end - bins * spec.bin_ms, span_end=end, head=head, text=text)
+
+
+def _span(bins: int, spec) -> str:
+    return format_duration(timedelta(milliseconds=bins * spec.bin_ms))
+
+
+def head_values(scored: Scored) -> list[dict[str, float] | None]:
+    """Each window's calibrated heads by name (for its score record); None without heads."""
+    if scored.heads is None:
+        return [None] * len(scored.scores)
+    return [{name: round(float(v), 4) for name, v in zip(DETECTOR_HEADS, row)} for row in scored.heads]
