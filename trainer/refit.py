@@ -22,6 +22,7 @@ from vigil.features import WindowSpec
 from vigil.features.dataset import build_windows
 from vigil.logging import get_logger
 from vigil.model.config import TrainConfig
+from vigil.errors import VigilError
 from vigil.registry import GATE_FILE, LoadedModel, ModelRegistry, PointerMoved
 
 log = get_logger("trainer")
@@ -64,9 +65,16 @@ def refit(
         verdict = {"rule": "none", "promote": True, "reason": "no current model: the first version is promoted"}
         cur_scores = None
     else:
-        current = registry.load(parent)
-        cur_scores, _ = _last_window_scores(current, held, min_events)
-        verdict = gate(cand_scores, new.threshold, cur_scores, current.threshold, labels, pr_auc_margin, fpr_margin)
+        try:
+            current = registry.load(parent)
+        except VigilError as exc:  # e.g. an older featurisation this Vigil cannot score
+            current, cur_scores = None, None
+            verdict = {"rule": "none", "promote": True,
+                       "reason": f"the current model cannot be scored by this Vigil ({exc}): the candidate replaces it"}
+        if current is not None:
+            cur_scores, _ = _last_window_scores(current, held, min_events)
+            verdict = gate(cand_scores, new.threshold, cur_scores, current.threshold, labels, pr_auc_margin,
+                           fpr_margin)
     verdict.update(parent=parent, holdout_sensors=len(holdout), anomalous_sensors=len(held) - len(holdout))
     promoted = False
     if verdict["promote"]:

@@ -134,8 +134,10 @@ class _Best:
         self.before = np.zeros((b, h))
         self.after = np.zeros((b, h))
 
-    def offer(self, head: str, h: int, z: np.ndarray, before: np.ndarray, after: np.ndarray) -> None:
-        """``z``, ``before``, ``after``: ``[B, K]`` per feature (or pair) at horizon ``h``."""
+    def offer(self, head: str, h: int, z: np.ndarray, before: np.ndarray, after: np.ndarray,
+              names: np.ndarray | None = None) -> None:
+        """``z``, ``before``, ``after``: ``[B, K]`` per feature (or pair) at horizon ``h``; ``names``:
+        what column ``k`` stands for (the feature index by default)."""
         k = HEADS.index(head)
         z = np.where(np.isfinite(z), z, 0.0)
         at = np.argmax(z, axis=1)
@@ -143,7 +145,7 @@ class _Best:
         better = top > self.raw[:, k]
         rows = np.flatnonzero(better)
         self.raw[rows, k] = top[rows]
-        self.feature[rows, k] = at[rows]
+        self.feature[rows, k] = at[rows] if names is None else names[at[rows]]
         self.horizon[rows, k] = h
         self.before[rows, k] = before[rows, at[rows]]
         self.after[rows, k] = after[rows, at[rows]]
@@ -310,7 +312,5 @@ def _corr(ctx: _Context, h: int, ref: np.ndarray, best: _Best) -> None:
     c = sec - mm[:, iu] * mm[:, ju]
     d = np.maximum(c[:, diagonal_positions(f)], 0.0)
     r_before = c[:, pairs] / np.sqrt(d[:, iu[pairs]] * d[:, ju[pairs]])
-    best.offer("corr", h, np.abs(z), r_before, r[:, -1])
-    # The pair index the head names is the packed upper-triangle position.
-    k = HEADS.index("corr")
-    best.feature[:, k] = pairs[best.feature[:, k]] if len(pairs) else 0
+    # The pair the head names is its packed upper-triangle position.
+    best.offer("corr", h, np.abs(z), r_before, r[:, -1], names=pairs)
