@@ -29,7 +29,7 @@ def score_sensors(buffer: RollingBuffer, model: ActiveModel, states: list[Sensor
     keep, n, bins, x = batch_tensor(batch, spec, stats, min_events)
     if not len(keep):
         return []
-    heads = head_statistics(bins)
+    heads = head_statistics(bins, [stats.baseline_for(batch.sensor_ids[i]) for i in keep])
     scored = model.loaded.combine(model.predict(x), heads)
     ends = batch.newest_ms[keep]
     history = ends - bins.first_event_bin_ms()

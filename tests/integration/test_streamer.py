@@ -17,8 +17,7 @@ from vigil.kafka.clients import make_consumer, make_producer
 from vigil.kafka.produce import produce_frame
 from vigil.simulate import FleetSpec, generate_fleet
 
-from vigil.features import channel_features
-from vigil.model.explain import explain
+from vigil.model.explain import explain_scored, head_values
 from tests.integration.streaming import (buffer_of, counter, isolated_settings, read_all, running, snapshot, stream_all,
                                          topics_of, values, wait_consumed, wait_for)
 
@@ -41,10 +40,11 @@ def test_scores_equal_offline_scores_and_alerts_follow_them(settings, registry):
     model = registry.load()
     table = event_table(fleet.events, cfg.features, cfg.label_column)
     offline = build_windows(table, model.spec, model.stats, every=None, min_events=cfg.window.min_events)
-    offline_scores = dict(zip(offline.sensor_id, model.score(offline.x)))
-    offline_why = dict(zip(offline.sensor_id, explain(model.predict(offline.x).contributions,
-                                                       channel_features(model.spec), model.meta.features,
-                                                       offline.end_ms, model.spec.length_ms)))
+    scored = model.predict(offline.x, offline.head_stats)
+    offline_scores = dict(zip(offline.sensor_id, scored.scores))
+    offline_heads = dict(zip(offline.sensor_id, head_values(scored)))
+    offline_why = dict(zip(offline.sensor_id, explain_scored(scored, offline.head_stats, model.spec, model.stats,
+                                                             model.meta.features, offline.end_ms)))
     last_online = {}
     for record in scores:
         if record["window_end"] >= last_online.get(record["sensor_id"], {}).get("window_end", -1):
@@ -55,8 +55,12 @@ def test_scores_equal_offline_scores_and_alerts_follow_them(settings, registry):
         assert (online["window_end"], online["n_events"]) == (end, n)
         assert online["score"] == pytest.approx(offline_scores[sensor_id], rel=1e-5, abs=1e-7)
         assert online["model_version"] == model.version and online["threshold"] == model.threshold
-        # The explanation came out of the same model call: the offline one, feature for feature.
+        # Every head on the same scale online and offline; the score is the largest.
+        assert online["heads"] == pytest.approx(offline_heads[sensor_id], rel=1e-4, abs=1e-4)
+        assert online["score"] == pytest.approx(max(online["heads"].values()), abs=1e-3)
+        # The explanation names the same head and says the same, feature for feature.
         why, expected = online["explanation"], offline_why[sensor_id]
+        assert (why["head"], why["text"]) == (expected.head, expected.text)
         assert [f["feature"] for f in why["features"]] == [f.feature for f in expected.features]
         assert (why["span_start"], why["span_end"]) == (expected.span_start, expected.span_end)
         assert [f["share"] for f in why["features"]] == pytest.approx([f.share for f in expected.features], abs=1e-3)

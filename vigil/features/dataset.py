@@ -215,4 +215,4 @@ def _per_sensor(series, spec, stats, every, min_events, min_history_ms, batch, p
             ends = ts[part[keep]]
             history = ends - kept.first_event_bin_ms().astype(np.int64)
             yield WindowSet(x, np.full(len(x), s.sensor_id, dtype=object), ends, n[keep], s.labels[part[keep]], history,
-                            head_statistics(kept).as_array())
+                            head_statistics(kept, [baseline] * len(x)).as_array())

@@ -19,7 +19,11 @@ independent, so a reference that happens to be very calm cannot make any change 
              daily cycle, oscillations), upwards only;
 ``corr``     per pair of features, Fisher's z of the horizon's pooled correlation (one horizon of
              ``CORR_HORIZON`` of the window: co-moments merged by Chan's formula, so a change
-             that moves a single bin by about 1σ stands out pooled over a day or two).
+             that moves a single bin by about 1σ stands out pooled over a day or two);
+``reference`` where the model keeps the sensor's own healthy reference (``SensorBaseline``: a
+             window shorter than the history that shows what normal is, e.g. SKAB's seconds-long
+             windows after an anomaly-free start), the squared Mahalanobis distance of the longest
+             horizon's mean from that reference's mean, in its covariance (0 without one).
 
 A window whose history is too short for a horizon (fewer than ``MIN_BLOCKS`` horizons of
 reference) gets nothing from that horizon; with no usable horizon a head reads 0. Every reduction
@@ -45,8 +49,9 @@ from functools import lru_cache
 import numpy as np
 
 from vigil.buffer.bins import BinStats, diagonal_positions
+from vigil.features.normalizer import SensorBaseline
 
-HEADS = ("shift", "spread", "extreme", "profile", "corr")
+HEADS = ("shift", "spread", "extreme", "profile", "corr", "reference")
 # The recent horizons, as fractions of the window's bins (at least one bin each).
 HORIZONS = (0.01, 0.05, 0.2)
 CORR_HORIZON = 0.15
@@ -104,24 +109,49 @@ class HeadStats:
 HEAD_FIELDS = ("raw", "feature", "horizon", "before", "after", "recent_mean")
 
 
-def head_statistics(bins: BinStats) -> HeadStats:
-    """Every head for a batch of windows (``BinStats`` with ``[B, S, ...]`` arrays)."""
+def head_statistics(bins: BinStats, baselines: list[SensorBaseline | None] | None = None) -> HeadStats:
+    """Every head for a batch of windows (``BinStats`` with ``[B, S, ...]`` arrays); ``baselines``:
+    each window's sensor reference, where the model has one."""
     b, s, f = bins.count.shape[0], bins.steps, bins.n_features
     with np.errstate(all="ignore"):
         ctx = _Context.of(bins)
         best = _Best(b, len(HEADS))
+        profile = ctx.profile()
         for h in horizons(s):
             ref = ctx.reference(h)
-            if not ref.any():
-                continue
-            profile = ctx.profile(ref)
-            _shift_spread_extreme(ctx, h, ref, profile, best)
+            if ref.any():
+                _shift_spread_extreme(ctx, h, ref, profile, best)
         hc = horizons(s, (CORR_HORIZON,))[0]
         ref = ctx.reference(hc)
         if f > 1 and ref.any():
             _corr(ctx, hc, ref, best)
-        recent = ctx.recent_mean(horizons(s)[-1 if s > 1 else 0])
+        h = horizons(s)[-1]
+        recent = ctx.recent_mean(h)
+        if baselines is not None and any(b is not None for b in baselines):
+            _reference(recent, baselines, h, best)
     return HeadStats(best.raw, best.feature, best.horizon, best.before, best.after, recent)
+
+
+def _reference(recent: np.ndarray, baselines: list, h: int, best: "_Best") -> None:
+    known = [i for i, b in enumerate(baselines) if b is not None]
+    mean = np.stack([baselines[i].mean for i in known])
+    cov = np.stack([baselines[i].cov for i in known])
+    f = mean.shape[1]
+    # A ridge of a thousandth of the average variance keeps a flat feature from dividing by ~0.
+    ridge = 1e-3 * np.maximum(np.trace(cov, axis1=1, axis2=2) / f, 1e-12)
+    precision = np.linalg.pinv(cov + ridge[:, None, None] * np.eye(f))
+    d = recent[known] - mean
+    raw = np.full((len(recent), 1), np.nan)
+    raw[known, 0] = np.einsum("bi,bij,bj->b", d, precision, d)
+    std = np.sqrt(np.maximum(np.diagonal(cov, axis1=1, axis2=2), 1e-300))
+    which = np.zeros(len(recent), np.intp)
+    which[known] = np.argmax(np.abs(d) / std, axis=1)
+    before, after = np.zeros((len(recent), 1)), np.zeros((len(recent), 1))
+    before[known, 0] = mean[np.arange(len(known)), which[known]]
+    after[known, 0] = recent[known, which[known]]
+    best.offer("reference", h, raw, before, after, names=None)
+    k = HEADS.index("reference")
+    best.feature[known, k] = which[known]
 
 
 class _Best:
@@ -180,25 +210,27 @@ class _Context:
         at = np.arange(self.bins.steps)
         return (at >= self.first[:, None]) & (at < self.bins.steps - h)
 
-    def profile(self, ref: np.ndarray) -> np.ndarray | None:
-        """``[B, S, F]``: each bin's expected deviation at its time of day, from the reference bins
-        (the earliest horizon's reference: all but the last 20%), where a day is a whole number of
-        bins and the reference covers two days; 0 elsewhere."""
+    def profile(self) -> np.ndarray | None:
+        """``[B, S, F]``: each bin's expected deviation at its time of day, from the bins before the
+        longest horizon, where a day is a whole number of bins and those bins cover two days; 0
+        elsewhere (and None when no window of the batch can have one)."""
         bin_ms, s = self.bins.bin_ms, self.bins.steps
         period, rest = divmod(DAY_MS, bin_ms)
         if rest or period < 4 or s < 3 * period:
             return None
         h = horizons(s)[-1]
+        b, f = self.dev.shape[0], self.dev.shape[2]
         mask = self.ref_mask(h) & ((s - h - self.first) >= 2 * period)[:, None]
         phase = (np.asarray(self.bins.first_bin).reshape(-1, 1) + np.arange(s)) % period  # [B, S]
-        onehot = (phase[:, :, None] == np.arange(period)).astype(np.float64)  # [B, S, P]
-        w = self.bins.count * mask
-        total = np.einsum("bs,bsp->bp", w, onehot)
-        sums = np.einsum("bs,bsf,bsp->bpf", w, self.dev, onehot)
-        level = np.where(total[:, :, None] > 0, sums / np.maximum(total, 1.0)[:, :, None], 0.0)
+        slot = (np.arange(b)[:, None] * period + phase).ravel()  # (window, time of day)
+        w = (self.bins.count * mask).ravel()
+        total = np.bincount(slot, w, b * period).reshape(b, period)
+        sums = np.stack([np.bincount(slot, w * self.dev[:, :, j].ravel(), b * period) for j in range(f)],
+                        axis=1).reshape(b, period, f)
+        level = sums / np.maximum(total, 1.0)[:, :, None]
         # The profile's own mean is the reference's level: only its shape is removed.
-        level = level - (sums.sum(axis=1) / np.maximum(total.sum(axis=1), 1.0)[:, None])[:, None]
-        out = np.einsum("bsp,bpf->bsf", onehot, level)
+        level -= (sums.sum(axis=1) / np.maximum(total.sum(axis=1), 1.0)[:, None])[:, None]
+        out = np.take_along_axis(level, phase[:, :, None], axis=1)
         return np.where(mask.any(axis=1)[:, None, None], out, 0.0)
 
     def recent_mean(self, h: int) -> np.ndarray:

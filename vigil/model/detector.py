@@ -38,7 +38,7 @@ class Calibrator:
     """Raw value → z: ``norm.isf(sf / 2)`` of the value's tail probability among normal values."""
 
     x: np.ndarray  # knots: raw values, increasing
-    p: np.ndarray  # share of normal values <= each knot
+    p: np.ndarray  # share of normal values below each knot
     tail_base: float
     tail_scale: float
 
@@ -54,7 +54,9 @@ class Calibrator:
         # still maps a departure upward: a scale of a thousandth of the values' magnitude.
         scale = max(scale, 1e-3 * max(abs(base), float(np.abs(v).max()), 1e-9))
         x = np.unique(np.quantile(v, np.linspace(0, 1 - TAIL_FRACTION, KNOTS)))
-        p = np.searchsorted(v, x, side="right") / len(v)
+        # The share strictly below each knot: the lowest normal value (e.g. a head that found
+        # nothing) reads z = 0, however many windows share it.
+        p = np.searchsorted(v, x, side="left") / len(v)
         return cls(x, p, base, scale)
 
     def __call__(self, raw: np.ndarray) -> np.ndarray:

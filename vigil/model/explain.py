@@ -126,6 +126,7 @@ def _head_explanation(heads: HeadStats, i: int, k: int, spec, names, end: int) -
             "extreme": (f"{name} spiked: its excursions from each bin's mean went from {before:.1f} to {after:.1f} "
                         f"standard deviations {over}"),
             "profile": f"{name} left its usual pattern: bin-to-bin swings {before:.3g} → {after:.3g} {over}",
+            "reference": f"{name} left the sensor's healthy reference: mean {before:.4g} → {after:.4g} {over}",
         }[head]
     return Explanation(features=shares, span_start=end - bins * spec.bin_ms, span_end=end, head=head, text=text)
 
