@@ -111,7 +111,10 @@ def _shown(text: str) -> str:
 
 
 def _why(explanation: dict | None) -> str:
-    """``  driven by feature_1 61%, feature_2 30% in 01-09 04:00 → 01-10 00:00`` (UTC)."""
+    """``  [corr] feature_2 stopped following feature_1: ...`` (a model with heads), or
+    ``  driven by feature_1 61%, feature_2 30% in 01-09 04:00 → 01-10 00:00`` (UTC)."""
+    if explanation and explanation.get("text"):
+        return f"  [{explanation.get('head')}] {explanation['text']}"
     if not explanation or not explanation.get("features"):
         return ""
     top = ", ".join(f"{f['feature']} {100 * f['share']:.0f}%" for f in explanation["features"][:2])
