@@ -57,6 +57,9 @@ HORIZONS = (0.01, 0.05, 0.2)
 CORR_HORIZON = 0.15
 # A horizon is used once the history before it holds this many horizons.
 MIN_BLOCKS = 2
+# The reference blocks of a horizon are sampled at most this many times (evenly): enough for a
+# mean and a spread, and the cost no longer grows with the window's bins.
+MAX_BLOCKS = 32
 DAY_MS = 86_400_000
 # How far above or below the reference a spread of zero is taken to be (log scale): a stuck
 # sensor's variance is ~0 and its log would be -inf.
@@ -114,13 +117,12 @@ def head_statistics(bins: BinStats, baselines: list[SensorBaseline | None] | Non
     each window's sensor reference, where the model has one."""
     b, s, f = bins.count.shape[0], bins.steps, bins.n_features
     with np.errstate(all="ignore"):
-        ctx = _Context.of(bins)
+        ctx = _Context(bins)
         best = _Best(b, len(HEADS))
-        profile = ctx.profile()
         for h in horizons(s):
             ref = ctx.reference(h)
             if ref.any():
-                _shift_spread_extreme(ctx, h, ref, profile, best)
+                _shift_spread_extreme(ctx, h, ref, best)
         hc = horizons(s, (CORR_HORIZON,))[0]
         ref = ctx.reference(hc)
         if f > 1 and ref.any():
@@ -181,51 +183,50 @@ class _Best:
         self.after[rows, k] = after[rows, at[rows]]
 
 
-@dataclass
 class _Context:
-    """Per-bin sums of a batch, centred on each window's overall mean (no cancellation at large
-    levels), with their running totals for sliding blocks."""
+    """A batch's per-bin quantities, centred on each window's overall mean (no cancellation at large
+    levels) and de-profiled, as running sums along the bins: any block's sum is a difference of two."""
 
-    bins: BinStats
-    first: np.ndarray  # [B] first non-empty bin
-    centre: np.ndarray  # [B, F]
-    dev: np.ndarray  # [B, S, F] bin mean - centre (0 in empty bins)
-    within: np.ndarray  # [B, S, F] within-bin sum of squares (co-moment diagonal)
+    def __init__(self, bins: BinStats):
+        self.bins = bins
+        b, s, f = bins.count.shape[0], bins.steps, bins.n_features
+        n = bins.count
+        nonempty = n > 0
+        self.first = np.where(nonempty.any(axis=1), np.argmax(nonempty, axis=1), s)
+        self.centre = (n[:, :, None] * bins.mean).sum(axis=1) / np.maximum(n.sum(axis=1), 1.0)[:, None]
+        raw_dev = np.where(nonempty[:, :, None], bins.mean - self.centre[:, None], 0.0)
+        self.raw_dev = raw_dev
+        profile = self._profile(raw_dev)
+        dev = raw_dev - profile if profile is not None else raw_dev
+        dev = np.where(nonempty[:, :, None], dev, 0.0)
+        within = bins.co[:, :, diagonal_positions(f)]
+        excursion = np.where(nonempty[:, :, None], np.maximum(bins.max - bins.mean, bins.mean - bins.min), 0.0)
+        ne = nonempty.astype(np.float64)
+        nw = n[:, :, None]
+        self.dev = dev
+        # Running sums, with a leading zero: the sum over bins [a, e] is c[:, e + 1] - c[:, a].
+        self.c = {name: _running(v) for name, v in (
+            ("n", n), ("ne", ne), ("dof", np.maximum(n - 1.0, 0.0)), ("s1", nw * dev), ("s2", nw * dev**2),
+            ("within", within), ("exc", excursion), ("exc2", excursion**2), ("d1", dev), ("d2", dev**2))}
 
-    @classmethod
-    def of(cls, bins: BinStats) -> "_Context":
-        nonempty = bins.count > 0
-        first = np.where(nonempty.any(axis=1), np.argmax(nonempty, axis=1), bins.steps)
-        n = bins.count[:, :, None]
-        centre = (n * bins.mean).sum(axis=1) / np.maximum(n.sum(axis=1), 1.0)
-        dev = np.where(nonempty[:, :, None], bins.mean - centre[:, None], 0.0)
-        within = bins.co[:, :, diagonal_positions(bins.n_features)]
-        return cls(bins, first, centre, dev, within)
-
-    def reference(self, h: int) -> np.ndarray:
-        """``[B]``: whether the window has ``MIN_BLOCKS`` horizons of history before its last ``h`` bins."""
-        return self.bins.steps - h - self.first >= MIN_BLOCKS * h
-
-    def ref_mask(self, h: int) -> np.ndarray:
-        at = np.arange(self.bins.steps)
-        return (at >= self.first[:, None]) & (at < self.bins.steps - h)
-
-    def profile(self) -> np.ndarray | None:
+    def _profile(self, dev: np.ndarray) -> np.ndarray | None:
         """``[B, S, F]``: each bin's expected deviation at its time of day, from the bins before the
         longest horizon, where a day is a whole number of bins and those bins cover two days; 0
         elsewhere (and None when no window of the batch can have one)."""
-        bin_ms, s = self.bins.bin_ms, self.bins.steps
+        bins = self.bins
+        bin_ms, s = bins.bin_ms, bins.steps
         period, rest = divmod(DAY_MS, bin_ms)
         if rest or period < 4 or s < 3 * period:
             return None
         h = horizons(s)[-1]
-        b, f = self.dev.shape[0], self.dev.shape[2]
-        mask = self.ref_mask(h) & ((s - h - self.first) >= 2 * period)[:, None]
-        phase = (np.asarray(self.bins.first_bin).reshape(-1, 1) + np.arange(s)) % period  # [B, S]
+        b, f = dev.shape[0], dev.shape[2]
+        at = np.arange(s)
+        mask = (at >= self.first[:, None]) & (at < s - h) & ((s - h - self.first) >= 2 * period)[:, None]
+        phase = (np.asarray(bins.first_bin).reshape(-1, 1) + at) % period  # [B, S]
         slot = (np.arange(b)[:, None] * period + phase).ravel()  # (window, time of day)
-        w = (self.bins.count * mask).ravel()
+        w = (bins.count * mask).ravel()
         total = np.bincount(slot, w, b * period).reshape(b, period)
-        sums = np.stack([np.bincount(slot, w * self.dev[:, :, j].ravel(), b * period) for j in range(f)],
+        sums = np.stack([np.bincount(slot, w * dev[:, :, j].ravel(), b * period) for j in range(f)],
                         axis=1).reshape(b, period, f)
         level = sums / np.maximum(total, 1.0)[:, :, None]
         # The profile's own mean is the reference's level: only its shape is removed.
@@ -233,116 +234,141 @@ class _Context:
         out = np.take_along_axis(level, phase[:, :, None], axis=1)
         return np.where(mask.any(axis=1)[:, None, None], out, 0.0)
 
+    def reference(self, h: int) -> np.ndarray:
+        """``[B]``: whether the window has ``MIN_BLOCKS`` horizons of history before its last ``h`` bins."""
+        return self.bins.steps - h - self.first >= MIN_BLOCKS * h
+
+    def ends(self, h: int) -> tuple[np.ndarray, np.ndarray]:
+        """The reference blocks of ``h`` bins: their last bins, at most ``MAX_BLOCKS`` spread evenly
+        over the history before the horizon (``[P]``), and which lie wholly in each window's
+        history (``[B, P]``)."""
+        s = self.bins.steps
+        ends = np.unique(np.linspace(h - 1, s - 1 - h, min(MAX_BLOCKS, max(s - 2 * h + 1, 1))).round().astype(np.intp))
+        return ends, ends[None, :] >= self.first[:, None] + h - 1
+
+    def blocks(self, name: str, h: int, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The sums of ``name`` over the blocks ending at ``ends`` and over the last ``h`` bins."""
+        c = self.c[name]
+        s = self.bins.steps
+        return c[:, ends + 1] - c[:, ends + 1 - h], c[:, s] - c[:, s - h]
+
+    def history(self, name: str, h: int) -> np.ndarray:
+        """The sum of ``name`` over each window's bins before its last ``h``."""
+        c = self.c[name]
+        s = self.bins.steps
+        return c[:, s - h] - np.take_along_axis(c, np.minimum(self.first, s)[:, None].reshape(
+            (-1,) + (1,) * (c.ndim - 1)), axis=1)[:, 0]
+
     def recent_mean(self, h: int) -> np.ndarray:
         n = self.bins.count[:, -h:, None]
-        return self.centre + (n * self.dev[:, -h:]).sum(axis=1) / np.maximum(n.sum(axis=1), 1.0)
+        return self.centre + (n * self.raw_dev[:, -h:]).sum(axis=1) / np.maximum(n.sum(axis=1), 1.0)
 
 
-def _blocks(values: np.ndarray, h: int) -> np.ndarray:
-    """Sums over every run of ``h`` consecutive bins, by the run's last bin: ``[B, S, ...]``
-    (the first ``h - 1`` positions hold partial sums)."""
-    c = np.cumsum(values, axis=1)
-    out = c.copy()
-    out[:, h:] = c[:, h:] - c[:, :-h]
+def _running(v: np.ndarray) -> np.ndarray:
+    out = np.zeros((v.shape[0], v.shape[1] + 1) + v.shape[2:])
+    np.cumsum(v, axis=1, out=out[:, 1:])
     return out
 
 
-def _against_blocks(ctx: _Context, h: int, ref: np.ndarray, value: np.ndarray, valid: np.ndarray,
-                    floor: np.ndarray) -> np.ndarray:
-    """``(value at the last block - mean of the reference blocks) / their spread`` per window and
-    feature: ``value`` ``[B, S, K]`` by block end, ``valid`` ``[B, S, K]``, ``floor`` ``[B, K]``."""
-    s = ctx.bins.steps
-    at = np.arange(s)
-    # Reference blocks lie wholly in the history before the horizon.
-    in_ref = (at >= ctx.first[:, None] + h - 1) & (at <= s - 1 - h) & ref[:, None]
-    ok = valid & in_ref[:, :, None]
+def _z(ref_values: np.ndarray, ok: np.ndarray, last: np.ndarray, last_ok: np.ndarray, usable: np.ndarray,
+       floor: np.ndarray) -> np.ndarray:
+    """``(last - mean of the reference blocks) / their spread``, per window and feature:
+    ``ref_values`` ``[B, P, K]`` with ``ok`` ``[B, P, K]``, ``last`` ``[B, K]``, ``floor`` ``[B, K]``."""
     k = ok.sum(axis=1)
-    v = np.where(ok, value, 0.0)
+    v = np.where(ok, ref_values, 0.0)
     mean = v.sum(axis=1) / np.maximum(k, 1)
-    var = (np.where(ok, (value - mean[:, None]) ** 2, 0.0)).sum(axis=1) / np.maximum(k - 1, 1)
-    spread = np.maximum(np.sqrt(var), floor)
-    z = (value[:, -1] - mean) / spread
-    return np.where((k >= 2) & valid[:, -1] & ref[:, None], z, np.nan)
+    var = np.where(ok, (ref_values - mean[:, None]) ** 2, 0.0).sum(axis=1) / np.maximum(k - 1, 1)
+    z = (last - mean) / np.maximum(np.sqrt(var), floor)
+    return np.where((k >= 2) & last_ok & usable[:, None], z, np.nan)
 
 
-def _shift_spread_extreme(ctx: _Context, h: int, ref: np.ndarray, profile: np.ndarray | None, best: _Best) -> None:
-    bins = ctx.bins
-    n = bins.count[:, :, None]
-    nonempty = n > 0
-    dev = ctx.dev - profile if profile is not None else ctx.dev
-    dev = np.where(nonempty, dev, 0.0)
-    refmask = ctx.ref_mask(h)[:, :, None] & nonempty
-    nbins = _blocks(nonempty.astype(np.float64), h)  # non-empty bins per block
-    # Bin-level spreads in the reference, for the independent-bins floors.
-    kref = np.maximum(refmask.sum(axis=1), 2)
+def _history_sd(ctx: _Context, h: int, one: str, two: str) -> np.ndarray:
+    """The spread of a per-bin quantity over the non-empty bins before the horizon (from its running
+    sum and sum of squares): the independent-bins floors."""
+    k = np.maximum(ctx.history("ne", h), 2.0)[:, None]
+    m1, m2 = ctx.history(one, h) / k, ctx.history(two, h) / k
+    return np.sqrt(np.maximum(m2 - m1**2, 0.0) * k / (k - 1))
 
-    def ref_sd(per_bin: np.ndarray) -> np.ndarray:
-        m = np.where(refmask, per_bin, 0.0).sum(axis=1) / kref
-        return np.sqrt(np.where(refmask, (per_bin - m[:, None]) ** 2, 0.0).sum(axis=1) / (kref - 1))
+
+def _shift_spread_extreme(ctx: _Context, h: int, ref: np.ndarray, best: _Best) -> None:
+    ends, inside = ctx.ends(h)
+    inside = inside[:, :, None]
+    n, n_last = ctx.blocks("n", h, ends)
+    n, n_last = n[:, :, None], n_last[:, None]
+    s1, s1_last = ctx.blocks("s1", h, ends)
+    mean, mean_last = s1 / np.maximum(n, 1.0), s1_last / np.maximum(n_last, 1.0)
+    hist_n = np.maximum(ctx.history("n", h), 1.0)[:, None]
 
     # shift: the block's pooled (de-profiled) mean.
-    events = _blocks(np.broadcast_to(n, dev.shape), h)
-    mean = _blocks(n * dev, h) / np.maximum(events, 1.0)
-    floor = ref_sd(dev) / np.sqrt(h)
-    z = _against_blocks(ctx, h, ref, mean, events > 0, np.maximum(floor, 1e-12))
-    ref_level = ctx.centre + np.where(refmask, n * dev, 0.0).sum(axis=1) / np.maximum(np.where(refmask, n, 0).sum(axis=1), 1)
-    best.offer("shift", h, np.abs(z), ref_level, ctx.centre + mean[:, -1])
+    floor = np.maximum(_history_sd(ctx, h, "d1", "d2") / np.sqrt(h), 1e-12)
+    z = _z(mean, inside & (n > 0), mean_last, n_last > 0, ref, floor)
+    ref_level = ctx.centre + ctx.history("s1", h) / hist_n
+    best.offer("shift", h, np.abs(z), ref_level, ctx.centre + mean_last)
 
-    # spread: log pooled within-bin variance (bins of two or more events).
-    dof = _blocks(np.maximum(np.broadcast_to(n, dev.shape) - 1.0, 0.0), h)
-    ss = _blocks(ctx.within, h)
-    ref_var = np.where(refmask, ctx.within, 0.0).sum(axis=1) / np.maximum(
-        np.where(refmask, np.maximum(n - 1.0, 0.0), 0.0).sum(axis=1), 1.0)
-    logvar = np.log(ss / np.maximum(dof, 1.0) + VAR_FLOOR * ref_var[:, None] + 1e-300)
-    z = _against_blocks(ctx, h, ref, logvar, dof >= 1, np.sqrt(2.0 / np.maximum(dof[:, -1], 1.0)))
-    best.offer("spread", h, np.abs(z), np.sqrt(ref_var), np.sqrt(ss[:, -1] / np.maximum(dof[:, -1], 1.0)))
+    # spread: log pooled within-bin variance (bins of two or more events), both ways.
+    dof, dof_last = ctx.blocks("dof", h, ends)
+    dof, dof_last = dof[:, :, None], dof_last[:, None]
+    ss, ss_last = ctx.blocks("within", h, ends)
+    ref_var = ctx.history("within", h) / np.maximum(ctx.history("dof", h), 1.0)[:, None]
+    pad = VAR_FLOOR * ref_var[:, None] + 1e-300
+    logvar = np.log(ss / np.maximum(dof, 1.0) + pad)
+    last_var = ss_last / np.maximum(dof_last, 1.0)
+    z = _z(logvar, inside & (dof >= 1), np.log(last_var + pad[:, 0]), dof_last >= 1, ref,
+           np.sqrt(2.0 / np.maximum(dof_last, 1.0)))
+    best.offer("spread", h, np.abs(z), np.sqrt(ref_var), np.sqrt(last_var))
 
     # extreme: the bin's largest excursion from its own mean, in within-bin standard deviations.
-    sd = np.sqrt(np.maximum(ref_var, 1e-300))[:, None]
-    excursion = np.maximum(bins.max - bins.mean, bins.mean - bins.min) / sd
-    excursion = np.where(nonempty, excursion, 0.0)
-    mean_exc = _blocks(excursion, h) / np.maximum(nbins, 1.0)
-    floor = ref_sd(excursion) / np.sqrt(h)
-    z = _against_blocks(ctx, h, ref, mean_exc, nbins > 0, np.maximum(floor, 1e-12))
-    ref_exc = np.where(refmask, excursion, 0.0).sum(axis=1) / np.maximum(refmask.sum(axis=1), 1)
-    best.offer("extreme", h, z, ref_exc, mean_exc[:, -1])
+    sd = np.sqrt(np.maximum(ref_var, 1e-300))
+    nb, nb_last = ctx.blocks("ne", h, ends)
+    nb, nb_last = nb[:, :, None], nb_last[:, None]
+    exc, exc_last = ctx.blocks("exc", h, ends)
+    exc, exc_last = exc / np.maximum(nb, 1.0), exc_last / np.maximum(nb_last, 1.0)
+    floor = np.maximum(_history_sd(ctx, h, "exc", "exc2") / np.sqrt(h), 1e-12 * sd)
+    z = _z(exc, inside & (nb > 0), exc_last, nb_last > 0, ref, floor)
+    ref_exc = ctx.history("exc", h) / np.maximum(ctx.history("ne", h), 1.0)[:, None]
+    best.offer("extreme", h, z, ref_exc / sd, exc_last / sd)
 
-    # profile: between-bin variance of the block's bin means around the block's mean (log).
+    # profile: the between-bin variance of the block's bin means around the block's mean (log).
     if h >= 3:
-        sq = _blocks(n * dev**2, h)
-        between = sq / np.maximum(events, 1.0) - mean**2
-        ref_between = ref_sd(dev) ** 2
-        logb = np.log(np.maximum(between, 0.0) + VAR_FLOOR * ref_var[:, None] + 1e-300)
-        z = _against_blocks(ctx, h, ref, logb, nbins >= 2, np.full(logb.shape[::2], np.sqrt(2.0 / (h - 1))))
-        best.offer("profile", h, z, np.sqrt(ref_between), np.sqrt(np.maximum(between[:, -1], 0.0)))
+        s2, s2_last = ctx.blocks("s2", h, ends)
+        between = np.maximum(s2 / np.maximum(n, 1.0) - mean**2, 0.0)
+        between_last = np.maximum(s2_last / np.maximum(n_last, 1.0) - mean_last**2, 0.0)
+        logb = np.log(between + pad)
+        z = _z(logb, inside & (nb >= 2), np.log(between_last + pad[:, 0]), nb_last >= 2, ref,
+               np.full(mean_last.shape, np.sqrt(2.0 / (h - 1))))
+        best.offer("profile", h, z, _history_sd(ctx, h, "d1", "d2"), np.sqrt(between_last))
 
 
 def _corr(ctx: _Context, h: int, ref: np.ndarray, best: _Best) -> None:
     bins = ctx.bins
-    f = bins.n_features
+    b, s, f = len(bins.count), bins.steps, bins.n_features
     iu, ju = np.triu_indices(f)
     pairs = np.flatnonzero(iu != ju)
     n = bins.count[:, :, None]
-    dev = ctx.dev
-    events = _blocks(bins.count, h)[:, :, None]
-    m = _blocks(n * dev, h) / np.maximum(events, 1.0)  # [B, S, F]
-    second = _blocks(bins.co + n * dev[:, :, iu] * dev[:, :, ju], h) / np.maximum(events, 1.0)  # [B, S, P]
-    cov = second - m[:, :, iu] * m[:, :, ju]
-    var = np.maximum(cov[:, :, diagonal_positions(f)], 0.0)
-    r = cov[:, :, pairs] / np.sqrt(var[:, :, iu[pairs]] * var[:, :, ju[pairs]])
-    r = np.clip(r, -0.999999, 0.999999)
-    fz = np.arctanh(r)
+    dev = ctx.raw_dev  # the daily cycle a pair shares is part of how it moves together
+    running = {"n": ctx.c["n"][:, :, None], "s1": _running(n * dev),
+               "m2": _running(bins.co + n * dev[:, :, iu] * dev[:, :, ju])}
+    ends, inside = ctx.ends(h)
+
+    def correlation(lo: np.ndarray, hi: np.ndarray):
+        """Pooled correlation and events of the bins [lo, hi) per window: ``lo``, ``hi`` ``[B, K]``."""
+        def total(name):
+            c = running[name]
+            return np.take_along_axis(c, hi[:, :, None], axis=1) - np.take_along_axis(c, lo[:, :, None], axis=1)
+        events = total("n")
+        m = total("s1") / np.maximum(events, 1.0)
+        cov = total("m2") / np.maximum(events, 1.0) - m[..., iu] * m[..., ju]
+        var = np.maximum(cov[..., diagonal_positions(f)], 0.0)
+        return cov[..., pairs] / np.sqrt(var[..., iu[pairs]] * var[..., ju[pairs]]), events
+
+    stops = np.broadcast_to(np.r_[ends, s - 1] + 1, (b, len(ends) + 1))  # the reference blocks, then the horizon
+    r, events = correlation(stops - h, stops)
+    fz = np.arctanh(np.clip(r, -0.999999, 0.999999))
     valid = np.isfinite(fz) & (events >= 4)
     floor = 1.0 / np.sqrt(np.maximum(events[:, -1] - 3.0, 1.0))  # [B, 1]
-    z = _against_blocks(ctx, h, ref, np.where(valid, fz, 0.0), valid, np.broadcast_to(floor, (len(r), len(pairs))))
-    # "before": the reference's pooled correlation, from every bin before the horizon.
-    mask = ctx.ref_mask(h)
-    w = bins.count * mask
-    nn = np.maximum(w.sum(axis=1), 1.0)[:, None]
-    mm = (w[:, :, None] * dev).sum(axis=1) / nn
-    sec = ((bins.co * mask[:, :, None]) + w[:, :, None] * dev[:, :, iu] * dev[:, :, ju]).sum(axis=1) / nn
-    c = sec - mm[:, iu] * mm[:, ju]
-    d = np.maximum(c[:, diagonal_positions(f)], 0.0)
-    r_before = c[:, pairs] / np.sqrt(d[:, iu[pairs]] * d[:, ju[pairs]])
+    z = _z(fz[:, :-1], valid[:, :-1] & inside[:, :, None], fz[:, -1], valid[:, -1], ref,
+           np.broadcast_to(floor, (b, len(pairs))))
+    # "before": the pooled correlation of every bin before the horizon.
+    r_before, _ = correlation(np.minimum(ctx.first, s - h)[:, None], np.full((b, 1), s - h))
     # The pair the head names is its packed upper-triangle position.
-    best.offer("corr", h, np.abs(z), r_before, r[:, -1], names=pairs)
+    best.offer("corr", h, np.abs(z), r_before[:, 0], r[:, -1], names=pairs)
