@@ -19,7 +19,12 @@ untimed: the buffer's apply does that at ingest (``accumulate_s`` says what it t
 * **before**: the previous default's shape, scored the same way: 5 channels, latent 100 → 32,
   score only (no explanation); ``ratio_vs_before`` = vigil / before windows/s (target ≥ 0.8);
 * **end to end**: each window's bins featurised, then ``BatchPredictor`` and ``explain`` in
-  batches of 512 (no Redis read: see bench/density.py and bench/latency.py for that);
+  batches of 512 (no Redis read: see bench/density.py and bench/latency.py for that): main's
+  scoring step before the detection heads;
+* **end to end with the heads**: the streamer's scoring step as it is now, on the same batches:
+  featurise, ``head_statistics``, ``BatchPredictor``, the calibrated heads (``Detector.score``) and
+  ``explain_scored``; ``heads_ratio_vs_autoencoder_only`` = its windows/s / the row above's, in
+  the same run, the paths alternating (target ≥ 0.8);
 * **raw path** (baseline of the end to end): the same windows, model and batches at commit 8bb6346
   (``_raw_path.py`` runs that commit's code in a child process): ``featurize_window`` on each
   window's raw events, then ``BatchPredictor`` and ``explain``; its repeats alternate with the
@@ -56,14 +61,16 @@ import numpy as np  # noqa: E402
 
 from _common import fill_unset, fmt, log, print_table  # noqa: E402
 from _raw_path import RAW_COMMIT, RawPath, fleet_fingerprint  # noqa: E402
-from vigil.buffer.bins import accumulate  # noqa: E402
+from vigil.buffer.bins import BinStats, accumulate  # noqa: E402
 from vigil.events.frame import event_table  # noqa: E402
 from vigil.features import FleetStats, WindowSpec, channel_features, windows_channels  # noqa: E402
 from vigil.features.dataset import fleet_stats  # noqa: E402
 from vigil.model.config import TrainConfig  # noqa: E402
-from vigil.model.explain import explain  # noqa: E402
+from vigil.features.heads import head_statistics  # noqa: E402
+from vigil.model.detector import DETECTOR_HEADS, Detector, FleetReference  # noqa: E402
+from vigil.model.explain import explain, explain_scored  # noqa: E402
 from vigil.model.autoencoder import EncoderLatentAutoencoder  # noqa: E402
-from vigil.model.predictor import BatchPredictor  # noqa: E402
+from vigil.model.predictor import BatchPredictor, Scored  # noqa: E402
 from vigil.model.training import make_scorer  # noqa: E402
 from vigil.simulate import FleetSpec, generate_fleet  # noqa: E402
 
@@ -127,6 +134,27 @@ def binned_windows(picked, spec: WindowSpec) -> list[tuple]:
         for k, end, p in zip(ks, ends, partial):
             out[k] = (s.sensor_id, bins, int(end), p)
     return out
+
+
+def scoring_with_heads(windows, spec: WindowSpec, stats: FleetStats, batch: int, predictor, detector, ends) -> None:
+    """The streamer's scoring step with the detection heads (``streamer/scoring.py``), ``batch`` at
+    a time: featurise, head statistics, the autoencoder, the calibrated heads, the explanations."""
+    for at in range(0, len(windows), batch):
+        part = windows[at:at + batch]
+        bins = BinStats.stack([b.window(end // spec.bin_ms, spec.steps, partial=p, end_ms=end) for _, b, end, p in part])
+        baselines = [stats.baseline_for(sensor_id) for sensor_id, *_ in part]
+        x = windows_channels(bins, spec, stats, baselines)
+        heads = head_statistics(bins, baselines)
+        ae = predictor(x)
+        scores, calibrated = detector.score(ae.scores, heads, stats)
+        explain_scored(Scored(scores, ae.contributions, calibrated), heads, spec, stats, ["feature_1", "feature_2"],
+                       ends[at:at + batch])
+
+
+def untrained_detector(stats: FleetStats) -> Detector:
+    """Calibrators for timing only (the cost of a calibrated head does not depend on its fit)."""
+    normal = np.random.default_rng(0).exponential(1.0, (1000, len(DETECTOR_HEADS)))
+    return Detector.fit(normal, FleetReference(np.zeros(len(stats.mean)), np.eye(len(stats.mean))))
 
 
 def featurize(windows, spec: WindowSpec, stats: FleetStats, batch: int) -> np.ndarray:
@@ -226,14 +254,18 @@ def run(args: argparse.Namespace, raw: RawPath | None) -> int:
     batched, batched_runs = windows_per_s(lambda: score_and_explain(x, ends), len(x), args.repeats)
     before_rate, before_runs = windows_per_s(lambda: before(x_before), len(x), args.repeats)
     scores_only, _ = windows_per_s(lambda: predictor(x), len(x), args.repeats)
-    runs: dict[str, list[float]] = {"e2e": [], "feat": [], "raw_e2e": [], "raw_feat": []}
-    for _ in range(args.repeats):  # the two paths alternate, so both see the same machine load
+    detector = untrained_detector(stats)
+    runs: dict[str, list[float]] = {"e2e": [], "feat": [], "raw_e2e": [], "raw_feat": [], "heads": []}
+    for _ in range(args.repeats):  # the paths alternate, so all see the same machine load
         runs["e2e"].append(rate(end_to_end, len(windows)))
+        runs["heads"].append(rate(lambda: scoring_with_heads(windows, spec, stats, args.max_batch, predictor,
+                                                             detector, ends), len(windows)))
         runs["feat"].append(rate(lambda: featurize(windows, spec, stats, args.max_batch), len(windows)))
         if raw is not None:
             runs["raw_e2e"].append(raw.call("scoring_run", what="end_to_end")["windows_per_s"])
             runs["raw_feat"].append(raw.call("scoring_run", what="featurize")["windows_per_s"])
-    e2e, feat, raw_e2e, raw_feat = (statistics.median(r) if r else None for r in runs.values())
+    e2e, feat, raw_e2e, raw_feat, heads = (statistics.median(r) if r else None for r in runs.values())
+    heads_ratio = heads / e2e
     speedup = batched / per_window
     gflops = batched * flops / 1e9
     ratio = batched / before_rate
@@ -251,6 +283,8 @@ def run(args: argparse.Namespace, raw: RawPath | None) -> int:
                  ["end to end: featurise from bins + BatchPredictor + explain", len(windows), fmt(e2e, ",.0f"),
                   fmt(e2e * flops / 1e9, ".2f"), fmt(e2e / per_window, ",.1f")],
                  ["featurise from bins alone", len(windows), fmt(feat, ",.0f"), "-", "-"],
+                 ["end to end with the detection heads (the streamer's scoring step)", len(windows),
+                  fmt(heads, ",.0f"), "-", "-"],
                  [f"raw path ({RAW_COMMIT}): featurize_window on events + BatchPredictor + explain", len(windows),
                   fmt(raw_e2e, ",.0f"), fmt(raw_e2e and raw_e2e * flops / 1e9, ".2f"),
                   fmt(raw_e2e and raw_e2e / per_window, ",.1f")],
@@ -258,6 +292,8 @@ def run(args: argparse.Namespace, raw: RawPath | None) -> int:
     print(f"target >= 150x: {'met' if speedup >= 150 else 'NOT met'} ({speedup:,.1f}x); with explanations "
           f"{ratio:.2f} of the previous default's windows/s (target >= 0.8: {'met' if ratio >= 0.8 else 'NOT met'}); "
           f"median of {args.repeats} repeat(s)")
+    print(f"with the detection heads: {heads_ratio:.2f} of the autoencoder-only end to end's windows/s "
+          f"(main's scoring step before the heads; target >= 0.8: {'met' if heads_ratio >= 0.8 else 'NOT met'})")
     e2e_ratio, feat_ratio = (raw_e2e and e2e / raw_e2e), (raw_feat and feat / raw_feat)
     if raw is not None:
         print(f"per-bin / raw path: end to end {e2e_ratio:.2f}x, featurisation {feat_ratio:.2f}x the windows/s; "
@@ -269,6 +305,7 @@ def run(args: argparse.Namespace, raw: RawPath | None) -> int:
         "scores_only_windows_per_s": round(scores_only, 1),
         "gflops": round(gflops, 3), "per_window_predict_windows_per_s": round(per_window, 2),
         "end_to_end_windows_per_s": round(e2e, 1), "featurize_windows_per_s": round(feat, 1),
+        "heads_end_to_end_windows_per_s": round(heads, 1), "heads_ratio_vs_autoencoder_only": round(heads_ratio, 3),
         "raw_end_to_end_windows_per_s": raw_e2e and round(raw_e2e, 1),
         "raw_featurize_windows_per_s": raw_feat and round(raw_feat, 1),
         "end_to_end_ratio_vs_raw": e2e_ratio and round(e2e_ratio, 3),
