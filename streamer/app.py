@@ -41,6 +41,7 @@ from streamer.rebalance import Rebalance, rewind_to_committed
 from streamer.records import build_records
 from streamer.retry import Retrier, Stopped
 from streamer.scoring import score_sensors
+from streamer.silence import SilenceChange, SilenceWatch, read_silences
 
 log = get_logger("streamer")
 
@@ -82,6 +83,7 @@ class Streamer:
         self.ready = ReadySet(s.stream.score_every_events, s.stream.score_min_interval.total_seconds(),
                               s.window.min_events)
         self.alerts = AlertPolicy(s.alerts, layout.window_ms, layout.bin_ms)
+        self.silence = SilenceWatch(s.alerts.silent_bins if s.stream.scoring else 0, layout.bin_ms)
         self.models = (
             ModelWatcher(registry or ModelRegistry(s.models_path), s.features, layout.window_ms,
                          s.stream.max_batch_windows, s.stream.model_poll.total_seconds(),
@@ -90,7 +92,7 @@ class Streamer:
         )
         self.rebalance = Rebalance(self.topic, self.buffer, self.journal, self.retry, self.metrics.lag,
                                    alerts_delivered_since(s, self.retry), finish=self._finish_before_revocation,
-                                   drop=self._drop_partitions, keep=lambda kept: self.cycle.keep_partitions(kept),
+                                   drop=self._drop_partitions, keep=self._keep_partitions,
                                    abort_open=self._abort_open_transaction)
         self.cycle = Cycle()
         self._next_lag = 0.0
@@ -219,6 +221,8 @@ class Streamer:
         self.cycle.add_ingested(got.last_offsets, got.newest_record_ms)
         if self.models is not None and self.models.active is not None:
             self.ready.offer(result.states, time.monotonic())
+        if self.silence.enabled and result.states:
+            self._watch_silence(result.states)
 
     def _score_batch(self, states: list[SensorState]) -> None:
         """Stages 3-5: score one batch and send its records now; their state is written after the acks."""
@@ -247,6 +251,30 @@ class Streamer:
             why = window.explanation.model_dump_json() if window.explanation is not None else None
             self.cycle.add_scored(window.sensor_id, partition,
                                   {**sensor_meta.scored(window.window_end, why), **built.alert_state}, window.window_end)
+        self._send_alerts(journal, outgoing)
+
+    def _watch_silence(self, states: dict[str, SensorState]) -> None:
+        """Stage 5 for sensors that stopped sending: silence alerts, and their clears, leave like
+        score alerts (journaled, sent, their state written with the cycle's)."""
+        self.silence.keep_partitions(self.rebalance.assigned)  # revoked partitions' sensors are not ours
+        fresh = self.silence.unseen(states)
+        known = self.retry(lambda: read_silences(self.redis, self.buffer.layout, fresh), "redis") if fresh else {}
+        self.silence.observe_states(states.values(), known)
+        changes = self.silence.take()
+        if not changes:
+            return
+        model = self.models.active if self.models is not None else None
+        threshold, version = (model.loaded.threshold, model.version) if model is not None else (0.0, "")
+        now_ms, window_ms = int(time.time() * 1000), self.buffer.layout.window_ms
+        outgoing, journal = [], {}
+        for change in changes:
+            self._log_silence(change)
+            outgoing.append(change.outgoing(self.settings.topics.alerts, threshold, version, window_ms, now_ms))
+            journal.setdefault(change.partition, []).append(change.pending(now_ms))
+            self.cycle.add_silence(change.sensor_id, change.partition, change.meta())
+        self._send_alerts(journal, outgoing)
+
+    def _send_alerts(self, journal: dict[int, list[PendingAlert]], outgoing: list) -> None:
         if journal:  # before the alerts leave: see streamer/journal.py
             self.retry(lambda: self.journal.record(journal), "redis")
             for partition, entries in journal.items():
@@ -273,11 +301,13 @@ class Streamer:
         self._finish_cycle()
 
     def _record_scored(self) -> None:
-        """Stage 6: the cycle's records are in Kafka; write its scored (and alert) state, clear its journal."""
+        """Stage 6: the cycle's records are in Kafka; write its scored, alert and silence state, clear its journal."""
         cycle = self.cycle
+        meta = cycle.meta_to_write()
+        if meta:
+            self.retry(lambda: self.buffer.update_meta(meta), "redis")
         if cycle.scored:
             self.metrics.observe_event_time_lag(cycle.window_ends)
-            self.retry(lambda: self.buffer.update_meta(cycle.scored), "redis")
             self.ready.mark_scored(list(cycle.scored), time.monotonic())
         self._clear_journal(cycle)
 
@@ -290,7 +320,12 @@ class Streamer:
     def _drop_partitions(self, lost: set[int]) -> None:
         self.cycle.drop_partitions(lost)
         self.ready.drop_partitions(lost)
+        self.silence.drop_partitions(lost)
         self._abort_open_transaction()
+
+    def _keep_partitions(self, assigned: set[int]) -> None:
+        self.cycle.keep_partitions(assigned)
+        self.silence.keep_partitions(assigned)
 
     def _abort_open_transaction(self) -> None:
         """exactly-once: records of partitions gone elsewhere must not become visible with the next
@@ -304,6 +339,7 @@ class Streamer:
         self.cycle = Cycle()
         assigned = set(self.rebalance.assigned)
         self.ready.drop_partitions(assigned)
+        self.silence.drop_partitions(assigned)  # its aborted alerts: decided afresh from the meta when re-read
         rewind_to_committed(self.consumer, self.topic, assigned, self.retry)
 
     # -- helpers -------------------------------------------------------------------------------
@@ -320,6 +356,11 @@ class Streamer:
         self.metrics.alerts.labels(alert.kind).inc()
         log.info("alert" if alert.kind == "alert" else "alert cleared", sensor_id=window.sensor_id,
                  score=round(window.score, 4), threshold=round(threshold, 4), alert_id=alert.alert_id)
+
+    def _log_silence(self, change: SilenceChange) -> None:
+        self.metrics.alerts.labels(change.kind).inc()
+        log.info("sensor silent" if change.kind == "alert" else "silent sensor sent again", sensor_id=change.sensor_id,
+                 partition=change.partition, newest_ms=change.newest_ms, alert_id=change.alert_id)
 
     def _model_check(self) -> None:
         if self.models is None:

@@ -246,6 +246,12 @@ class AlertSettings(BaseModel):
         0.1, gt=0,
         description="false alerts per 100 normal sensor-days `vigil train` sets the threshold for",
     )
+    silent_bins: int = Field(
+        6, ge=0,
+        description="a sensor is alerted silent (reason silent) once its partition's event time has moved this many "
+                    "bins (window.length / window.steps) past the sensor's newest event; its next event clears "
+                    "the alert; 0: off",
+    )
 
     def span_ms(self, name: str, window_ms: int, bin_ms: int) -> int:
         """``for_duration``, ``clear_for`` or ``cooldown`` in ms for this window and grid."""

@@ -10,7 +10,8 @@ parties write it:
   offsets (``old:<p>``);
 * the streamer, after a score: ``pending`` back to 0, ``scored_end``, the explanation, and the
   alert state (:class:`vigil.alerts.AlertState`, fields ``ALERT_FIELDS``);
-* the alert journal, settling a dead owner's alerts (the same alert state).
+* the streamer, after a silence alert or its clear (``SILENT_FIELDS``, ``streamer/silence.py``);
+* the alert journal, settling a dead owner's alerts (the same alert and silence state).
 
 Readers: :class:`~vigil.buffer.RollingBuffer` (states, ``inspect``), the alert policy, the trainer's
 sample. The Lua script cannot import Python names, so ``tests/unit/test_sensor_meta.py`` checks
@@ -38,6 +39,10 @@ ABOVE_N = "above_n"
 ABOVE_SINCE = "above_since"
 BELOW_SINCE = "below_since"
 ALERT_FIELDS = (ALERT_ID, ALERT_END, ABOVE_N, ABOVE_SINCE, BELOW_SINCE)
+
+SILENT_ID = "silent_id"  # the open silence alert, "" when none
+SILENT_END = "silent_end"  # the newest event time that silence alert was about: a newer event clears it
+SILENT_FIELDS = (SILENT_ID, SILENT_END)
 
 WRITTEN_BY_APPLY = (NEWEST, STORED, PENDING, GRID, TAIL, LABEL, HOME_PARTITION)
 PREFIXES = (APPLIED_PREFIX, TOO_OLD_PREFIX)

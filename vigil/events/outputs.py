@@ -86,13 +86,20 @@ class AlertRecord(WindowRecord):
     ``alert_id`` is derived from (sensor, window end, events in the window, model version, kind),
     so a record published twice (e.g. re-scored after a crash) carries the same id and consumers
     can deduplicate, while a late event that changes the window gives a new one. A repeated
-    alert (after the cooldown) supersedes the open one; ``cleared`` names the latest.
+    alert (after the cooldown) supersedes the open one; ``cleared`` names the latest. A silence
+    alert (``reason="silent"``) is about the sensor's newest event, not a scored window: its id
+    leaves the model version out, and it carries no explanation.
     """
 
     alert_id: str = Field(description="deterministic id (32 hex digits): deduplicate on it")
     kind: Literal["alert", "cleared"] = Field(description="alert: opened (or repeated after the cooldown); "
                                                          "cleared: the score stayed under the clear level "
-                                                         "(alerts.clear_ratio x threshold) for alerts.clear_for")
+                                                         "(alerts.clear_ratio x threshold) for alerts.clear_for, "
+                                                         "or a silent sensor sent again")
+    reason: Literal["score", "silent"] = Field(
+        "score", description="score: the alert policy's decision on the window's score; silent: the sensor's "
+                             "partition moved alerts.silent_bins bins of event time past its newest event "
+                             "(window_end), with score 0 and no explanation")
     clears: str | None = Field(None, description="for kind=cleared: the alert_id it clears")
 
 
