@@ -9,7 +9,8 @@ from vigil.features.normalizer import SensorBaseline
 from vigil.features.window import FEATURIZER_VERSION, SPREAD_FLOOR
 
 HOUR = 3_600_000
-SPEC = WindowSpec(length_ms=10 * HOUR, steps=10, n_features=1)
+# Every channel group but cross, so each group's channel has a fixed place.
+SPEC = WindowSpec(length_ms=10 * HOUR, steps=10, n_features=1, groups=("level", "fleet", "spread", "extreme", "count"))
 STATS = FleetStats(mean=np.array([0.0]), std=np.array([1.0]), count_per_bin=2.0)
 LEVEL, FLEET, SPREAD, EXTREME, COUNT = range(5)  # one feature: no cross channel
 END = 10 * HOUR - 1  # in bin 9: the window is bins 0-9, [0, 10 h)
@@ -29,7 +30,7 @@ def test_shape_dtype_channel_names_and_empty_window():
     assert channel_names(two, ["a", "b"]) == ["level:a", "level:b", "fleet:a", "fleet:b", "spread:a", "spread:b",
                                              "extreme:a", "extreme:b", "cross:a", "cross:b", "count"]
     assert two.channels == 11
-    assert WindowSpec(length_ms=HOUR, steps=4, n_features=2).channels == 9  # the default: no cross
+    assert WindowSpec(length_ms=HOUR, steps=4, n_features=2).channels == 7  # the default: no fleet, no cross
     assert WindowSpec(length_ms=HOUR, steps=4, n_features=2, groups=("level", "count")).channels == 3
 
 

@@ -18,7 +18,7 @@ FEATURES = ["a"]
 
 @pytest.fixture(scope="module")
 def tiny_model():
-    x = np.random.default_rng(0).normal(0, 1, (32, 6, 5)).astype(np.float32)  # 6 steps of one feature
+    x = np.random.default_rng(0).normal(0, 1, (32, 6, 4)).astype(np.float32)  # 6 steps of one feature, 4 channels
     return train_autoencoder(x, TrainConfig(latent_dim=8, bottleneck=4, epochs=1, dense_epochs=1))
 
 

@@ -17,9 +17,9 @@ independent, so a reference that happens to be very calm cannot make any change 
              within-bin standard deviations (spikes that a bin mean averages away), upwards only;
 ``profile``  the log of the between-bin variance of the horizon's (de-profiled) bin means (a lost
              daily cycle, oscillations), upwards only;
-``corr``     per pair of features, Fisher's z of the horizon's pooled correlation (one horizon of
-             ``CORR_HORIZON`` of the window: co-moments merged by Chan's formula, so a change
-             that moves a single bin by about 1σ stands out pooled over a day or two);
+``corr``     per pair of features, Fisher's z of the horizon's pooled correlation (horizons of
+             ``CORR_HORIZONS`` of the window: co-moments merged by Chan's formula, so a change
+             that moves a single bin by about 1σ stands out pooled over half a day to two days);
 ``reference`` where the model keeps the sensor's own healthy reference (``SensorBaseline``: a
              window shorter than the history that shows what normal is, e.g. SKAB's seconds-long
              windows after an anomaly-free start), the squared Mahalanobis distance of the longest
@@ -44,7 +44,7 @@ runs within one window: a batch's windows do not depend on each other.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import numpy as np
 
@@ -54,7 +54,7 @@ from vigil.features.normalizer import SensorBaseline
 HEADS = ("shift", "spread", "extreme", "profile", "corr", "reference")
 # The recent horizons, as fractions of the window's bins (at least one bin each).
 HORIZONS = (0.01, 0.05, 0.2)
-CORR_HORIZON = 0.15
+CORR_HORIZONS = (0.05, 0.15)
 # A horizon is used once the history before it holds this many horizons.
 MIN_BLOCKS = 2
 # The reference blocks of a horizon are sampled at most this many times (evenly): enough for a
@@ -123,10 +123,10 @@ def head_statistics(bins: BinStats, baselines: list[SensorBaseline | None] | Non
             ref = ctx.reference(h)
             if ref.any():
                 _shift_spread_extreme(ctx, h, ref, best)
-        hc = horizons(s, (CORR_HORIZON,))[0]
-        ref = ctx.reference(hc)
-        if f > 1 and ref.any():
-            _corr(ctx, hc, ref, best)
+        for hc in horizons(s, CORR_HORIZONS) if f > 1 else ():
+            ref = ctx.reference(hc)
+            if ref.any():
+                _corr(ctx, hc, ref, best)
         h = horizons(s)[-1]
         recent = ctx.recent_mean(h)
         if baselines is not None and any(b is not None for b in baselines):
@@ -233,6 +233,16 @@ class _Context:
         level -= (sums.sum(axis=1) / np.maximum(total.sum(axis=1), 1.0)[:, None])[:, None]
         out = np.take_along_axis(level, phase[:, :, None], axis=1)
         return np.where(mask.any(axis=1)[:, None, None], out, 0.0)
+
+    @cached_property
+    def co_moments(self) -> dict[str, np.ndarray]:
+        """Running event counts, sums and co-moments of the bins' deviations before de-profiling:
+        the daily cycle a pair of features shares is part of how they move together."""
+        bins, dev = self.bins, self.raw_dev
+        iu, ju = np.triu_indices(bins.n_features)
+        n = bins.count[:, :, None]
+        return {"n": self.c["n"][:, :, None], "s1": _running(n * dev),
+                "m2": _running(bins.co + n * dev[:, :, iu] * dev[:, :, ju])}
 
     def reference(self, h: int) -> np.ndarray:
         """``[B]``: whether the window has ``MIN_BLOCKS`` horizons of history before its last ``h`` bins."""
@@ -344,10 +354,7 @@ def _corr(ctx: _Context, h: int, ref: np.ndarray, best: _Best) -> None:
     b, s, f = len(bins.count), bins.steps, bins.n_features
     iu, ju = np.triu_indices(f)
     pairs = np.flatnonzero(iu != ju)
-    n = bins.count[:, :, None]
-    dev = ctx.raw_dev  # the daily cycle a pair shares is part of how it moves together
-    running = {"n": ctx.c["n"][:, :, None], "s1": _running(n * dev),
-               "m2": _running(bins.co + n * dev[:, :, iu] * dev[:, :, ju])}
+    running = ctx.co_moments
     ends, inside = ctx.ends(h)
 
     def correlation(lo: np.ndarray, hi: np.ndarray):

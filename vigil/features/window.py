@@ -16,7 +16,7 @@ statistics only. Per feature, in this order:
 ``cross``    (two or more features) the root-mean-square residual of the feature predicted linearly
              from the others, with coefficients from the baseline's covariance, in units of the
              baseline's residual: features that stop moving together (decorrelation); not in
-             the default groups (``DEFAULT_GROUPS``), chosen with ``vigil train --channels``;
+             the default groups (``DEFAULT_GROUPS``: neither is ``fleet``), chosen with ``vigil train --channels``;
 
 then one ``count`` channel (events per bin relative to the fleet's typical count; 0 = empty bin;
 the last bin relative to the count expected by the window's end).
@@ -42,11 +42,12 @@ from vigil.buffer.bins import BinStats, bin_events, bin_width, diagonal_position
 from vigil.features.normalizer import FleetStats, SensorBaseline
 
 CHANNEL_GROUPS = ("level", "fleet", "spread", "extreme", "cross", "count")
-# The default leaves ``cross`` out: it caught none of the synthetic decorrelations it is meant
-# for and lowered ranking on the synthetic fleet (PR-AUC 0.806 without, 0.759 with) and on SKAB
-# with 60-second windows (ROC-AUC 0.779 without, 0.727 with); only SKAB's 10-second windows, one
-# row per bin, rank slightly better with it (0.821 with, 0.804 without). See bench/README.md.
-DEFAULT_GROUPS = ("level", "fleet", "spread", "extreme", "count")
+# The default keeps the autoencoder's input relative to the sensor itself. Where a sensor sits
+# against the healthy fleet is the ``fleet`` head's question (vigil.model.detector), calibrated
+# on its own: fed to the autoencoder, a sensor at a rare operating point reads as anomalous in
+# every window and alerts day after day. Pairs of features are the ``corr`` head's question, so
+# ``cross`` stays out too (bench/README.md, the ablation).
+DEFAULT_GROUPS = ("level", "spread", "extreme", "count")
 # The featurisation's version, saved with every model: a model is only ever fed the tensor it
 # was trained on (a model trained before a change of channels is refused, not silently misfed).
 FEATURIZER_VERSION = 5
