@@ -183,8 +183,9 @@ def buffered(cfg: VigilSettings, sensor_ids) -> int:
 
 
 def alerting_copy(registry, root, events, cfg):
-    """The session's model under a threshold a small fleet crosses several times (its warm scores'
-    90th percentile), in a registry of its own at ``root``."""
+    """The session's model under a threshold a small fleet crosses several times, up and down (its
+    warm scores' median: the anomalous sensors stay above the 90th percentile, so only the normal
+    ones' fluctuations clear alerts), in a registry of its own at ``root``."""
     import numpy as np
 
     from vigil.alerts.backtest import backtest
@@ -195,7 +196,7 @@ def alerting_copy(registry, root, events, cfg):
     table = event_table(events, cfg.features, cfg.label_column)
     warm = backtest(loaded, table, cfg).points.query("not warming_up")
     copy = ModelRegistry(root)
-    meta = loaded.meta.model_copy(update={"threshold": {"value": float(np.quantile(warm.score, 0.9)),
+    meta = loaded.meta.model_copy(update={"threshold": {"value": float(np.quantile(warm.score, 0.5)),
                                                         "method": "quantile", "detail": {}}})
     copy.save(loaded.model, meta)
     copy.promote(meta.version)

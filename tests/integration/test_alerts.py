@@ -13,6 +13,7 @@ from vigil.cli.main import main
 from vigil.events.frame import event_table
 from vigil.kafka.clients import make_producer
 from vigil.kafka.produce import produce_frame
+from vigil.settings import AlertSettings
 from vigil.simulate import FleetSpec, generate_fleet
 
 from tests.integration.streaming import (alerting_copy, counter, isolated_settings, read_all, running, topics_of, values,
@@ -20,13 +21,15 @@ from tests.integration.streaming import (alerting_copy, counter, isolated_settin
 
 DAY = 86_400_000
 SENSORS = 12
+# A warm-up of 95% of the window, so the early events (below) change no alert state; no silence
+# alerts, which only the stream can raise.
 POLICY = {"for_points": 2, "for_duration": timedelta(hours=1), "clear_ratio": 0.8, "clear_for": timedelta(hours=1),
-          "cooldown": timedelta(hours=6)}
+          "cooldown": timedelta(hours=6), "warmup_fraction": 0.95, "silent_bins": 0}
 
 
 def test_streamer_and_backtest_publish_the_same_alert_ids(settings, registry, tmp_path, monkeypatch):
     cfg = isolated_settings(settings, score_every_events=1, poll_events=SENSORS)
-    cfg = cfg.model_copy(update={"alerts": cfg.alerts.model_copy(update=POLICY)})
+    cfg = cfg.model_copy(update={"alerts": AlertSettings(**{**cfg.alerts.model_dump(), **POLICY})})
     fleet = generate_fleet(FleetSpec(sensors=SENSORS, days=10.6, alert_fraction=0.34, seed=808))
     models = alerting_copy(registry, tmp_path / "models", fleet.events, cfg)
     cfg = cfg.model_copy(update={"model_dir": models.root})
