@@ -243,6 +243,8 @@ class Streamer:
             built = build_records(window, model.loaded.threshold, model.version, self.alerts, self.settings.topics, now_ms)
             outgoing += built.records
             self.metrics.scores.inc()
+            if window.explanation is not None and window.explanation.head:
+                self.metrics.heads.labels(window.explanation.head).inc()
             partition = partition_of[window.sensor_id]
             if built.alert is not None:
                 self._log_alert(window, built.alert, model.loaded.threshold)

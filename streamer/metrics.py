@@ -42,6 +42,9 @@ class StreamMetrics:
         )
         self.scores = Counter("vigil_scores_published", "scores published", registry=r)
         self.alerts = Counter("vigil_alerts_published", "alert records published", ["kind"], registry=r)
+        self.heads = Counter("vigil_scores_by_head", "scores published, by the detection head with the largest "
+                                                     "calibrated value (the one that explains the score)", ["head"],
+                             registry=r)
         self.lag = Gauge("vigil_consumer_lag", "messages behind the partition's end", ["partition"], registry=r)
         self.retries = Counter("vigil_retries", "waits for an unavailable dependency", ["dependency"], registry=r)
         self.commits = Counter("vigil_offset_commits", "offset commits after durable batches", registry=r)

@@ -32,6 +32,7 @@ REQUIRED = {
     "processing latency": ("vigil_processing_seconds_bucket", "le"),
     "sensors on several partitions": ("vigil_sensors_on_several_partitions_total", None),
     "alerts": ("vigil_alerts_published_total", None),
+    "scores by detection head": ("vigil_scores_by_head_total", "head"),
 }
 
 
