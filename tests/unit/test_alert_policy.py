@@ -2,7 +2,10 @@
 
 from datetime import timedelta
 
+import pytest
+
 from vigil.alerts import AlertPolicy, AlertState, ScoredWindow
+from vigil.durations import Span
 from vigil.settings import AlertSettings
 
 HOUR, DAY = 3_600_000, 86_400_000
@@ -97,3 +100,29 @@ def test_the_same_points_give_the_same_ids():
     first, _ = run(policy(), points)
     second, _ = run(policy(), points)
     assert [r.alert_id for r in first] == [r.alert_id for r in second] and len(first) == 2
+
+
+def test_spans_follow_the_window_as_bins_shares_or_durations():
+    from vigil.durations import Span, format_span, parse_span
+
+    assert parse_span("6 bins") == Span("bins", 6) and parse_span("1bin") == Span("bins", 1)
+    assert parse_span("10%") == Span("fraction", 0.1)
+    assert parse_span("6h") == Span("duration", 6 * 3_600_000) == parse_span(timedelta(hours=6))
+    for text in ("6 bins", "10%", "6h"):
+        assert parse_span(format_span(parse_span(text))) == parse_span(text)
+    with pytest.raises(ValueError, match="6 bins"):
+        parse_span("six bins")
+    # The defaults: an hour, 6 h and a day for a 10-day window of 240 bins; a second, 6 s and one
+    # second for a 10-second window of 10 bins.
+    defaults = AlertSettings()
+    day = 86_400_000
+    assert [defaults.span_ms(n, 10 * day, 10 * day // 240) for n in ("for_duration", "clear_for", "cooldown")] \
+        == [3_600_000, 6 * 3_600_000, day]
+    assert [defaults.span_ms(n, 10_000, 1_000) for n in ("for_duration", "clear_for", "cooldown")] == [1_000, 6_000, 1_000]
+
+
+def test_a_span_setting_reads_bins_shares_and_durations_from_text():
+    assert AlertSettings(clear_for="3 bins").clear_for == Span("bins", 3)
+    assert AlertSettings(cooldown="25%").span_ms("cooldown", 400, 10) == 100
+    with pytest.raises(ValueError, match="not a span"):
+        AlertSettings(cooldown="soon")
