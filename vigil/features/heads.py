@@ -204,7 +204,9 @@ class _Context:
         ne = nonempty.astype(np.float64)
         nw = n[:, :, None]
         self.dev = dev
-        # Running sums, with a leading zero: the sum over bins [a, e] is c[:, e + 1] - c[:, a].
+        self._first_sums: dict[str, np.ndarray] = {}
+        # Running sums along the bins, with a leading zero: the sum over bins [a, e] is
+        # c[:, e + 1] - c[:, a].
         self.c = {name: _running(v) for name, v in (
             ("n", n), ("ne", ne), ("dof", np.maximum(n - 1.0, 0.0)), ("s1", nw * dev), ("s2", nw * dev**2),
             ("within", within), ("exc", excursion), ("exc2", excursion**2), ("d1", dev), ("d2", dev**2))}
@@ -257,17 +259,21 @@ class _Context:
         return ends, ends[None, :] >= self.first[:, None] + h - 1
 
     def blocks(self, name: str, h: int, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The sums of ``name`` over the blocks ending at ``ends`` and over the last ``h`` bins."""
+        """The sums of ``name`` over the blocks ending at ``ends`` (``[B, P, ...]``) and over the
+        last ``h`` bins (``[B, ...]``)."""
         c = self.c[name]
         s = self.bins.steps
-        return c[:, ends + 1] - c[:, ends + 1 - h], c[:, s] - c[:, s - h]
+        return c.take(ends + 1, axis=1) - c.take(ends + 1 - h, axis=1), c[:, s] - c[:, s - h]
 
     def history(self, name: str, h: int) -> np.ndarray:
         """The sum of ``name`` over each window's bins before its last ``h``."""
-        c = self.c[name]
-        s = self.bins.steps
-        return c[:, s - h] - np.take_along_axis(c, np.minimum(self.first, s)[:, None].reshape(
-            (-1,) + (1,) * (c.ndim - 1)), axis=1)[:, 0]
+        return self.c[name][:, self.bins.steps - h] - self.at_first(name)
+
+    def at_first(self, name: str) -> np.ndarray:
+        """The running sum of ``name`` where each window's history starts."""
+        if name not in self._first_sums:
+            self._first_sums[name] = self.c[name][np.arange(len(self.first)), np.minimum(self.first, self.bins.steps)]
+        return self._first_sums[name]
 
     def recent_mean(self, h: int) -> np.ndarray:
         n = self.bins.count[:, -h:, None]
@@ -275,6 +281,7 @@ class _Context:
 
 
 def _running(v: np.ndarray) -> np.ndarray:
+    """``[B, S + 1, ...]`` running sums over the bins of ``v`` ``[B, S, ...]``, from 0."""
     out = np.zeros((v.shape[0], v.shape[1] + 1) + v.shape[2:])
     np.cumsum(v, axis=1, out=out[:, 1:])
     return out
@@ -359,9 +366,11 @@ def _corr(ctx: _Context, h: int, ref: np.ndarray, best: _Best) -> None:
 
     def correlation(lo: np.ndarray, hi: np.ndarray):
         """Pooled correlation and events of the bins [lo, hi) per window: ``lo``, ``hi`` ``[B, K]``."""
+        rows = np.arange(b)[:, None]
+
         def total(name):
             c = running[name]
-            return np.take_along_axis(c, hi[:, :, None], axis=1) - np.take_along_axis(c, lo[:, :, None], axis=1)
+            return c[rows, hi] - c[rows, lo]
         events = total("n")
         m = total("s1") / np.maximum(events, 1.0)
         cov = total("m2") / np.maximum(events, 1.0) - m[..., iu] * m[..., ju]

@@ -74,20 +74,25 @@ def explain_scored(scored: Scored, heads: HeadStats | None, spec, stats: FleetSt
     """One explanation per scored window, from the head with the largest calibrated value: the
     autoencoder's explains by its contributions (:func:`explain`), a statistic head by what it
     measured, in words. None for a scorer that cannot explain (no heads, no contributions)."""
-    by_contributions = None
-    if scored.contributions is not None:
-        by_contributions = explain(scored.contributions, channel_features(spec), feature_names, window_end_ms,
-                                   spec.length_ms)
+    def by_contributions(rows: np.ndarray) -> dict[int, Explanation]:
+        if scored.contributions is None or not len(rows):
+            return {}
+        why = explain(scored.contributions[rows], channel_features(spec), feature_names, window_end_ms[rows],
+                      spec.length_ms)
+        return dict(zip(rows.tolist(), why))
+
     if scored.heads is None or heads is None:
-        return by_contributions
+        found = by_contributions(np.arange(len(scored.scores)))
+        return [found[i] for i in range(len(scored.scores))] if found else None
     winner = np.argmax(scored.heads, axis=1)
+    # Only the windows the autoencoder explains need their contributions read.
+    learnt = by_contributions(np.flatnonzero(winner == DETECTOR_HEADS.index("autoencoder")))
     fleet_units = (heads.recent_mean - stats.mean) / stats.std
     out = []
     for i, k in enumerate(winner):
         head, end = DETECTOR_HEADS[k], int(window_end_ms[i])
         if head == "autoencoder":
-            base = by_contributions[i] if by_contributions is not None else Explanation(
-                features=[], span_start=end - spec.length_ms, span_end=end)
+            base = learnt.get(i) or Explanation(features=[], span_start=end - spec.length_ms, span_end=end)
             top = base.features[0].feature if base.features else "the window"
             out.append(base.model_copy(update={"head": head, "text": (
                 f"the window departs from normal windows as the autoencoder learnt them, most in {top}")}))
