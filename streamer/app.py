@@ -83,7 +83,7 @@ class Streamer:
         self.ready = ReadySet(s.stream.score_every_events, s.stream.score_min_interval.total_seconds(),
                               s.window.min_events)
         self.alerts = AlertPolicy(s.alerts, layout.window_ms, layout.bin_ms)
-        self.silence = SilenceWatch(s.alerts.silent_bins if s.stream.scoring else 0, layout.bin_ms)
+        self.silence = SilenceWatch(s.alerts.silent_bins if s.stream.scoring else 0, layout.bin_ms, s.window.min_events)
         self.models = (
             ModelWatcher(registry or ModelRegistry(s.models_path), s.features, layout.window_ms,
                          s.stream.max_batch_windows, s.stream.model_poll.total_seconds(),

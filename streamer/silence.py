@@ -79,8 +79,11 @@ class _Seen:
 class SilenceWatch:
     """Which of the sensors seen since the start went silent, and which came back (no I/O)."""
 
-    def __init__(self, silent_bins: int, bin_ms: int):
+    def __init__(self, silent_bins: int, bin_ms: int, min_events: int = 0):
         self.after_ms = silent_bins * bin_ms
+        # A sensor is watched once its window holds as many events as scoring needs: a sensor that
+        # sent a handful (a gateway's flood of made-up ids) costs no memory and is never alerted.
+        self.min_events = min_events
         self.partition_ms: dict[int, int] = {}  # partition → newest event time ingested from it
         self._seen: dict[str, _Seen] = {}
         # Per partition, (newest_ms, sensor) with the oldest on top, one entry per sensor not silent.
@@ -96,9 +99,11 @@ class SilenceWatch:
     def __len__(self) -> int:
         return len(self._seen)
 
-    def unseen(self, sensor_ids: Iterable[str]) -> list[str]:
-        """The sensors this watch does not know yet: their silence state is in their meta."""
-        return [s for s in sensor_ids if s not in self._seen] if self.enabled else []
+    def unseen(self, states: dict[str, SensorState]) -> list[str]:
+        """The sensors this watch does not know yet and would watch: their silence state is in their meta."""
+        if not self.enabled:
+            return []
+        return [s for s, state in states.items() if s not in self._seen and state.n_stored >= self.min_events]
 
     def observe(self, partition: int, sensor_id: str, newest_ms: int, n_events: int = 0,
                 known: tuple[str, int] | None = None) -> None:
@@ -109,6 +114,8 @@ class SilenceWatch:
         if newest_ms > self.partition_ms.get(partition, newest_ms - 1):
             self.partition_ms[partition] = newest_ms
         seen = self._seen.get(sensor_id)
+        if seen is None and n_events < self.min_events:
+            return
         if seen is None:
             silent_id, silent_end = known or ("", 0)
             if not silent_id:

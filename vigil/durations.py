@@ -60,10 +60,13 @@ class Span:
         return int(round(self.amount))
 
 
-def parse_span(text: str | int | float | timedelta | Span) -> Span:
-    """``6 bins``, ``10%`` or a duration (see :func:`parse_duration`)."""
+def parse_span(text: str | int | float | timedelta | Span | dict) -> Span:
+    """``6 bins``, ``10%`` or a duration (see :func:`parse_duration`); a ``Span`` as a dict too
+    (settings dumped and validated again)."""
     if isinstance(text, Span):
         return text
+    if isinstance(text, dict):
+        return Span(str(text["kind"]), float(text["amount"]))
     if isinstance(text, str):
         compact = text.strip().lower().replace(" ", "")
         if m := re.fullmatch(r"(\d+(?:\.\d+)?)bins?", compact):

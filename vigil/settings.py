@@ -255,7 +255,8 @@ class AlertSettings(BaseModel):
 
     def span_ms(self, name: str, window_ms: int, bin_ms: int) -> int:
         """``for_duration``, ``clear_for`` or ``cooldown`` in ms for this window and grid."""
-        return getattr(self, name).ms(window_ms, bin_ms)
+        # (parse_span: a copy made with model_copy(update=...) may hold an unvalidated duration)
+        return parse_span(getattr(self, name)).ms(window_ms, bin_ms)
 
 
 class LocalServicesSettings(BaseModel):

@@ -126,3 +126,11 @@ def test_a_span_setting_reads_bins_shares_and_durations_from_text():
     assert AlertSettings(cooldown="25%").span_ms("cooldown", 400, 10) == 100
     with pytest.raises(ValueError, match="not a span"):
         AlertSettings(cooldown="soon")
+
+
+def test_spans_survive_a_dump_and_a_copy_with_plain_durations():
+    settings = AlertSettings(clear_for="3 bins")
+    again = AlertSettings.model_validate(settings.model_dump())
+    assert again.clear_for == Span("bins", 3)
+    copied = settings.model_copy(update={"for_duration": timedelta(hours=2)})  # not validated
+    assert copied.span_ms("for_duration", 10 * DAY, HOUR) == 2 * HOUR

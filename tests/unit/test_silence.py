@@ -78,7 +78,7 @@ def test_silent_bins_zero_is_off():
     assert not watch.enabled
     watch.observe(0, "quiet", T0)
     watch.observe(0, "busy", T0 + 1000 * BIN)
-    assert watch.take() == [] and len(watch) == 0 and watch.unseen(["quiet"]) == []
+    assert watch.take() == [] and len(watch) == 0 and watch.unseen({"quiet": _state("quiet", 0, 1)}) == []
 
 
 def test_dropped_partitions_forget_their_sensors():
@@ -86,7 +86,7 @@ def test_dropped_partitions_forget_their_sensors():
     watch.observe(0, "p0", T0)
     watch.observe(1, "p1", T0)
     watch.drop_partitions({0})
-    assert watch.unseen(["p0", "p1"]) == ["p0"] and 0 not in watch.partition_ms
+    assert watch.unseen({"p0": _state("p0", 0, 1), "p1": _state("p1", 1, 1)}) == ["p0"] and 0 not in watch.partition_ms
     watch.observe(1, "busy", T0 + 2 * BIN)
     assert kinds(watch.take()) == [("alert", "p1")]
     watch.keep_partitions({2})
@@ -105,7 +105,7 @@ def test_a_silence_recorded_in_the_meta_is_not_alerted_again_and_clears_on_the_n
     known = {"s": (opened.alert_id, T0)}
     # A restart that re-reads the sensor's old events: already alerted, nothing to send.
     restarted = SilenceWatch(silent_bins=2, bin_ms=BIN)
-    assert restarted.unseen(["s", "busy"]) == ["s", "busy"]
+    assert restarted.unseen({"s": _state("s", 0, 40), "busy": _state("busy", 0, 50)}) == ["s", "busy"]
     restarted.observe_states([SensorState("s", 0, 40, T0, 0), SensorState("busy", 0, 50, T0 + 9 * BIN, 0)], known)
     assert restarted.take() == []
     # Another restart, where the sensor has sent again meanwhile: the alert clears.
@@ -158,3 +158,17 @@ def test_a_cycle_writes_silence_state_with_the_scores_and_drops_it_with_its_part
     assert cycle.window_ends == [T0], "a silence alert is no scored window"
     cycle.drop_partitions({1})
     assert set(cycle.meta_to_write()) == {"s"}
+
+
+def _state(sensor_id: str, partition: int, n_stored: int, newest_ms: int = T0) -> SensorState:
+    return SensorState(sensor_id=sensor_id, partition=partition, n_stored=n_stored, newest_ms=newest_ms, pending=0)
+
+
+def test_a_sensor_with_fewer_events_than_scoring_needs_is_not_watched():
+    # A flood of made-up ids (one event each) costs no memory and raises no silence alert.
+    watch = SilenceWatch(silent_bins=2, bin_ms=BIN, min_events=10)
+    watch.observe_states([_state(f"junk-{i}", 0, 1) for i in range(100)] + [_state("real", 0, 10)], {})
+    assert len(watch) == 1
+    assert watch.unseen({"junk": _state("junk", 0, 1), "new": _state("new", 0, 12)}) == ["new"]
+    watch.observe(0, "busy", T0 + 3 * BIN, 50)
+    assert kinds(watch.take()) == [("alert", "real")]

@@ -62,7 +62,7 @@ class Calibrator:
     def __call__(self, raw: np.ndarray) -> np.ndarray:
         raw = np.asarray(raw, dtype=np.float64)
         body = 1.0 - np.interp(raw, self.x, self.p, left=0.0)
-        tail = TAIL_FRACTION * np.exp(-(raw - self.tail_base) / self.tail_scale)
+        tail = TAIL_FRACTION * np.exp(-np.maximum(raw - self.tail_base, 0.0) / self.tail_scale)
         sf = np.where(raw > self.tail_base, np.minimum(tail, TAIL_FRACTION), np.maximum(body, TAIL_FRACTION))
         sf = np.clip(np.where(np.isfinite(raw), sf, 1.0), 1e-300, 1.0)
         return norm.isf(sf / 2)
