@@ -81,7 +81,8 @@ def parse_span(text: str | int | float | timedelta | Span | dict) -> Span:
     return Span("duration", parse_duration(text).total_seconds() * 1000)
 
 
-def format_span(span: Span) -> str:
+def format_span(span: Span | str | timedelta | dict) -> str:
+    span = parse_span(span)
     if span.kind == "bins":
         return f"{span.amount:g} bin{'s' if span.amount != 1 else ''}"
     if span.kind == "fraction":

@@ -28,6 +28,7 @@ from streamer.app import Streamer
 from streamer.journal import AlertJournal, PendingAlert
 from vigil.alerts import AlertState
 from vigil.buffer import BufferLayout
+from vigil.settings import AlertSettings
 from vigil.kafka.clients import make_producer
 from vigil.kafka.produce import produce_frame
 from vigil.simulate import FleetSpec, generate_fleet
@@ -80,8 +81,9 @@ def test_kill_9_mid_stream_loses_nothing_and_publishes_no_alert_twice(settings, 
     cfg = isolated_settings(settings, delivery=delivery, poll_events=400, instance_id=f"crash-{uuid.uuid4().hex[:6]}")
     # A policy that alerts and clears often, however the backlog coalesces the scoring points:
     # the kills must land among alert state changes.
-    cfg = cfg.model_copy(update={"alerts": cfg.alerts.model_copy(update={
-        "warmup_fraction": 0.5, "for_points": 1, "for_duration": timedelta(0), "clear_for": timedelta(0)})})
+    cfg = cfg.model_copy(update={"alerts": AlertSettings(**{
+        **cfg.alerts.model_dump(), "warmup_fraction": 0.5, "for_points": 1, "for_duration": timedelta(0),
+        "clear_for": timedelta(0)})})
     fleet = generate_fleet(FleetSpec(sensors=40, days=11, alert_fraction=0.15, seed=5151))
     models = alerting_copy(registry, tmp_path / "models", fleet.events, cfg)  # alerts and clears to crash on
     cfg = cfg.model_copy(update={"model_dir": models.root})
