@@ -49,11 +49,12 @@ from vigil.alerts import AlertPolicy  # noqa: E402
 from vigil.alerts.backtest import point_frame, replay  # noqa: E402
 from vigil.settings import AlertSettings  # noqa: E402
 from vigil.events.frame import event_table  # noqa: E402
-from vigil.features import WindowSpec, channel_features  # noqa: E402
+from vigil.features import WindowSpec  # noqa: E402
 from vigil.features.dataset import WindowSet, build_windows  # noqa: E402
 from vigil.model.config import TrainConfig  # noqa: E402
 from vigil.model.detector import DETECTOR_HEADS  # noqa: E402
-from vigil.model.explain import explain  # noqa: E402
+from vigil.model.explain import explain_scored  # noqa: E402
+from vigil.model.predictor import Scored  # noqa: E402
 from vigil.model.threshold import choose_threshold, window_metrics  # noqa: E402
 from vigil.simulate import FleetSpec, generate_fleet  # noqa: E402
 
@@ -102,6 +103,7 @@ class Fitted:
     threshold_method: str
     scores: np.ndarray  # test windows
     contributions: np.ndarray | None
+    heads: np.ndarray | None = None  # calibrated heads (Vigil's detector)
 
 
 def fit_and_test(model: Model, case: Case) -> Fitted:
@@ -114,7 +116,8 @@ def fit_and_test(model: Model, case: Case) -> Fitted:
     tested = model.score(case.test)
     log(f"  {case.name}: {model.name} trained in {seconds:.1f} s")
     keras.backend.clear_session()  # the next model starts from a clean graph
-    return Fitted(model.name, seconds, threshold.value, threshold.method, tested.scores, tested.contributions)
+    return Fitted(model.name, seconds, threshold.value, threshold.method, tested.scores, tested.contributions,
+                  tested.heads)
 
 
 def ours(args: argparse.Namespace, heads: tuple[str, ...] = DETECTOR_HEADS, **overrides) -> Vigil:
@@ -184,10 +187,12 @@ def explanation_hits(fitted: Fitted, case: Case) -> dict:
     """Of the detected anomalous windows: how often the first feature named was altered and the
     span overlaps the anomaly (onset → window end)."""
     hit = (fitted.scores >= fitted.threshold) & (case.test.label == 1)
-    if fitted.contributions is None or not hit.any():
+    if (fitted.contributions is None and fitted.heads is None) or not hit.any():
         return {"detected": int(hit.sum()), "rate": None}
-    why = explain(fitted.contributions[hit], channel_features(case.data.spec), case.features,
-                  case.test.end_ms[hit], case.data.spec.length_ms)
+    scored = Scored(fitted.scores[hit], None if fitted.contributions is None else fitted.contributions[hit],
+                    None if fitted.heads is None else fitted.heads[hit])
+    why = explain_scored(scored, case.test.head_stats.take(hit), case.data.spec, case.data.stats, case.features,
+                         case.test.end_ms[hit])
     truth = case.truth.loc[case.test.sensor_id[hit]]
     good, by_kind = [], {}
     for e, (_, t) in zip(why, truth.iterrows()):
