@@ -104,10 +104,6 @@ class HeadStats:
         parts = [a[:, i * h:(i + 1) * h] for i in range(5)]
         return cls(parts[0], parts[1].astype(np.intp), parts[2].astype(np.intp), parts[3], parts[4], a[:, 5 * h:])
 
-    @classmethod
-    def concat(cls, parts: list["HeadStats"]) -> "HeadStats":
-        return cls(*(np.concatenate([getattr(p, f) for p in parts]) for f in HEAD_FIELDS))
-
 
 HEAD_FIELDS = ("raw", "feature", "horizon", "before", "after", "recent_mean")
 
@@ -203,7 +199,6 @@ class _Context:
         excursion = np.where(nonempty[:, :, None], np.maximum(bins.max - bins.mean, bins.mean - bins.min), 0.0)
         ne = nonempty.astype(np.float64)
         nw = n[:, :, None]
-        self.dev = dev
         self._first_sums: dict[str, np.ndarray] = {}
         # Running sums along the bins, with a leading zero: the sum over bins [a, e] is
         # c[:, e + 1] - c[:, a].
