@@ -81,8 +81,9 @@ class SilenceWatch:
 
     def __init__(self, silent_bins: int, bin_ms: int, min_events: int = 0):
         self.after_ms = silent_bins * bin_ms
-        # A sensor is watched once its window holds as many events as scoring needs: a sensor that
-        # sent a handful (a gateway's flood of made-up ids) costs no memory and is never alerted.
+        # A sensor is watched once its window holds as many events as scoring needs (or while it
+        # has an open silence alert): one that sent a handful (a gateway's flood of made-up ids)
+        # costs no memory and is never alerted.
         self.min_events = min_events
         self.partition_ms: dict[int, int] = {}  # partition → newest event time ingested from it
         self._seen: dict[str, _Seen] = {}
@@ -100,10 +101,9 @@ class SilenceWatch:
         return len(self._seen)
 
     def unseen(self, states: dict[str, SensorState]) -> list[str]:
-        """The sensors this watch does not know yet and would watch: their silence state is in their meta."""
-        if not self.enabled:
-            return []
-        return [s for s, state in states.items() if s not in self._seen and state.n_stored >= self.min_events]
+        """The sensors this watch does not know yet: their silence state is in their meta (a sensor
+        alerted silent may come back with fewer events in its window than the watch needs)."""
+        return [s for s in states if s not in self._seen] if self.enabled else []
 
     def observe(self, partition: int, sensor_id: str, newest_ms: int, n_events: int = 0,
                 known: tuple[str, int] | None = None) -> None:
@@ -114,10 +114,10 @@ class SilenceWatch:
         if newest_ms > self.partition_ms.get(partition, newest_ms - 1):
             self.partition_ms[partition] = newest_ms
         seen = self._seen.get(sensor_id)
-        if seen is None and n_events < self.min_events:
-            return
         if seen is None:
             silent_id, silent_end = known or ("", 0)
+            if not silent_id and n_events < self.min_events:
+                return
             if not silent_id:
                 self._seen[sensor_id] = _Seen(partition, newest_ms, n_events)
                 self._push(partition, newest_ms, sensor_id)

@@ -169,6 +169,15 @@ def test_a_sensor_with_fewer_events_than_scoring_needs_is_not_watched():
     watch = SilenceWatch(silent_bins=2, bin_ms=BIN, min_events=10)
     watch.observe_states([_state(f"junk-{i}", 0, 1) for i in range(100)] + [_state("real", 0, 10)], {})
     assert len(watch) == 1
-    assert watch.unseen({"junk": _state("junk", 0, 1), "new": _state("new", 0, 12)}) == ["new"]
     watch.observe(0, "busy", T0 + 3 * BIN, 50)
     assert kinds(watch.take()) == [("alert", "real")]
+
+
+def test_a_silent_sensor_that_returns_with_few_events_in_its_window_is_cleared():
+    # Its old bins left the window while it was away: fewer events than the watch needs, but its
+    # meta says it is alerted silent, so its return clears the alert.
+    watch = SilenceWatch(silent_bins=2, bin_ms=BIN, min_events=10)
+    assert watch.unseen({"back": _state("back", 0, 1)}) == ["back"]
+    watch.observe_states([_state("back", 0, 1, T0 + 9 * BIN)], {"back": ("a" * 32, T0)})
+    [cleared] = watch.take()
+    assert (cleared.kind, cleared.sensor_id, cleared.clears) == ("cleared", "back", "a" * 32)
