@@ -26,10 +26,10 @@ def score_sensors(buffer: RollingBuffer, model: ActiveModel, states: list[Sensor
     """Score each sensor's window ending at its newest event; sensors with too few events are skipped."""
     spec, stats = model.loaded.spec, model.loaded.stats
     batch = buffer.read_batch(states)
-    keep, n, bins, x = batch_tensor(batch, spec, stats, min_events)
+    keep, n, bins, x, baselines = batch_tensor(batch, spec, stats, min_events)
     if not len(keep):
         return []
-    heads = head_statistics(bins, [stats.baseline_for(batch.sensor_ids[i]) for i in keep])
+    heads = head_statistics(bins, baselines)
     scored = model.loaded.combine(model.predict(x), heads)
     ends = batch.newest_ms[keep]
     history = ends - bins.first_event_bin_ms()
@@ -46,12 +46,13 @@ def score_sensors(buffer: RollingBuffer, model: ActiveModel, states: list[Sensor
 
 
 def batch_tensor(batch: WindowBatch, spec: WindowSpec, stats: FleetStats,
-                 min_events: int) -> tuple[np.ndarray, np.ndarray, BinStats, np.ndarray]:
+                 min_events: int) -> tuple[np.ndarray, np.ndarray, BinStats, np.ndarray, list]:
     """The model's input for the batch's windows that hold ``min_events`` events: their rows in
-    the batch, every window's event count, their bins and their ``[k, steps, channels]`` tensor."""
+    the batch, every window's event count, their bins, their ``[k, steps, channels]`` tensor and
+    their sensors' saved references (the heads read them too)."""
     bins = batch.windows(spec.bin_ms, spec.steps)
     n = bins.count.sum(axis=1).astype(np.int64)
     keep = np.flatnonzero(n >= min_events)
     bins = bins.take(keep)
     baselines = [stats.baseline_for(batch.sensor_ids[i]) for i in keep]
-    return keep, n, bins, windows_channels(bins, spec, stats, baselines)
+    return keep, n, bins, windows_channels(bins, spec, stats, baselines), baselines
