@@ -2,7 +2,7 @@
 
 Trains on a synthetic fleet (1,000 sensors x 14 days, seed 0) with the recipe ``vigil train``
 runs (``trainer.fit.training_set``; each model's threshold from the false-alert budget on the
-held-out normal sensors, as ``trainer.fit.budget_for`` derives it), then replays a second fleet
+held-out normal sensors, as ``trainer.fit.fit_model`` derives it), then replays a second fleet
 (1,000 sensors x 20 days, seed 1, anomalies starting on days 14-19) through the backtest's scoring
 points and the alert policy (``vigil.alerts``) with the default settings, except that a sensor is
 scored every ``--score-every`` events (6: hourly on this fleet; every event takes 6x longer, and

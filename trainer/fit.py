@@ -113,7 +113,7 @@ def fit_model(data: TrainingSet, config: TrainConfig, threshold_quantile: float 
     model = train_autoencoder(data.normal.x, config, verbose=verbose)
     scorer = make_scorer(model)
     held = heldout_windows(data, alerts, score_every)
-    detector = fit_detector(scorer, data, held)
+    detector, reference_raw = fit_detector(scorer, data, held)
 
     def score(w: WindowSet) -> np.ndarray:
         return detector.score(score_windows(scorer, w.x), w.head_stats, data.stats)[0]
@@ -122,9 +122,9 @@ def fit_model(data: TrainingSet, config: TrainConfig, threshold_quantile: float 
     val_scores = score(calib)
     threshold = None
     if held is not None:
-        w = held.windows
-        threshold = budget_threshold(score(w), w.sensor_id, w.end_ms, alerts, held.point_ms, data.spec.length_ms,
-                                     data.spec.bin_ms)
+        w = held.windows  # the windows the heads were calibrated on: their raw values are at hand
+        threshold = budget_threshold(detector.combine(detector.calibrate(reference_raw)), w.sensor_id, w.end_ms,
+                                     alerts, held.point_ms, data.spec.length_ms, data.spec.bin_ms)
     if threshold is None:
         threshold = choose_threshold(val_scores, calib.label, quantile=threshold_quantile)
     metrics = window_metrics(val_scores, calib.label, threshold.value)
@@ -132,16 +132,17 @@ def fit_model(data: TrainingSet, config: TrainConfig, threshold_quantile: float 
     return model, detector, threshold, metrics
 
 
-def fit_detector(scorer, data: TrainingSet, held: "HeldOut | None") -> Detector:
+def fit_detector(scorer, data: TrainingSet, held: "HeldOut | None") -> tuple[Detector, np.ndarray]:
     """Each head's calibration from normal windows the autoencoder did not learn from: the
     held-out normal sensors' (past the warm-up), else the held-out sensors' normal windows, else
-    (a tiny table) the training windows; the healthy-fleet reference from the training windows."""
+    (a tiny table) the training windows; the healthy-fleet reference from the training windows.
+    Also those windows' raw head values (the budget threshold scores the held-out ones)."""
     reference = held.windows if held is not None else data.validation.subset(data.validation.label != 1)
     if not len(reference):
         reference = data.normal
     fleet = FleetReference.fit(data.normal.head_stats.recent_mean, data.stats)
     raw = Detector.raw_values(score_windows(scorer, reference.x), reference.head_stats, fleet, data.stats)
-    return Detector.fit(raw, fleet)
+    return Detector.fit(raw, fleet), raw
 
 
 @dataclass
