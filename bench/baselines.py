@@ -36,7 +36,7 @@ class Model(Protocol):
 @dataclass
 class Vigil:
     """Vigil's detector as ``vigil train`` fits it (``trainer.fit.fit_model``); ``heads`` keeps only
-    these heads in the score (the ablation)."""
+    these heads in the score, the largest of them (the ablation; by default the detector's own score)."""
 
     name: str
     config: TrainConfig
@@ -50,9 +50,10 @@ class Vigil:
     def score(self, windows: WindowSet) -> Scored:
         scorer, detector, stats = self._fitted
         ae = BatchPredictor(scorer)(windows.x)
-        _, calibrated = detector.score(ae.scores, windows.head_stats, stats)
-        keep = [DETECTOR_HEADS.index(h) for h in self.heads]
-        return Scored(calibrated[:, keep].max(axis=1), ae.contributions, calibrated)
+        scores, calibrated = detector.score(ae.scores, windows.head_stats, stats)
+        if self.heads != DETECTOR_HEADS:
+            scores = calibrated[:, [DETECTOR_HEADS.index(h) for h in self.heads]].max(axis=1)
+        return Scored(scores, ae.contributions, calibrated)
 
 
 @dataclass

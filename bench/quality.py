@@ -52,7 +52,7 @@ from vigil.events.frame import event_table  # noqa: E402
 from vigil.features import WindowSpec  # noqa: E402
 from vigil.features.dataset import WindowSet, build_windows  # noqa: E402
 from vigil.model.config import TrainConfig  # noqa: E402
-from vigil.model.detector import DETECTOR_HEADS  # noqa: E402
+from vigil.model.detector import DETECTOR_HEADS, SCORE_HEADS  # noqa: E402
 from vigil.model.explain import explain_scored  # noqa: E402
 from vigil.model.predictor import Scored  # noqa: E402
 from vigil.model.threshold import choose_threshold, window_metrics  # noqa: E402
@@ -240,13 +240,14 @@ def contenders(args: argparse.Namespace) -> list:
 
 
 def head_ablation(fitted: Fitted, case: Case) -> dict:
-    """Vigil's score without each head (the largest of the others) and with that head alone, on
-    the same fitted detector: ranking overall and per anomaly kind (a kind's sensors against every
-    normal one), ROC-AUC and PR-AUC. No retraining: each head's calibration stands on its own."""
+    """Vigil's score without the pooled ``joint`` (the largest head), without each head (the
+    largest of the others, no ``joint``) and with that head alone, on the same fitted detector:
+    ranking overall and per anomaly kind (a kind's sensors against every normal one), ROC-AUC and
+    PR-AUC. No retraining: each head's calibration stands on its own."""
     y = case.test.label.astype(int)
     kind = (case.truth["kind"].reindex(case.test.sensor_id).fillna("").to_numpy() if case.truth is not None
             else np.full(len(y), ""))
-    variants = {"all heads": list(range(len(DETECTOR_HEADS)))}
+    variants = {"all heads": list(range(len(SCORE_HEADS))), "without joint": list(range(len(DETECTOR_HEADS)))}
     for k, head in enumerate(DETECTOR_HEADS):
         variants[f"without {head}"] = [j for j in range(len(DETECTOR_HEADS)) if j != k]
         variants[f"{head} alone"] = [k]

@@ -228,10 +228,12 @@ def test_a_model_of_an_older_featurisation_is_refused_by_name(saved):
         WindowSpec.from_dict({"length_ms": 1, "steps": 1, "n_features": 1, **saved})
 
 
-def test_a_model_of_featurisation_4_is_still_read_for_its_autoencoder():
-    # Version 4 feeds the same tensor; it lacks the heads, so its autoencoder scores alone.
-    assert WindowSpec.from_dict({"length_ms": 1, "steps": 1, "n_features": 1, "version": 4}).version == 4
-    assert FEATURIZER_VERSION == 5
+@pytest.mark.parametrize("version", [4, 5])
+def test_models_of_featurisations_4_and_5_are_still_read(version):
+    # Version 4 feeds the same tensor without heads (its autoencoder scores alone); version 5 has
+    # the heads without the pooled joint (tests/unit/test_heads.py scores one).
+    assert WindowSpec.from_dict({"length_ms": 1, "steps": 1, "n_features": 1, "version": version}).version == version
+    assert FEATURIZER_VERSION == 6
 
 
 def test_windows_come_in_bounded_batches_equal_to_all_at_once():

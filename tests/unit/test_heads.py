@@ -6,7 +6,7 @@ import pytest
 from vigil.buffer.bins import BinStats, bin_events
 from vigil.features import FleetStats, WindowSpec
 from vigil.features.heads import HEADS, HeadStats, head_statistics, horizons
-from vigil.model.detector import DETECTOR_HEADS, Calibrator, Detector, FleetReference
+from vigil.model.detector import DETECTOR_HEADS, JOINT, SCORE_HEADS, Calibrator, Detector, FleetReference
 from vigil.model.explain import explain_scored, head_values
 from vigil.model.predictor import Scored
 
@@ -124,16 +124,48 @@ def test_the_calibrator_is_monotone_and_keeps_rising_past_every_normal_value():
     assert np.allclose(back(grid), z)
 
 
-def test_the_detector_scores_the_largest_calibrated_head_and_refuses_other_heads():
+def test_the_detector_scores_the_largest_calibrated_value_and_refuses_other_heads():
     rng = np.random.default_rng(0)
     normal = rng.exponential(1.0, (2000, len(DETECTOR_HEADS)))
     detector = Detector.fit(normal, FleetReference(np.zeros(2), np.eye(2)))
     calibrated = detector.calibrate(normal[:5])
+    assert calibrated.shape == (5, len(SCORE_HEADS))
     assert np.allclose(Detector.combine(calibrated), calibrated.max(axis=1))
     saved = detector.to_dict()
     assert np.allclose(Detector.from_dict(saved).calibrate(normal[:5]), calibrated)
     with pytest.raises(ValueError, match="retrain"):
         Detector.from_dict({**saved, "heads": ["shift"]})
+
+
+def test_joint_pools_heads_that_each_move_a_little():
+    # Independent heads on normal windows: one head at z 3 is common enough (the max of 8), while
+    # four heads at z 2.5 together are not, so joint scores that window above any one head.
+    rng = np.random.default_rng(1)
+    normal = rng.exponential(1.0, (20_000, len(DETECTOR_HEADS)))
+    detector = Detector.fit(normal, FleetReference(np.zeros(2), np.eye(2)))
+    one = Calibrator.fit(normal[:, 0])
+    grid = np.linspace(0, 30, 30_001)
+
+    def raw_at(z: float) -> float:  # the raw value calibrated to about z
+        return float(grid[np.searchsorted(one(grid), z)])
+    raw = np.zeros((2, len(DETECTOR_HEADS)))
+    raw[0, :4] = raw_at(2.5)  # four heads a little up
+    raw[1, 0] = raw_at(3.0)  # one head at about 3
+    calibrated = detector.calibrate(raw)
+    j = SCORE_HEADS.index(JOINT)
+    assert calibrated[0, j] > calibrated[0, :j].max() + 0.5
+    assert calibrated[1, j] <= calibrated[1, :j].max()
+    assert Detector.combine(calibrated)[0] > Detector.combine(calibrated)[1]
+
+
+def test_a_featurisation_5_detector_is_scored_by_its_largest_head():
+    normal = np.random.default_rng(2).exponential(1.0, (2000, len(DETECTOR_HEADS)))
+    saved = Detector.fit(normal, FleetReference(np.zeros(2), np.eye(2))).to_dict()
+    old = {**saved, "heads": list(DETECTOR_HEADS),
+           "calibrators": {k: v for k, v in saved["calibrators"].items() if k != JOINT}}
+    calibrated = Detector.from_dict(old).calibrate(normal[:5])
+    assert np.all(calibrated[:, SCORE_HEADS.index(JOINT)] == 0)
+    assert np.allclose(Detector.combine(calibrated), calibrated[:, :len(DETECTOR_HEADS)].max(axis=1))
 
 
 def test_the_fleet_head_measures_distance_from_healthy_sensors():
@@ -150,8 +182,9 @@ def test_explanations_name_the_head_and_say_what_changed():
     rng = np.random.default_rng(5)
     x[after] = x[~after].mean(axis=0) + x[~after].std(axis=0) * rng.normal(0, 1, (after.sum(), 2))
     stats = heads_of(ts, x)
-    calibrated = np.zeros((1, len(DETECTOR_HEADS)))
+    calibrated = np.zeros((1, len(SCORE_HEADS)))
     calibrated[0, DETECTOR_HEADS.index("corr")] = 5.0
+    calibrated[0, SCORE_HEADS.index(JOINT)] = 6.0  # joint pooled it higher: the corr head still explains
     scored = Scored(np.array([5.0]), None, calibrated)
     fleet = FleetStats(np.array([10.0, 1000.0]), np.array([2.0, 50.0]), 6.0)
     (why,) = explain_scored(scored, stats, SPEC, fleet, ["feature_1", "feature_2"], np.array([ts[-1]]))

@@ -8,7 +8,7 @@ import pytest
 
 from vigil.cli.main import main
 from vigil.events.files import write_events
-from vigil.model.detector import DETECTOR_HEADS
+from vigil.model.detector import SCORE_HEADS
 from vigil.registry import ModelRegistry
 from vigil.simulate import FleetSpec, generate_fleet
 
@@ -53,7 +53,7 @@ def test_train_writes_a_complete_version_and_points_current_at_it(trained):
     assert meta["window"]["baseline"] == "window"  # auto: 3 days of history hold no 4 windows of 1 day
     assert meta["training"]["config"]["latent_dim"] == 16  # as given (FAST)
     assert meta["window"]["groups"] == ["level", "spread", "extreme", "count"]  # the default channels
-    assert meta["detector"]["heads"] == list(DETECTOR_HEADS)  # the calibrated heads travel with the model
+    assert meta["detector"]["heads"] == list(SCORE_HEADS)  # the calibrated heads travel with the model
     assert meta["training"]["config"]["decoder"] == "dense"
     assert meta["metrics"]["n_windows"] > 0
 

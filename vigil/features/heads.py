@@ -4,7 +4,8 @@ Each head is a statistic of a recent *horizon* (the last few bins of the window:
 and 20% of its bins, 2.4 h, 12 h and 48 h of a 10-day window) computed from the per-bin
 accumulators alone, and set against the same statistic over every earlier stretch of the same
 length in the window (sliding blocks of the sensor's own history). Its raw value is that
-difference in units of the blocks' spread, which already carries the sensor's autocorrelation,
+difference in units of the blocks' spread (median and median absolute deviation: robust to the
+blocks that already hold an anomaly), which already carries the sensor's autocorrelation,
 daily cycle and noise, so one scale serves a sensor reading 0.01 and one reading 1000, hourly or
 every second. The spread has a floor: the spread the blocks would have if their bins were
 independent, so a reference that happens to be very calm cannot make any change look huge.
@@ -64,6 +65,7 @@ DAY_MS = 86_400_000
 # How far above or below the reference a spread of zero is taken to be (log scale): a stuck
 # sensor's variance is ~0 and its log would be -inf.
 VAR_FLOOR = 1e-6
+MAD_TO_SD = 1.4826  # a normal law's standard deviation over its median absolute deviation
 
 
 @lru_cache(maxsize=None)
@@ -284,14 +286,26 @@ def _running(v: np.ndarray) -> np.ndarray:
 
 def _z(ref_values: np.ndarray, ok: np.ndarray, last: np.ndarray, last_ok: np.ndarray, usable: np.ndarray,
        floor: np.ndarray) -> np.ndarray:
-    """``(last - mean of the reference blocks) / their spread``, per window and feature:
-    ``ref_values`` ``[B, P, K]`` with ``ok`` ``[B, P, K]``, ``last`` ``[B, K]``, ``floor`` ``[B, K]``."""
+    """``(last - centre of the reference blocks) / their spread``, per window and feature:
+    ``ref_values`` ``[B, P, K]`` with ``ok`` ``[B, P, K]``, ``last`` ``[B, K]``, ``floor`` ``[B, K]``.
+
+    The centre is the blocks' median and the spread their median absolute deviation (scaled to a
+    standard deviation). The blocks run up to the horizon, so once an anomaly is older than the
+    horizon the blocks just before it hold the anomaly too: a mean and a standard deviation would
+    take those blocks as normal variation and the anomaly's z would fall while it lasts. The
+    median ignores such blocks while they are a minority."""
     k = ok.sum(axis=1)
-    v = np.where(ok, ref_values, 0.0)
-    mean = v.sum(axis=1) / np.maximum(k, 1)
-    var = np.where(ok, (ref_values - mean[:, None]) ** 2, 0.0).sum(axis=1) / np.maximum(k - 1, 1)
-    z = (last - mean) / np.maximum(np.sqrt(var), floor)
+    centre = _masked_median(ref_values, ok, k)
+    spread = MAD_TO_SD * _masked_median(np.abs(ref_values - centre[:, None]), ok, k)
+    z = (last - centre) / np.maximum(spread, floor)
     return np.where((k >= 2) & last_ok & usable[:, None], z, np.nan)
+
+
+def _masked_median(v: np.ndarray, ok: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """The median along axis 1 of the ``ok`` entries of ``v`` ``[B, P, K]`` (``k`` ``[B, K]`` of them)."""
+    v = np.sort(np.where(ok, v, np.inf), axis=1)
+    lo, hi = np.maximum(k - 1, 0) // 2, k // 2
+    return 0.5 * (np.take_along_axis(v, lo[:, None], axis=1)[:, 0] + np.take_along_axis(v, hi[:, None], axis=1)[:, 0])
 
 
 def _history_sd(ctx: _Context, h: int, one: str, two: str) -> np.ndarray:

@@ -50,10 +50,13 @@ CHANNEL_GROUPS = ("level", "fleet", "spread", "extreme", "cross", "count")
 DEFAULT_GROUPS = ("level", "spread", "extreme", "count")
 # The featurisation's version, saved with every model: a model is only ever fed the tensor it
 # was trained on (a model trained before a change of channels is refused, not silently misfed).
-FEATURIZER_VERSION = 5
-# Models of these older versions are still scored (version 4: the same tensor, the autoencoder
-# alone, no heads), so a deployment keeps alerting until a new model is trained and promoted.
-SCORABLE_VERSIONS = (4, FEATURIZER_VERSION)
+FEATURIZER_VERSION = 6
+# Models of these older versions are still scored, so a deployment keeps alerting until a new
+# model is trained and promoted. Version 4 feeds the same tensor, the autoencoder alone (no heads).
+# Version 5 has the heads but no pooled ``joint``, and its calibration saw the heads' reference
+# spread as a standard deviation, not a median absolute deviation: it is scored by its largest
+# head, as trained, and close to (not exactly) its own scale.
+SCORABLE_VERSIONS = (4, 5, FEATURIZER_VERSION)
 # A baseline's spread is floored at this fraction of the whole window's spread (per feature).
 WINDOW_FLOOR_FRACTION = 0.1
 # And at this fraction of the feature's magnitude, for windows that are flat throughout.

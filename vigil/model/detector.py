@@ -7,7 +7,13 @@ with a shrunk covariance saved in the artifact) and the encoder-latent autoencod
 :class:`Calibrator` fitted on held-out normal sensors: a monotone map from the head's normal
 distribution to a z-like scale (the quantile of ``|N(0, 1)|`` with the same tail probability), with
 an exponential tail beyond the observed values so a value far past every normal one keeps rising
-instead of saturating. The window's score is the largest calibrated head. The false-alert budget
+instead of saturating.
+
+One more calibrated value, ``joint``, pools the evidence: the sum of the calibrated heads' squares,
+calibrated in turn on the same normal windows. The largest head alone finds a change that one
+statistic sees clearly; ``joint`` finds one that moves several at once, each only a little (an
+oscillation raises the spread, the extremes, the profile and the correlations together). The
+window's score is the largest of the calibrated heads and ``joint``. The false-alert budget
 (:mod:`vigil.alerts.budget`) and the alert policy sit on top of that score, as on any score.
 
     >>> import numpy as np
@@ -29,6 +35,9 @@ from vigil.features.heads import HEADS, HeadStats
 from vigil.features.normalizer import FleetStats
 
 DETECTOR_HEADS = (*HEADS, "fleet", "autoencoder")
+JOINT = "joint"
+# What a window's calibrated values are: every head, then the pooled evidence.
+SCORE_HEADS = (*DETECTOR_HEADS, JOINT)
 TAIL_FRACTION = 0.1  # the top share of normal values the exponential tail is fitted to
 KNOTS = 200
 
@@ -112,7 +121,7 @@ def _fleet_units(recent_means: np.ndarray, stats: FleetStats) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Detector:
-    calibrators: dict[str, Calibrator]  # one per DETECTOR_HEADS name
+    calibrators: dict[str, Calibrator]  # one per SCORE_HEADS name (a model of featurisation 5: no JOINT)
     fleet: FleetReference
 
     @staticmethod
@@ -121,30 +130,43 @@ class Detector:
         return np.column_stack([heads.raw, fleet.distance(heads.recent_mean, stats), autoencoder])
 
     def score(self, autoencoder: np.ndarray, heads: HeadStats, stats: FleetStats) -> tuple[np.ndarray, np.ndarray]:
-        """The windows' scores and their calibrated heads ``[n, len(DETECTOR_HEADS)]``."""
+        """The windows' scores and their calibrated values ``[n, len(SCORE_HEADS)]``."""
         calibrated = self.calibrate(self.raw_values(autoencoder, heads, self.fleet, stats))
         return self.combine(calibrated), calibrated
 
     def calibrate(self, raw: np.ndarray) -> np.ndarray:
-        return np.column_stack([self.calibrators[name](raw[:, k]) for k, name in enumerate(DETECTOR_HEADS)])
+        """``[n, len(SCORE_HEADS)]``: each head's raw value calibrated, then ``joint``."""
+        heads = np.column_stack([self.calibrators[name](raw[:, k]) for k, name in enumerate(DETECTOR_HEADS)])
+        joint = self.calibrators.get(JOINT)
+        pooled = joint(pooled_evidence(heads)) if joint is not None else np.zeros(len(heads))
+        return np.column_stack([heads, pooled])
 
     @staticmethod
     def combine(calibrated: np.ndarray) -> np.ndarray:
-        """The window's score: its largest calibrated head."""
+        """The window's score: its largest calibrated value (``SCORE_HEADS`` columns)."""
         return calibrated.max(axis=1) if calibrated.shape[1] else np.zeros(len(calibrated))
 
     @classmethod
     def fit(cls, normal_raw: np.ndarray, fleet: FleetReference) -> "Detector":
         """Calibrators from held-out normal windows' raw values (``DETECTOR_HEADS`` columns)."""
-        return cls({name: Calibrator.fit(normal_raw[:, k]) for k, name in enumerate(DETECTOR_HEADS)}, fleet)
+        calibrators = {name: Calibrator.fit(normal_raw[:, k]) for k, name in enumerate(DETECTOR_HEADS)}
+        heads = np.column_stack([calibrators[name](normal_raw[:, k]) for k, name in enumerate(DETECTOR_HEADS)])
+        calibrators[JOINT] = Calibrator.fit(pooled_evidence(heads))
+        return cls(calibrators, fleet)
 
     def to_dict(self) -> dict:
-        return {"heads": list(DETECTOR_HEADS), "calibrators": {k: c.to_dict() for k, c in self.calibrators.items()},
+        return {"heads": list(SCORE_HEADS), "calibrators": {k: c.to_dict() for k, c in self.calibrators.items()},
                 "fleet": self.fleet.to_dict()}
 
     @classmethod
     def from_dict(cls, d: dict) -> "Detector":
-        if list(d.get("heads", [])) != list(DETECTOR_HEADS):
-            raise ValueError(f"the model's detector heads {d.get('heads')} are not this Vigil's {list(DETECTOR_HEADS)}: "
+        # A model of featurisation 5 has no JOINT calibrator: it is scored by its largest head, as trained.
+        if list(d.get("heads", [])) not in (list(SCORE_HEADS), list(DETECTOR_HEADS)):
+            raise ValueError(f"the model's detector heads {d.get('heads')} are not this Vigil's {list(SCORE_HEADS)}: "
                              "retrain it")
         return cls({k: Calibrator.from_dict(c) for k, c in d["calibrators"].items()}, FleetReference.from_dict(d["fleet"]))
+
+
+def pooled_evidence(calibrated_heads: np.ndarray) -> np.ndarray:
+    """``joint``'s raw value: the sum of the calibrated heads' squares (each head a z-like value)."""
+    return np.square(calibrated_heads).sum(axis=1)

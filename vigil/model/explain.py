@@ -18,7 +18,7 @@ from vigil.durations import format_duration
 from vigil.events.outputs import Explanation, FeatureShare
 from vigil.features import FleetStats, channel_features
 from vigil.features.heads import HEADS, HeadStats, horizons
-from vigil.model.detector import DETECTOR_HEADS
+from vigil.model.detector import DETECTOR_HEADS, SCORE_HEADS
 from vigil.model.predictor import Scored
 
 EVENT_RATE = "event_rate"
@@ -84,7 +84,8 @@ def explain_scored(scored: Scored, heads: HeadStats | None, spec, stats: FleetSt
     if scored.heads is None or heads is None:
         found = by_contributions(np.arange(len(scored.scores)))
         return [found[i] for i in range(len(scored.scores))] if found else None
-    winner = np.argmax(scored.heads, axis=1)
+    # The head with the largest value explains the window, also where the pooled ``joint`` scored it.
+    winner = np.argmax(scored.heads[:, :len(DETECTOR_HEADS)], axis=1)
     # Only the windows the autoencoder explains need their contributions read.
     learnt = by_contributions(np.flatnonzero(winner == DETECTOR_HEADS.index("autoencoder")))
     fleet_units = (heads.recent_mean - stats.mean) / stats.std
@@ -144,4 +145,4 @@ def head_values(scored: Scored) -> list[dict[str, float] | None]:
     """Each window's calibrated heads by name (for its score record); None without heads."""
     if scored.heads is None:
         return [None] * len(scored.scores)
-    return [{name: round(float(v), 4) for name, v in zip(DETECTOR_HEADS, row)} for row in scored.heads]
+    return [{name: round(float(v), 4) for name, v in zip(SCORE_HEADS, row)} for row in scored.heads]

@@ -18,7 +18,7 @@ import numpy as np
 class Scored:
     scores: np.ndarray  # [n] float64
     contributions: np.ndarray | None  # [n, steps, channels] float32, from a scorer that explains
-    heads: np.ndarray | None = None  # [n, len(DETECTOR_HEADS)] calibrated heads (scores: their maximum)
+    heads: np.ndarray | None = None  # [n, len(SCORE_HEADS)] calibrated heads and joint (scores: their maximum)
 
 
 class BatchPredictor:
