@@ -44,7 +44,8 @@ class Explanation(BaseModel):
     span_start: int = Field(description="epoch ms: start of the bins that contribute most")
     span_end: int = Field(description="epoch ms: end of those bins")
     head: str | None = Field(None, description="the detection head with the largest calibrated value: shift, spread, "
-                                               "extreme, profile, corr, fleet or autoencoder (absent for models "
+                                               "extreme, profile, corr, reference, fleet or autoencoder (also when "
+                                               "the pooled joint value scored the window higher; absent for models "
                                                "without heads)")
     text: str | None = Field(None, description="what changed, in words, e.g. 'feature_2 stopped following "
                                                "feature_1: correlation 0.52 → 0.03 over the last 1d12h'")
@@ -59,9 +60,9 @@ class WindowRecord(BaseModel):
     window_start: int = Field(description="epoch ms; the window is (window_start, window_end]")
     window_end: int = Field(description="epoch ms of the sensor's newest event in the window")
     n_events: int = Field(description="events in the window")
-    score: float = Field(description="the largest calibrated head (a z-like scale: about 3 is a 1-in-400 value "
-                                     "among normal windows); for models without heads, the latent's "
-                                     "reconstruction error")
+    score: float = Field(description="the largest calibrated value among the heads and their pooled joint (a "
+                                     "z-like scale: about 3 is a 1-in-400 value among normal windows); for models "
+                                     "without heads, the latent's reconstruction error")
     threshold: float = Field(description="the model's alert threshold")
     model_version: str = Field(description="the registry version that scored the window")
     scored_at: int = Field(description="epoch ms (wall clock) when the score was computed")
@@ -76,8 +77,9 @@ class ScoreRecord(WindowRecord):
                                     "see sensor-alerts)")
     warming_up: bool = Field(False, description="the sensor's buffered history covers less of the window than "
                                                 "alerts.warmup_fraction: the score is published, but cannot alert")
-    heads: dict[str, float] | None = Field(None, description="each detection head's calibrated value (the score is "
-                                                             "the largest); absent for models without heads")
+    heads: dict[str, float] | None = Field(None, description="each detection head's calibrated value, and 'joint' "
+                                                             "(the heads' evidence pooled, calibrated in turn); the "
+                                                             "score is the largest; absent for models without heads")
 
 
 class AlertRecord(WindowRecord):
