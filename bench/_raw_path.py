@@ -1,9 +1,10 @@
-"""Today's raw path, measured in the same run as the per-bin buffer: the baseline of ``density.py``,
-``memory.py`` and ``scoring.py``.
+"""Older code, measured in the same run as today's: the baselines of ``density.py``, ``memory.py``
+and ``scoring.py``.
 
 The raw path is the real code of commit 8bb6346 (the last before per-bin buffers: raw events packed
-in time chunks, ``featurize_window`` on the events read back), not a re-implementation.
-:class:`RawPath` checks that commit out into a temporary git worktree and starts this file there in
+in time chunks, ``featurize_window`` on the events read back), not a re-implementation; main's
+scoring step before the detection heads is the real code of commit 2e09be8 (``MAIN_COMMIT``).
+:class:`RawPath` checks a commit out into a temporary git worktree and starts this file there in
 a child process, with the worktree on ``PYTHONPATH`` and as the working directory, on the same
 interpreter: ``PYTHONPATH`` comes before the editable install's finder, so ``import vigil`` in the
 child is the old package (the child reports where it imported it from, and the parent checks).
@@ -28,20 +29,25 @@ import traceback
 from pathlib import Path
 
 RAW_COMMIT = "8bb6346"
+MAIN_COMMIT = "2e09be8"  # main before the detection heads: the scoring step's speed target is against it
 REPO = Path(__file__).resolve().parent.parent
 DAY_MS = 86_400_000
 
 
 class RawPath:
-    """``with RawPath() as raw: raw.call("load", ...)``: the old code in a child process."""
+    """``with RawPath() as raw: raw.call("load", ...)``: the old code (``commit``, by default the raw
+    path's) in a child process."""
+
+    def __init__(self, commit: str = RAW_COMMIT):
+        self.commit = commit
 
     def __enter__(self) -> "RawPath":
         self.tree = Path(tempfile.mkdtemp(prefix="vigil-raw-"))
         try:
-            _git("worktree", "add", "--detach", str(self.tree), RAW_COMMIT)
+            _git("worktree", "add", "--detach", str(self.tree), self.commit)
         except subprocess.CalledProcessError as exc:
             shutil.rmtree(self.tree, ignore_errors=True)
-            raise RuntimeError(f"cannot check out the raw path's commit {RAW_COMMIT} (a git clone with its "
+            raise RuntimeError(f"cannot check out commit {self.commit} (a git clone with its "
                                f"history is needed): {exc.stderr.strip()}") from exc
         env = {**os.environ, "PYTHONPATH": str(self.tree)}
         self.child = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--child"], cwd=self.tree,
@@ -49,7 +55,7 @@ class RawPath:
         try:
             where = self.call("hello")
             if not Path(where["vigil"]).is_relative_to(self.tree):
-                raise RuntimeError(f"the raw path's child imported vigil from {where['vigil']}, not {self.tree}")
+                raise RuntimeError(f"the {self.commit} child imported vigil from {where['vigil']}, not {self.tree}")
         except BaseException:
             self.__exit__(None, None, None)
             raise
@@ -60,10 +66,10 @@ class RawPath:
         self.child.stdin.flush()
         line = self.child.stdout.readline()
         if not line:
-            raise RuntimeError(f"the raw path's child exited (status {self.child.wait()}); see stderr")
+            raise RuntimeError(f"the {self.commit} child exited (status {self.child.wait()}); see stderr")
         reply = json.loads(line)
         if "error" in reply:
-            raise RuntimeError(f"raw path, {op}: {reply['error']}")
+            raise RuntimeError(f"{self.commit}, {op}: {reply['error']}")
         return reply["result"]
 
     def __exit__(self, *_exc) -> None:
@@ -94,7 +100,7 @@ _loaded: dict[str, tuple] = {}
 
 def op_hello() -> dict:
     import vigil
-    return {"vigil": vigil.__file__, "commit": RAW_COMMIT}
+    return {"vigil": vigil.__file__}
 
 
 def op_load(name: str, prefix: str, topic: str, sensors: int, days: float, seed: int, interval: float,
@@ -205,6 +211,51 @@ def op_scoring_run(what: str) -> dict:
             explain(scored.contributions, owners, ["feature_1", "feature_2"],
                     np.array([int(s.ts_ms[i]) for s, i in part]), spec.length_ms)
     return {"windows_per_s": len(picked) / (time.perf_counter() - started)}
+
+
+def op_main_scoring_setup(sensors: int, days: float, seed: int, windows: int, steps: int, max_batch: int) -> dict:
+    """Main's ``bench/scoring.py`` end to end at ``MAIN_COMMIT``, that commit's own file (loaded from
+    the worktree): the same windows (same seeds, same simulator), its default model and predictor."""
+    import argparse
+    import importlib.util
+
+    import keras
+
+    sys.path.insert(0, str(Path.cwd() / "bench"))  # its own bench modules, not today's
+    spec_ = importlib.util.spec_from_file_location("main_scoring", Path.cwd() / "bench" / "scoring.py")
+    main = importlib.util.module_from_spec(spec_)
+    spec_.loader.exec_module(main)
+    from vigil.features import WindowSpec, channel_features
+    from vigil.model.predictor import BatchPredictor
+
+    keras.utils.set_random_seed(seed)
+    spec = WindowSpec(length_ms=10 * DAY_MS, steps=steps, n_features=2)
+    args = argparse.Namespace(sensors=sensors, days=days, seed=seed, windows=windows)
+    picked, stats, fleet = main.sample_windows(args, spec)
+    binned = main.binned_windows(picked, spec)
+    _, _, scorer = main.default_scorer(spec)
+    predictor = BatchPredictor(scorer, max_batch=max_batch)
+    predictor.warm_up(spec.steps, spec.channels)
+    ends = [int(s.ts_ms[i]) for s, i in picked]
+    _loaded["main_scoring"] = (main, binned, spec, stats, predictor, channel_features(spec), max_batch, ends)
+    return {"fleet": fleet, "ends": [len(ends), sum(ends)], "channels": spec.channels}
+
+
+def op_main_scoring_run() -> dict:
+    """One timed pass of main's end to end: featurise from bins, ``BatchPredictor`` and ``explain``,
+    in batches (its ``end_to_end``)."""
+    import numpy as np
+
+    from vigil.model.explain import explain
+
+    main, binned, spec, stats, predictor, owners, max_batch, ends = _loaded["main_scoring"]
+    started = time.perf_counter()
+    for at in range(0, len(binned), max_batch):
+        part = binned[at:at + max_batch]
+        scored = predictor(main.featurize(part, spec, stats, max_batch))
+        explain(scored.contributions, owners, ["feature_1", "feature_2"], np.array(ends[at:at + max_batch]),
+                spec.length_ms)
+    return {"windows_per_s": len(binned) / (time.perf_counter() - started)}
 
 
 def _child() -> None:

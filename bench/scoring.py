@@ -24,7 +24,12 @@ untimed: the buffer's apply does that at ingest (``accumulate_s`` says what it t
 * **end to end with the heads**: the streamer's scoring step as it is now, on the same batches:
   featurise, ``head_statistics``, ``BatchPredictor``, the calibrated heads (``Detector.score``) and
   ``explain_scored``; ``heads_ratio_vs_autoencoder_only`` = its windows/s / the row above's, in
-  the same run, the paths alternating (target ≥ 0.8);
+  the same run, the paths alternating;
+* **main's end to end** (the heads' target's baseline): main's scoring step before the detection
+  heads, the real code of commit 2e09be8 (``_raw_path.MAIN_COMMIT``, its own ``bench/scoring.py``
+  in a child process): the same windows, featurised by that commit's default channels, its default
+  model, ``BatchPredictor`` and ``explain``; its repeats alternate with the others.
+  ``heads_ratio_vs_main`` = the heads' windows/s / main's (target ≥ 0.8; ``--no-main`` skips it);
 * **raw path** (baseline of the end to end): the same windows, model and batches at commit 8bb6346
   (``_raw_path.py`` runs that commit's code in a child process): ``featurize_window`` on each
   window's raw events, then ``BatchPredictor`` and ``explain``; its repeats alternate with the
@@ -40,7 +45,7 @@ The last line of stdout is one JSON object; ``speedup_vs_per_window_predict`` = 
 / per-window-predict windows/s (target ≥ 150x).
 
     .venv/bin/python bench/scoring.py            # 4096 batched windows, 30 per-window calls
-    .venv/bin/python bench/scoring.py --no-raw   # without the raw path (no git history needed)
+    .venv/bin/python bench/scoring.py --no-raw --no-main   # no older code (no git history needed)
     .venv/bin/python bench/scoring.py --quick    # 1024 batched windows, 10 per-window calls
 """
 
@@ -52,7 +57,7 @@ import os
 import statistics
 import sys
 import time
-from contextlib import nullcontext
+from contextlib import ExitStack
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter off stderr
 
@@ -60,7 +65,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from _common import fill_unset, fmt, log, print_table  # noqa: E402
-from _raw_path import RAW_COMMIT, RawPath, fleet_fingerprint  # noqa: E402
+from _raw_path import MAIN_COMMIT, RAW_COMMIT, RawPath, fleet_fingerprint  # noqa: E402
 from vigil.buffer.bins import BinStats, accumulate  # noqa: E402
 from vigil.events.frame import event_table  # noqa: E402
 from vigil.features import FleetStats, WindowSpec, channel_features, windows_channels  # noqa: E402
@@ -179,7 +184,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--sensors", type=int, default=50, help="sensors of the synthetic fleet windows come from")
     p.add_argument("--days", type=float, default=12.0)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--no-raw", dest="raw", action="store_false", help="skip the raw path (commit 8bb6346)")
+    p.add_argument("--no-raw", dest="raw", action="store_false", help=f"skip the raw path (commit {RAW_COMMIT})")
+    p.add_argument("--no-main", dest="main", action="store_false",
+                   help=f"skip main's scoring step before the heads (commit {MAIN_COMMIT})")
     args = p.parse_args(argv)
     fill_unset(args, {"windows": 1024, "per_window": 10, "repeats": 1},
                {"windows": 4096, "per_window": 30, "repeats": 3})
@@ -199,11 +206,13 @@ def windows_per_s(run, n: int, repeats: int) -> tuple[float, list[float]]:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    with RawPath() if args.raw else nullcontext() as raw:
-        return run(args, raw)
+    with ExitStack() as stack:
+        raw = stack.enter_context(RawPath()) if args.raw else None
+        main_path = stack.enter_context(RawPath(MAIN_COMMIT)) if args.main else None
+        return run(args, raw, main_path)
 
 
-def run(args: argparse.Namespace, raw: RawPath | None) -> int:
+def run(args: argparse.Namespace, raw: RawPath | None, main_path: RawPath | None = None) -> int:
     keras.utils.set_random_seed(args.seed)
     spec = WindowSpec(length_ms=10 * DAY_MS, steps=args.steps, n_features=2)
     log(f"windows: {args.windows} from a synthetic fleet of {args.sensors} sensors x {args.days:g} days")
@@ -224,6 +233,12 @@ def run(args: argparse.Namespace, raw: RawPath | None) -> int:
                           bottleneck=args.bottleneck)
         if theirs["fleet"] != fleet or theirs["ends"] != [len(ends), int(ends.sum())]:
             raise RuntimeError("the raw path drew other windows")
+    if main_path is not None:
+        log(f"main before the heads ({MAIN_COMMIT}): the same windows in its child process")
+        theirs = main_path.call("main_scoring_setup", sensors=args.sensors, days=args.days, seed=args.seed,
+                                windows=args.windows, steps=args.steps, max_batch=args.max_batch)
+        if theirs["fleet"] != fleet or theirs["ends"] != [len(ends), int(ends.sum())]:
+            raise RuntimeError(f"main ({MAIN_COMMIT}) drew other windows")
 
     log(f"baseline: scorer.predict() on one window at a time, {args.per_window} windows")
     scorer.predict(x[:1], verbose=0)  # trace once: the per-call cost is what is measured
@@ -255,7 +270,7 @@ def run(args: argparse.Namespace, raw: RawPath | None) -> int:
     before_rate, before_runs = windows_per_s(lambda: before(x_before), len(x), args.repeats)
     scores_only, _ = windows_per_s(lambda: predictor(x), len(x), args.repeats)
     detector = untrained_detector(stats)
-    runs: dict[str, list[float]] = {"e2e": [], "feat": [], "raw_e2e": [], "raw_feat": [], "heads": []}
+    runs: dict[str, list[float]] = {"e2e": [], "feat": [], "raw_e2e": [], "raw_feat": [], "heads": [], "main": []}
     for _ in range(args.repeats):  # the paths alternate, so all see the same machine load
         runs["e2e"].append(rate(end_to_end, len(windows)))
         runs["heads"].append(rate(lambda: scoring_with_heads(windows, spec, stats, args.max_batch, predictor,
@@ -264,8 +279,11 @@ def run(args: argparse.Namespace, raw: RawPath | None) -> int:
         if raw is not None:
             runs["raw_e2e"].append(raw.call("scoring_run", what="end_to_end")["windows_per_s"])
             runs["raw_feat"].append(raw.call("scoring_run", what="featurize")["windows_per_s"])
-    e2e, feat, raw_e2e, raw_feat, heads = (statistics.median(r) if r else None for r in runs.values())
+        if main_path is not None:
+            runs["main"].append(main_path.call("main_scoring_run")["windows_per_s"])
+    e2e, feat, raw_e2e, raw_feat, heads, main_e2e = (statistics.median(r) if r else None for r in runs.values())
     heads_ratio = heads / e2e
+    heads_vs_main = main_e2e and heads / main_e2e
     speedup = batched / per_window
     gflops = batched * flops / 1e9
     ratio = batched / before_rate
@@ -285,6 +303,8 @@ def run(args: argparse.Namespace, raw: RawPath | None) -> int:
                  ["featurise from bins alone", len(windows), fmt(feat, ",.0f"), "-", "-"],
                  ["end to end with the detection heads (the streamer's scoring step)", len(windows),
                   fmt(heads, ",.0f"), "-", "-"],
+                 [f"main before the heads ({MAIN_COMMIT}): its featurisation + BatchPredictor + explain",
+                  len(windows), fmt(main_e2e, ",.0f"), "-", "-"],
                  [f"raw path ({RAW_COMMIT}): featurize_window on events + BatchPredictor + explain", len(windows),
                   fmt(raw_e2e, ",.0f"), fmt(raw_e2e and raw_e2e * flops / 1e9, ".2f"),
                   fmt(raw_e2e and raw_e2e / per_window, ",.1f")],
@@ -292,8 +312,11 @@ def run(args: argparse.Namespace, raw: RawPath | None) -> int:
     print(f"target >= 150x: {'met' if speedup >= 150 else 'NOT met'} ({speedup:,.1f}x); with explanations "
           f"{ratio:.2f} of the previous default's windows/s (target >= 0.8: {'met' if ratio >= 0.8 else 'NOT met'}); "
           f"median of {args.repeats} repeat(s)")
-    print(f"with the detection heads: {heads_ratio:.2f} of the autoencoder-only end to end's windows/s "
-          f"(main's scoring step before the heads; target >= 0.8: {'met' if heads_ratio >= 0.8 else 'NOT met'})")
+    print(f"with the detection heads: {heads_ratio:.2f} of the autoencoder-only end to end's windows/s (this "
+          f"model's scoring step without the heads)")
+    if main_path is not None:
+        print(f"with the detection heads: {heads_vs_main:.2f} of main's end to end before the heads ({MAIN_COMMIT}; "
+              f"target >= 0.8: {'met' if heads_vs_main >= 0.8 else 'NOT met'})")
     e2e_ratio, feat_ratio = (raw_e2e and e2e / raw_e2e), (raw_feat and feat / raw_feat)
     if raw is not None:
         print(f"per-bin / raw path: end to end {e2e_ratio:.2f}x, featurisation {feat_ratio:.2f}x the windows/s; "
@@ -306,6 +329,8 @@ def run(args: argparse.Namespace, raw: RawPath | None) -> int:
         "gflops": round(gflops, 3), "per_window_predict_windows_per_s": round(per_window, 2),
         "end_to_end_windows_per_s": round(e2e, 1), "featurize_windows_per_s": round(feat, 1),
         "heads_end_to_end_windows_per_s": round(heads, 1), "heads_ratio_vs_autoencoder_only": round(heads_ratio, 3),
+        "main_end_to_end_windows_per_s": main_e2e and round(main_e2e, 1),
+        "heads_ratio_vs_main": heads_vs_main and round(heads_vs_main, 3), "main_commit": MAIN_COMMIT if main_path else None,
         "raw_end_to_end_windows_per_s": raw_e2e and round(raw_e2e, 1),
         "raw_featurize_windows_per_s": raw_feat and round(raw_feat, 1),
         "end_to_end_ratio_vs_raw": e2e_ratio and round(e2e_ratio, 3),
