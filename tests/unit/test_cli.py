@@ -194,3 +194,20 @@ def test_tail_json_is_one_line_per_record_with_key_and_headers():
     assert record["key"] == "a\nb" and record["value"] == "{broken\n}" and record["headers"]["vigil.reason"] == "not_json"
     readable = describe("dlq", msg)
     assert "\n" not in readable and 'key "a\\nb"' in readable
+
+
+def test_numeric_defaults_in_help_match_the_parsed_defaults():
+    """A help text that says "(default N)" for a number says what the option really defaults to."""
+    import re
+
+    parser = build_parser()
+    checked = 0
+    for name, child in _subcommand_parsers(parser):
+        for action in child._actions:
+            said = re.search(r"\(default:? ([-+]?[\d.,]+)\)", action.help or "")
+            if said is None or isinstance(action.default, bool) or not isinstance(action.default, (int, float)):
+                continue
+            checked += 1
+            assert float(said.group(1).replace(",", "")) == action.default, (
+                f"`vigil {name} {action.option_strings[0]}` says default {said.group(1)}, parses {action.default}")
+    assert checked > 10

@@ -55,8 +55,7 @@ def register(sub: argparse._SubParsersAction) -> None:
             "truly anomalous."
         ),
     )
-    add_fleet_arguments(parser, sensors=200, days=14.0)
-    parser.set_defaults(seed=7)
+    add_fleet_arguments(parser, sensors=200, days=14.0, seed=7)
     parser.add_argument("--train-sensors", type=positive_int, default=300, help="sensors in the training fleet (default 300)")
     parser.add_argument("--epochs", type=positive_int, default=8, help="encoder training epochs (default 8)")
     parser.add_argument("--retrain", action="store_true", help="train a new model even if one is current")
