@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import redis
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 
 from vigil.alerts import AlertPolicy, ScoredWindow
 from vigil.buffer import BufferLayout, RollingBuffer, SensorState
-from vigil.buffer import meta as sensor_meta
 from vigil.events.decode import EventDecoder
 from vigil.events.schema import EventSchema
 from vigil.kafka.clients import make_consumer, make_producer
@@ -38,7 +37,7 @@ from streamer.metrics import StreamMetrics
 from streamer.model_watch import ModelWatcher, model_announcements
 from streamer.readiness import ReadySet
 from streamer.rebalance import Rebalance, rewind_to_committed
-from streamer.records import build_records
+from streamer.records import plan_batch
 from streamer.retry import Retrier, Stopped
 from streamer.scoring import score_sensors
 from streamer.silence import SilenceChange, SilenceWatch, read_silences
@@ -91,9 +90,7 @@ class Streamer:
             if s.stream.scoring else None
         )
         self.rebalance = Rebalance(self.topic, self.buffer, self.journal, self.retry, self.metrics.lag,
-                                   alerts_delivered_since(s, self.retry), finish=self._finish_before_revocation,
-                                   drop=self._drop_partitions, keep=self._keep_partitions,
-                                   abort_open=self._abort_open_transaction)
+                                   alerts_delivered_since(s, self.retry), work=self)
         self.cycle = Cycle()
         self._next_lag = 0.0
         self._model_version: str | None = None
@@ -134,7 +131,7 @@ class Streamer:
         try:
             while not self.stop_event.is_set():
                 self._cycle()
-            self._finish_before_revocation()
+            self.finish_before_revocation()
         except Stopped as exc:
             failed = True
             log.error("stopping before the last batch was committed; it will be re-read (idempotently)",
@@ -234,26 +231,18 @@ class Streamer:
         windows = self.retry(lambda: score_sensors(self.buffer, model, states, min_events), "redis")
         self.metrics.scoring_seconds.observe(time.perf_counter() - t0)
         self.metrics.batch_windows.observe(len(windows))
-        now_ms = int(time.time() * 1000)
         partition_of = {state.sensor_id: state.partition for state in states}
-        outgoing, journal = [], {}
+        plan = plan_batch(windows, partition_of, self.cycle, threshold=model.loaded.threshold, version=model.version,
+                          policy=self.alerts, topics=self.settings.topics, now_ms=int(time.time() * 1000))
+        self.metrics.scores.inc(len(windows))
         for window in windows:
-            unsaved = self.cycle.unsaved_meta(window.sensor_id)  # a second score this cycle continues the first
-            window = replace(window, meta={**window.meta, **unsaved}) if unsaved else window
-            built = build_records(window, model.loaded.threshold, model.version, self.alerts, self.settings.topics, now_ms)
-            outgoing += built.records
-            self.metrics.scores.inc()
             if window.explanation is not None and window.explanation.head:
                 self.metrics.heads.labels(window.explanation.head).inc()
-            partition = partition_of[window.sensor_id]
-            if built.alert is not None:
-                self._log_alert(window, built.alert, model.loaded.threshold)
-                journal.setdefault(partition, []).append(
-                    PendingAlert(built.alert.alert_id, window.sensor_id, now_ms, built.alert_state))
-            why = window.explanation.model_dump_json() if window.explanation is not None else None
-            self.cycle.add_scored(window.sensor_id, partition,
-                                  {**sensor_meta.scored(window.window_end, why), **built.alert_state}, window.window_end)
-        self._send_alerts(journal, outgoing)
+        for window, alert in plan.decided:
+            self._log_alert(window, alert, model.loaded.threshold)
+        for scored in plan.scored:
+            self.cycle.add_scored(scored.sensor_id, scored.partition, scored.meta, scored.window_end)
+        self._send_alerts(plan.journal, plan.records)
 
     def _watch_silence(self, states: dict[str, SensorState]) -> None:
         """Stage 5 for sensors that stopped sending: silence alerts, and their clears, leave like
@@ -298,7 +287,7 @@ class Streamer:
             self.metrics.observe_processing(self.cycle.record_ms)
         self.cycle = self.cycle.next(committed=outcome is not Outcome.DEFERRED)
 
-    def _finish_before_revocation(self) -> None:
+    def finish_before_revocation(self) -> None:
         self.ready.release_due(time.monotonic(), everything=True)
         self._finish_cycle()
 
@@ -319,17 +308,17 @@ class Streamer:
             self.retry(lambda: self.journal.remove(cycle.journaled), "redis")
 
     # -- partitions gone elsewhere, aborted transactions ------------------------------------------
-    def _drop_partitions(self, lost: set[int]) -> None:
+    def drop_partitions(self, lost: set[int]) -> None:
         self.cycle.drop_partitions(lost)
         self.ready.drop_partitions(lost)
         self.silence.drop_partitions(lost)
-        self._abort_open_transaction()
+        self.abort_open_transaction()
 
-    def _keep_partitions(self, assigned: set[int]) -> None:
+    def keep_partitions(self, assigned: set[int]) -> None:
         self.cycle.keep_partitions(assigned)
         self.silence.keep_partitions(assigned)
 
-    def _abort_open_transaction(self) -> None:
+    def abort_open_transaction(self) -> None:
         """exactly-once: records of partitions gone elsewhere must not become visible with the next
         commit (their new owner scores those events again): abort and re-read what stays ours."""
         if self.delivery.abort_open():

@@ -5,13 +5,14 @@
 * **revoked:** finish the cycle and commit before the partitions go;
 * **lost** (no chance to commit): forget everything of theirs; their new owner re-reads them.
 
-The handler takes the pieces it needs; the streamer's own work (finishing or dropping the cycle)
-comes in as callbacks.
+The handler takes the pieces it needs; what it asks of the streamer's uncommitted work
+(finishing, dropping or keeping the cycle's partitions) goes through one narrow interface,
+:class:`PartitionWork`.
 """
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Protocol
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
@@ -24,23 +25,35 @@ from streamer.retry import Retrier, Stopped
 log = get_logger("streamer")
 
 
+class PartitionWork(Protocol):
+    """The uncommitted work a rebalance acts on (the streamer's cycle, readiness and silence)."""
+
+    def finish_before_revocation(self) -> None:
+        """Score what is ready, deliver and commit the cycle."""
+
+    def drop_partitions(self, lost: set[int]) -> None:
+        """Forget these partitions' uncommitted work."""
+
+    def keep_partitions(self, assigned: set[int]) -> None:
+        """Forget every partition's uncommitted work but these."""
+
+    def abort_open_transaction(self) -> None:
+        """exactly-once: abort the open transaction and re-read."""
+
+
 class Rebalance:
     def __init__(self, topic: str, buffer: RollingBuffer, journal: AlertJournal, retry: Retrier, lag_gauge,
-                 delivered_alerts: Callable[[int], set[str]], finish: Callable[[], None],
-                 drop: Callable[[set[int]], None], keep: Callable[[set[int]], None], abort_open: Callable[[], None]):
+                 delivered_alerts: Callable[[int], set[str]], work: PartitionWork):
         self.topic, self.buffer, self.journal, self.retry = topic, buffer, journal, retry
         self.lag_gauge = lag_gauge
         self.delivered_alerts = delivered_alerts  # alert ids in the alerts topic since an epoch ms
-        self.finish = finish  # score what is ready, deliver and commit the cycle
-        self.drop = drop  # forget these partitions' uncommitted work
-        self.keep = keep  # forget every partition but these
-        self.abort_open = abort_open  # exactly-once: abort the open transaction and re-read
+        self.work = work
         self.assigned: set[int] = set()
         self.closing_after_error = False  # then a revocation commits nothing: the batch is re-read
 
     def on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self.assigned = {tp.partition for tp in partitions}
-        self.keep(self.assigned)  # offsets of partitions that went elsewhere are the new owner's
+        self.work.keep_partitions(self.assigned)  # offsets of partitions that went elsewhere are the new owner's
         log.info("partitions assigned", partitions=sorted(self.assigned))
         rewound = self._rewind_to_redis(consumer, partitions)
         if rewound:
@@ -52,17 +65,17 @@ class Rebalance:
         if self.closing_after_error:
             return
         try:
-            self.finish()
+            self.work.finish_before_revocation()
         except Stopped:
             log.error("could not commit before revocation; the new owner re-reads (idempotently)")
-            self.abort_open()
+            self.work.abort_open_transaction()
         self._forget({tp.partition for tp in partitions})
 
     def on_lost(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         lost = {tp.partition for tp in partitions}
         log.warning("partitions lost without a chance to commit", partitions=sorted(lost))
         self._forget(lost)
-        self.drop(lost)  # their new owner scores these sensors and keeps their alert state
+        self.work.drop_partitions(lost)  # their new owner scores these sensors and keeps their alert state
 
     def _forget(self, partitions: set[int]) -> None:
         """A partition gone elsewhere reports its lag from there; a stale value here would add up."""

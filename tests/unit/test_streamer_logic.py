@@ -127,3 +127,79 @@ def test_the_min_interval_memory_forgets_sensors_scored_longer_ago_than_the_inte
     assert len(ready._last_scored) <= 2 * 1024 + 500
     ready.offer({"s-99-0": state("s-99-0", pending=1, n=10)}, now=99 * 60.0 + 1)
     assert len(ready) == 0 and "s-99-0" in ready.deferred  # the recent ones still defer
+
+
+# -- the batch plan (streamer/records.py): records, journal entries and meta, no I/O -------------
+
+def _policy(for_points=2):
+    from datetime import timedelta
+
+    from vigil.alerts import AlertPolicy
+    from vigil.settings import AlertSettings
+
+    settings = AlertSettings(warmup_fraction=0.2, for_points=for_points, for_duration=timedelta(0),
+                             clear_ratio=0.8, clear_for=timedelta(hours=6), cooldown=timedelta(days=1))
+    return AlertPolicy(settings, 10 * DAY, 10 * DAY // 240)
+
+
+def _window(sid, end, score, meta=None):
+    from vigil.alerts import ScoredWindow
+
+    return ScoredWindow(sid, end - 10 * DAY, end, 500, score, 10 * DAY, meta=meta or {})
+
+
+def _plan(windows, partitions, cycle=None, threshold=1.0, policy=None):
+    import orjson
+
+    from streamer.cycle import Cycle
+    from streamer.records import plan_batch
+    from vigil.settings import TopicSettings
+
+    plan = plan_batch(windows, partitions, cycle or Cycle(), threshold=threshold, version="v1",
+                      policy=policy or _policy(), topics=TopicSettings(), now_ms=123)
+    return plan, [(r.topic, orjson.loads(r.value)) for r in plan.records]
+
+
+def test_plan_sends_a_score_record_per_window_and_leaves_each_sensors_meta():
+    from vigil.buffer import meta as sensor_meta
+
+    plan, sent = _plan([_window("a", 20 * DAY, 0.2), _window("b", 20 * DAY + 5, 0.4)], {"a": 3, "b": 1})
+    topics = {t for t, _ in sent}
+    assert len(sent) == 2 and len(topics) == 1 and "alert" not in next(iter(topics))
+    assert [(r["sensor_id"], r["score"], r["threshold"], r["model_version"], r["scored_at"]) for _, r in sent] == [
+        ("a", 0.2, 1.0, "v1", 123), ("b", 0.4, 1.0, "v1", 123)]
+    assert plan.journal == {} and plan.decided == []
+    assert [(m.sensor_id, m.partition, m.window_end) for m in plan.scored] == [("a", 3, 20 * DAY), ("b", 1, 20 * DAY + 5)]
+    assert all(m.meta[sensor_meta.SCORED_END] == m.window_end and m.meta[sensor_meta.PENDING] == 0 for m in plan.scored)
+
+
+def test_plan_journals_an_alert_under_its_sensors_partition_before_it_is_sent():
+    hour = 3_600_000
+    above = {"above_n": "1", "above_since": str(20 * DAY)}  # one point above already in Redis
+    plan, sent = _plan([_window("a", 20 * DAY + hour, 2.0, above), _window("b", 20 * DAY + hour, 2.0)],
+                       {"a": 4, "b": 2})
+    alerts = [r for t, r in sent if r.get("kind") == "alert"]
+    assert [r["sensor_id"] for r in alerts] == ["a"]  # b has had one point above, a its second
+    assert list(plan.journal) == [4]
+    (pending,) = plan.journal[4]
+    assert pending.alert_id == alerts[0]["alert_id"] and pending.sensor_id == "a" and pending.sent_ms == 123
+    assert pending.fields["alert_id"] == alerts[0]["alert_id"]
+    assert [(w.sensor_id, a.alert_id) for w, a in plan.decided] == [("a", alerts[0]["alert_id"])]
+    meta = {m.sensor_id: m.meta for m in plan.scored}
+    assert meta["a"]["alert_id"] == alerts[0]["alert_id"] and meta["b"]["above_n"] == "1"
+
+
+def test_a_second_score_in_the_cycle_continues_from_the_meta_the_first_left():
+    from streamer.cycle import Cycle
+
+    hour = 3_600_000
+    cycle = Cycle()
+    first, _ = _plan([_window("a", 20 * DAY, 2.0)], {"a": 0}, cycle)
+    assert first.decided == []  # one point above: not yet
+    for m in first.scored:
+        cycle.add_scored(m.sensor_id, m.partition, m.meta, m.window_end)
+    second, _ = _plan([_window("a", 20 * DAY + hour, 2.0)], {"a": 0}, cycle)  # Redis' meta still empty
+    assert [w.sensor_id for w, _ in second.decided] == ["a"]
+    # The same within one batch: the second window of a sensor sees the first's meta.
+    both, _ = _plan([_window("a", 20 * DAY, 2.0), _window("a", 20 * DAY + hour, 2.0)], {"a": 0})
+    assert [w.window_end for w, _ in both.decided] == [20 * DAY + hour]
