@@ -249,3 +249,73 @@ def test_dlq_schema_accepts_a_real_dead_letters_headers():
     assert _valid("dlq", headers), headers
     assert not _valid("dlq", {**headers, "vigil.reason": "no_such_reason"})
     assert not _valid("dlq", {k: v for k, v in headers.items() if k != "vigil.source.offset"})
+
+
+# -- docs/architecture.md cites only what exists --------------------------------------------------
+
+_SNAKE = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)+")
+_CAMEL = re.compile(r"[A-Z][a-z0-9]+(?:[A-Z][a-z0-9]*)+")
+_CODE_DIRS = ("vigil", "streamer", "trainer", "bench", "deploy")
+_REPO_PATH = re.compile(r"(?:vigil|streamer|trainer|tests|bench|docs|deploy)/[\w./]*(?:::\w+)?")
+
+
+def _code_names() -> set[str]:
+    """Every name the code defines or uses: functions, classes, attributes, arguments, keywords,
+    and identifier-like strings (meta fields and record keys are strings in the code)."""
+    import ast
+
+    names: set[str] = set()
+    for package in _CODE_DIRS:
+        for path in (ROOT / package).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                    names.add(node.name)
+                elif isinstance(node, ast.Name):
+                    names.add(node.id)
+                elif isinstance(node, ast.Attribute):
+                    names.add(node.attr)
+                elif isinstance(node, ast.arg):
+                    names.add(node.arg)
+                elif isinstance(node, ast.keyword) and node.arg:
+                    names.add(node.arg)
+                elif isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.isidentifier():
+                    names.add(node.value)
+    return names
+
+
+def cited_names(markdown: str) -> set[str]:
+    """The Python-looking names a page cites in backticks: the leading dotted name of each span
+    (``RollingBuffer.read_batch``, ``retry(...)``), its parts that are snake_case with an
+    underscore or CamelCase. Commands, Redis key patterns and metric names (``vigil_…``) are not."""
+    out = set()
+    for span in re.findall(r"`([^`\n]+)`", markdown):
+        head = re.match(r"[A-Za-z_][\w.]*", span)
+        if head is None or span.startswith(("vigil_", "VIGIL_")) or "/" in span or ":" in span:
+            continue
+        out |= {part for part in head.group(0).split(".") if _SNAKE.fullmatch(part) or _CAMEL.fullmatch(part)}
+    return out
+
+
+def cited_paths(markdown: str) -> set[str]:
+    return {span for span in re.findall(r"`([^`\n]+)`", markdown) if _REPO_PATH.fullmatch(span)}
+
+
+def test_cited_names_are_the_python_looking_ones():
+    page = ("`RollingBuffer.read_batch` and `retry(action, \"redis\")`, `vigil train`, `min_events`, "
+            "`vigil_scores_total`, `{prefix}:s:{id}:meta`, `HINCRBY`, `ready`, `streamer/app.py`")
+    assert cited_names(page) == {"RollingBuffer", "read_batch", "min_events"}
+    assert cited_paths(page) == {"streamer/app.py"}
+
+
+def test_architecture_cites_only_code_names_and_paths_that_exist():
+    page = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    names = cited_names(page)
+    assert len(names) > 30  # the page does cite the code
+    missing = sorted(names - _code_names())
+    assert not missing, f"docs/architecture.md cites names the code does not have: {missing}"
+    gone = []
+    for cited in sorted(cited_paths(page)):
+        path, _, test = cited.partition("::")
+        if not (ROOT / path).exists() or (test and f"def {test}(" not in (ROOT / path).read_text(encoding="utf-8")):
+            gone.append(cited)
+    assert not gone, f"docs/architecture.md cites paths that do not exist: {gone}"
