@@ -23,7 +23,7 @@ from vigil.alerts import AlertPolicy, ScoredWindow
 from vigil.buffer import BufferLayout, RollingBuffer, SensorState
 from vigil.events.decode import EventDecoder
 from vigil.events.schema import EventSchema
-from vigil.kafka.clients import make_consumer, make_producer
+from vigil.kafka.clients import error_code, make_consumer, make_producer
 from vigil.logging import get_logger
 from vigil.registry import ModelRegistry
 from vigil.redis_client import connect
@@ -339,7 +339,7 @@ class Streamer:
         try:
             self.delivery.send(dead.record(self.settings.topics.dlq))
         except KafkaException as exc:
-            if exc.args[0].code() != KafkaError.MSG_SIZE_TOO_LARGE:
+            if error_code(exc) != KafkaError.MSG_SIZE_TOO_LARGE:
                 raise
             self.delivery.send(dead.record(self.settings.topics.dlq, truncated=True))
 

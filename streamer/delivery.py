@@ -19,6 +19,7 @@ from typing import Callable
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 
+from vigil.kafka.clients import error_code
 from vigil.logging import get_logger
 from streamer.cycle import Cycle
 from streamer.publish import Outgoing, Publisher, TransactionAborted, TransactionalPublisher
@@ -68,9 +69,10 @@ class AtLeastOnce(_Protocol):
                 self.consumer.commit(offsets=offsets, asynchronous=False)
                 return Outcome.COMMITTED
             except KafkaException as exc:
-                if exc.args[0].code() == KafkaError._NO_OFFSET:
+                code = error_code(exc)
+                if code == KafkaError._NO_OFFSET:
                     return Outcome.COMMITTED  # nothing new to commit
-                if exc.args[0].code() not in _REBALANCING:
+                if code not in _REBALANCING:
                     raise
                 # Kept: committed at the revocation or next cycle if the partitions stay ours;
                 # otherwise dropped at assignment, and their new owner re-reads them idempotently.

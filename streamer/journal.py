@@ -91,11 +91,7 @@ class AlertJournal:
 
 def _pending(alert_id: bytes | str, raw: bytes) -> PendingAlert:
     data = orjson.loads(raw)
-    return PendingAlert(_text(alert_id), data["sensor_id"], int(data["sent_ms"]), dict(data["fields"]))
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
+    return PendingAlert(sensor_meta.text(alert_id), data["sensor_id"], int(data["sent_ms"]), dict(data["fields"]))
 
 
 def alerts_delivered_since(settings: VigilSettings, retry) -> Callable[[int], set[str]]:

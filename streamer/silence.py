@@ -186,9 +186,5 @@ def read_silences(client: redis.Redis, layout: BufferLayout, sensor_ids: list[st
     out = {}
     for sensor_id, (silent_id, silent_end) in zip(sensor_ids, pipe.execute()):
         if silent_id:
-            out[sensor_id] = (_text(silent_id), int(silent_end or 0))
+            out[sensor_id] = (sensor_meta.text(silent_id), int(silent_end or 0))
     return out
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

@@ -76,7 +76,7 @@ def _pick(buffer: RollingBuffer, max_sensors: int, seed: int, scan_count: int) -
     heap: list[tuple[int, str]] = []  # max-heap by negated rank: the worst kept id on top
     scanned = 0
     for key in buffer.client.scan_iter(match=f"{prefix}*{suffix}", count=scan_count):
-        key = key.decode() if isinstance(key, bytes) else key
+        key = sensor_meta.text(key)
         sensor_id = key[len(prefix) : -len(suffix)]
         scanned += 1
         rank = int.from_bytes(hashlib.sha256(f"{seed}\x00{sensor_id}".encode()).digest()[:8], "big")

@@ -6,6 +6,9 @@ import re
 from dataclasses import dataclass
 from datetime import timedelta
 
+HOUR_MS = 3_600_000
+DAY_MS = 86_400_000
+
 _UNITS = {"ms": "milliseconds", "s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 

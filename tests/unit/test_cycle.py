@@ -15,59 +15,7 @@ from streamer.health import Health
 from streamer.metrics import StreamMetrics
 from streamer.publish import Outgoing
 from streamer.retry import Retrier
-
-
-class ScriptedKafka:
-    """Producer and consumer in one: records every call in order; ``failures[name]`` lists the
-    errors the next calls of ``name`` raise. Produced records are acknowledged at flush."""
-
-    def __init__(self, **failures: list[KafkaError]):
-        self.calls: list[str] = []
-        self.failures = failures
-        self.committed: list = []
-        self._unacked: list = []
-
-    def _call(self, name: str) -> None:
-        self.calls.append(name)
-        pending = self.failures.get(name)
-        if pending:
-            raise KafkaException(pending.pop(0))
-
-    # producer
-    def produce(self, *_args, on_delivery=None, **_kwargs):
-        self._call("produce")
-        self._unacked.append(on_delivery)
-
-    def flush(self, _timeout=None):
-        self._call("flush")
-        for callback in self._unacked:
-            callback(None, None)
-        self._unacked = []
-        return 0
-
-    def poll(self, _timeout=None):
-        return 0
-
-    def begin_transaction(self):
-        self._call("begin")
-
-    def send_offsets_to_transaction(self, offsets, *_args):
-        self._call("send_offsets")
-        self.committed.append([(tp.partition, tp.offset) for tp in offsets])
-
-    def commit_transaction(self, *_args):
-        self._call("commit_transaction")
-
-    def abort_transaction(self, *_args):
-        self._call("abort")
-
-    # consumer
-    def commit(self, offsets=None, asynchronous=True):
-        self._call("commit")
-        self.committed.append([(tp.partition, tp.offset) for tp in offsets])
-
-    def consumer_group_metadata(self):
-        return None
+from tests.unit.scripted_kafka import ScriptedKafka
 
 
 def protocol(kind, kafka: ScriptedKafka):
@@ -189,3 +137,11 @@ def test_exactly_once_aborts_an_open_transaction_on_request_only():
     assert delivery.abort_open() is False
     delivery.send(Outgoing("scores", b"s-1", b"{}"))
     assert delivery.abort_open() is True and kafka.calls[-1] == "abort"
+
+
+def test_error_code_reads_a_kafka_exceptions_code_and_tolerates_one_without():
+    from vigil.kafka.clients import error_code
+
+    assert error_code(KafkaException(KafkaError(KafkaError._NO_OFFSET, "nothing"))) == KafkaError._NO_OFFSET
+    assert error_code(KafkaException("a message only")) is None
+    assert error_code(KafkaException()) is None

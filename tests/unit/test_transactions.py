@@ -1,6 +1,6 @@
 """The exactly-once publisher's handling of transaction errors (librdkafka's three classes).
 
-A scripted stand-in for the producer: only the publisher's decision logic is under test here;
+A scripted stand-in for the producer (tests/unit/scripted_kafka.py): only the publisher's decision logic is under test here;
 the real broker's transactions are exercised by tests/faults/test_crash.py.
 """
 
@@ -13,35 +13,7 @@ from confluent_kafka import KafkaError, KafkaException
 
 from streamer.publish import Outgoing, TransactionAborted, TransactionalPublisher
 from streamer.retry import is_transient, retrying
-
-
-class ScriptedProducer:
-    """Records calls; ``failures[name]`` is a list of errors the next calls of ``name`` raise."""
-
-    def __init__(self, **failures: list[KafkaError]):
-        self.calls: list[str] = []
-        self.failures = failures
-
-    def _call(self, name: str) -> None:
-        self.calls.append(name)
-        pending = self.failures.get(name)
-        if pending:
-            raise KafkaException(pending.pop(0))
-
-    def begin_transaction(self):
-        self._call("begin")
-
-    def produce(self, *_args, **_kwargs):
-        self._call("produce")
-
-    def send_offsets_to_transaction(self, *_args):
-        self._call("send_offsets")
-
-    def commit_transaction(self, *_args):
-        self._call("commit")
-
-    def abort_transaction(self, *_args):
-        self._call("abort")
+from tests.unit.scripted_kafka import ScriptedKafka
 
 
 def publisher(producer) -> TransactionalPublisher:
@@ -57,28 +29,28 @@ def record() -> Outgoing:
 
 
 def test_records_and_offsets_commit_in_one_transaction():
-    producer = ScriptedProducer()
+    producer = ScriptedKafka()
     pub = publisher(producer)
     pub.send(record())
     pub.send(record())
     assert pub.in_transaction
     pub.commit([], None, retry)
-    assert producer.calls == ["begin", "produce", "produce", "send_offsets", "commit"]
+    assert producer.calls == ["begin", "produce", "produce", "send_offsets", "commit_transaction"]
     assert not pub.in_transaction
 
 
 def test_a_retriable_commit_error_retries_the_commit_only():
-    producer = ScriptedProducer(commit=[KafkaError(KafkaError._TIMED_OUT, "slow", retriable=True)])
+    producer = ScriptedKafka(commit_transaction=[KafkaError(KafkaError._TIMED_OUT, "slow", retriable=True)])
     pub = publisher(producer)
     pub.send(record())
     pub.commit([], None, retry)
-    assert producer.calls == ["begin", "produce", "send_offsets", "commit", "commit"]
+    assert producer.calls == ["begin", "produce", "send_offsets", "commit_transaction", "commit_transaction"]
 
 
 def test_an_abortable_error_aborts_and_tells_the_caller_to_rewind():
     abortable = KafkaError(KafkaError.INVALID_PRODUCER_EPOCH, "epoch bumped", txn_requires_abort=True)
     assert not is_transient(KafkaException(abortable))  # not waited out: aborted
-    producer = ScriptedProducer(send_offsets=[abortable])
+    producer = ScriptedKafka(send_offsets=[abortable])
     pub = publisher(producer)
     pub.send(record())
     with pytest.raises(TransactionAborted):
@@ -91,7 +63,7 @@ def test_an_abortable_error_aborts_and_tells_the_caller_to_rewind():
 
 def test_a_fatal_error_is_raised_without_abort():
     fenced = KafkaError(KafkaError._FENCED, "fenced by a newer instance", fatal=True)
-    producer = ScriptedProducer(commit=[fenced])
+    producer = ScriptedKafka(commit_transaction=[fenced])
     pub = publisher(producer)
     pub.send(record())
     with pytest.raises(KafkaException) as raised:
@@ -101,7 +73,7 @@ def test_a_fatal_error_is_raised_without_abort():
 
 
 def test_abort_discards_an_open_transaction_and_is_a_no_op_without_one():
-    producer = ScriptedProducer()
+    producer = ScriptedKafka()
     pub = publisher(producer)
     pub.abort(retry)
     assert producer.calls == []

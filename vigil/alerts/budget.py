@@ -22,10 +22,10 @@ import numpy as np
 import pandas as pd
 from scipy.stats import expon
 
+from vigil.durations import DAY_MS
 from vigil.model.threshold import Threshold
 from vigil.settings import AlertSettings
 
-DAY_MS = 86_400_000
 BLOCK_MS = 6 * 3_600_000
 MIN_BLOCKS = 100  # fewer block maxima than this fit no tail: the caller falls back to a quantile
 TAIL_QUANTILE = 0.9  # the block maxima above this quantile are the tail the exponential law is fitted to

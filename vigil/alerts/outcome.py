@@ -15,9 +15,9 @@ from typing import Iterable, Mapping
 import numpy as np
 import pandas as pd
 
+from vigil.durations import DAY_MS, HOUR_MS
 from vigil.events.outputs import AlertRecord
 
-DAY_MS = 86_400_000
 
 
 def alertable_days(points: pd.DataFrame) -> dict[str, float]:
@@ -92,6 +92,6 @@ def alert_outcome(alerts: Iterable[AlertRecord | Mapping], days: Mapping[str, fl
         for r in sorted(true, key=lambda r: r["window_end"]):
             first.setdefault(r["sensor_id"], r["window_end"] - onsets[r["sensor_id"]])
         leads = sorted(first.values())
-        out["median_lead_hours"] = round(float(np.median(leads)) / 3_600_000, 2) if leads else None
-        out["lead_hours"] = {s: round(v / 3_600_000, 2) for s, v in sorted(first.items())}
+        out["median_lead_hours"] = round(float(np.median(leads)) / HOUR_MS, 2) if leads else None
+        out["lead_hours"] = {s: round(v / HOUR_MS, 2) for s, v in sorted(first.items())}
     return out

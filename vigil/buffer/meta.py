@@ -48,6 +48,16 @@ WRITTEN_BY_APPLY = (NEWEST, STORED, PENDING, GRID, TAIL, LABEL, HOME_PARTITION)
 PREFIXES = (APPLIED_PREFIX, TOO_OLD_PREFIX)
 
 
+def text(value: bytes | str) -> str:
+    """A Redis reply as text: bytes unless the client decodes responses."""
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def text_fields(mapping: dict) -> dict[str, str]:
+    """A hash read from Redis (``HGETALL``) as text keys and values."""
+    return {text(k): text(v) for k, v in mapping.items()}
+
+
 def applied_offsets(meta: dict[str, str]) -> dict[int, int]:
     """partition → the last offset applied from it, for every partition the sensor came from."""
     return {int(k[len(APPLIED_PREFIX):]): int(v) for k, v in meta.items() if k.startswith(APPLIED_PREFIX)}

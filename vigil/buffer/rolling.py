@@ -165,7 +165,7 @@ class RollingBuffer:
             pipe.hgetall(self.layout.meta_key(state.sensor_id))
             pipe.get(self.layout.bins_key(state.sensor_id))
         replies = pipe.execute()
-        metas = [_text(m) for m in replies[0::2]]
+        metas = [sensor_meta.text_fields(m) for m in replies[0::2]]
         newest = np.array([sensor_meta.int_field(m, sensor_meta.NEWEST, s.newest_ms) for m, s in zip(metas, states)],
                           dtype=np.int64)
         strings = [data if m.get(sensor_meta.GRID) == self.layout.grid else None
@@ -187,7 +187,7 @@ class RollingBuffer:
         pipe = self.client.pipeline(transaction=False)
         for sensor_id in sensor_ids:
             pipe.hgetall(self.layout.meta_key(sensor_id))
-        return [_state(sensor_id, _text(meta)) for sensor_id, meta in zip(sensor_ids, pipe.execute())]
+        return [_state(sensor_id, sensor_meta.text_fields(meta)) for sensor_id, meta in zip(sensor_ids, pipe.execute())]
 
     def update_meta(self, fields: dict[str, dict[str, str | int]]) -> None:
         """Write per-sensor meta fields (scored marks, alert state) in one pipeline."""
@@ -251,8 +251,3 @@ def _state(sensor_id: str, meta: dict[str, str]) -> SensorState | None:
 
 def _label_arg(label: int | None) -> str:
     return "" if label is None else str(label)
-
-
-def _text(mapping: dict) -> dict[str, str]:
-    return {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
-            for k, v in mapping.items()}

@@ -28,6 +28,7 @@ from vigil.cli.output import Progress, table
 from vigil.cli.services_cmd import print_services
 from vigil.cli.simulate_cmd import add_fleet_arguments, fleet_spec
 from vigil.cli.tail_cmd import describe
+from vigil.durations import DAY_MS, HOUR_MS
 from vigil.errors import VigilError
 from vigil.kafka.clients import make_consumer, make_producer
 from vigil.kafka.produce import produce_frame
@@ -40,7 +41,7 @@ from vigil.simulate import FleetSpec, generate_fleet
 
 GROUP = "vigil-demo"
 WARMUP_DAYS = 9.0  # published at once: no alert can open before a window is 95% full (9.5 of 10 days)
-PACE_MS = 3_600_000
+PACE_MS = HOUR_MS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -95,7 +96,7 @@ def _demo(args: argparse.Namespace, settings: VigilSettings) -> int:
     try:
         print(f"\n==> publishing {len(fleet.events)} events from {args.sensors} sensors "
               f"({len(fleet.alerting_sensors)} truly anomalous) to {settings.topics.events}: the first "
-              f"{WARMUP_DAYS:g} days at once, then {PACE_MS // 3_600_000} hour of event time at a time, each "
+              f"{WARMUP_DAYS:g} days at once, then {PACE_MS // HOUR_MS} hour of event time at a time, each "
               "once the streamer has committed the last (so every sensor is scored about hourly, as live)")
         publisher = PacedPublisher(settings, fleet.events)
         publisher.start()
@@ -166,7 +167,7 @@ class PacedPublisher(threading.Thread):
             producer, topic = make_producer(self.settings), self.settings.topics.events
             progress = Progress("published", len(self.events))
             ts = self.events["timestamp"].to_numpy()
-            start = int(ts.min()) + int(WARMUP_DAYS * 86_400_000)
+            start = int(ts.min()) + int(WARMUP_DAYS * DAY_MS)
             steps = [ts < start] + [(ts >= t) & (ts < t + PACE_MS) for t in range(start, int(ts.max()) + 1, PACE_MS)]
             for step in steps:
                 self.sent += produce_frame(producer, topic, self.events[step])

@@ -50,6 +50,7 @@ from functools import cached_property, lru_cache
 import numpy as np
 
 from vigil.buffer.bins import BinStats, diagonal_positions
+from vigil.durations import DAY_MS
 from vigil.features.normalizer import SensorBaseline
 
 HEADS = ("shift", "spread", "extreme", "profile", "corr", "reference")
@@ -61,7 +62,6 @@ MIN_BLOCKS = 2
 # The reference blocks of a horizon are sampled at most this many times (evenly): enough for a
 # mean and a spread, and the cost no longer grows with the window's bins.
 MAX_BLOCKS = 32
-DAY_MS = 86_400_000
 # How far above or below the reference a spread of zero is taken to be (log scale): a stuck
 # sensor's variance is ~0 and its log would be -inf.
 VAR_FLOOR = 1e-6

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 
 from vigil.settings import VigilSettings
 
@@ -23,3 +23,10 @@ def make_producer(settings: VigilSettings, **overrides: Any) -> Producer:
 def make_consumer(settings: VigilSettings, group_id: str, **overrides: Any) -> Consumer:
     base = {"group.id": group_id, "enable.auto.commit": False, "auto.offset.reset": "earliest"}
     return Consumer(settings.kafka.client_config(**{**base, **overrides}))
+
+
+def error_code(exc: KafkaException) -> int | None:
+    """The ``KafkaError`` code a ``KafkaException`` carries; None when it carries none (an
+    exception raised with a message only)."""
+    err = exc.args[0] if exc.args else None
+    return err.code() if isinstance(err, KafkaError) else None

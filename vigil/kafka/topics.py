@@ -8,6 +8,7 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from vigil.errors import VigilError
+from vigil.kafka.clients import error_code
 from vigil.settings import VigilSettings
 
 
@@ -43,7 +44,7 @@ def ensure_topics(settings: VigilSettings, timeout_s: float = 30.0) -> list[Topi
                 future.result()
                 created.add(name)
             except KafkaException as exc:
-                if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                if error_code(exc) != KafkaError.TOPIC_ALREADY_EXISTS:
                     raise VigilError(f"cannot create topic {name}: {exc}") from None
         existing = admin.list_topics(timeout=timeout_s).topics
     return [TopicState(name, _partitions(existing, name, n if name in created else 0), n, name in created)

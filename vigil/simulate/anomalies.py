@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from vigil.durations import HOUR_MS
+
 ANOMALY_KINDS = ("level_shift", "drift", "spikes", "variance_burst", "stuck", "oscillation", "decorrelation")
 # "degradation" is kept out of ANOMALY_KINDS: the default fleet draws its kinds from that tuple,
 # and adding a kind there would change which sensor gets which anomaly in every pinned fleet.
@@ -64,7 +66,7 @@ def inject(
         z[after] = frozen + rng.normal(0, 0.01, (n_after, z.shape[1]))
         feats = np.ones_like(feats)
     elif kind == "oscillation":
-        hours = offsets[after] / 3_600_000
+        hours = offsets[after] / HOUR_MS
         wave = rng.uniform(2.0, 3.0) * np.sin(2 * np.pi * hours / rng.uniform(1.5, 3.0))
         z[np.ix_(after, feats)] += np.outer(wave, sign)[:, feats]
     elif kind == "decorrelation":

@@ -18,10 +18,10 @@ from datetime import datetime, timezone
 import numpy as np
 import pandas as pd
 
+from vigil.durations import DAY_MS
 from vigil.simulate.anomalies import ALL_ANOMALY_KINDS, inject, onset_offset
 from vigil.simulate.profiles import DEFAULT_KINDS, PROFILES, fleet_operating_point, sensor_baseline
 
-DAY_MS = 86_400_000
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.signal import lfilter
 
+from vigil.durations import DAY_MS, HOUR_MS
 from vigil.simulate.anomalies import ALL_ANOMALY_KINDS, ANOMALY_KINDS
 
 PROFILES = ("operating_points", "identical", "univariate_daily")
@@ -92,7 +93,7 @@ def _irregular_offsets(rng: np.random.Generator, span_ms: float, mean_interval_s
 def _correlated_state(rng: np.random.Generator, offsets: np.ndarray, n_feat: int) -> np.ndarray:
     """A daily cycle plus AR(1) noise shared across features, so features are correlated and a
     decorrelation anomaly has something to break."""
-    hours = offsets / 3_600_000
+    hours = offsets / HOUR_MS
     weight = rng.uniform(0.5, 0.9, n_feat)  # how much each feature follows the shared state
     daily = rng.uniform(0.6, 1.4) * np.sin(2 * np.pi * hours / 24 + rng.uniform(0, 2 * np.pi))
     shared = daily + _ar1(rng, len(offsets), phi=0.8, sigma=0.4)
@@ -112,7 +113,7 @@ def _univariate_daily(rng: np.random.Generator, span_ms: float) -> Baseline:
     scale = np.array([np.exp(rng.uniform(*np.log(SPREAD_RANGE)))])
     level = scale * rng.uniform(-2.0, 10.0)  # in the sensor's own units: 0.05 or 500
     amplitude = rng.uniform(1.2, 2.0)
-    daily = amplitude * np.sin(2 * np.pi * offsets / 86_400_000 + rng.uniform(0, 2 * np.pi))
+    daily = amplitude * np.sin(2 * np.pi * offsets / DAY_MS + rng.uniform(0, 2 * np.pi))
     ar_sigma, phi, own_sigma = 0.3, 0.8, 0.3
     noise = _ar1(rng, len(offsets), phi=phi, sigma=ar_sigma) + rng.normal(0, own_sigma, len(offsets))
     # Standardise by the stationary spread so anomaly magnitudes match the other profiles'.
