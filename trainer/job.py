@@ -13,17 +13,15 @@ import json
 import signal
 import sys
 import time
-from dataclasses import dataclass
 from typing import Callable
 
 import redis
 
+from trainer.options import JobOptions
 from trainer.refit import RefitResult, refit
 from trainer.sample import sample_buffers
 from vigil.buffer import BufferLayout, RollingBuffer
 from vigil.errors import VigilError
-from vigil.features import WindowSpec
-from vigil.model.config import TrainConfig
 from vigil.redis_client import connect
 from vigil.registry import ModelRegistry, announcement_channel
 from vigil.settings import VigilSettings
@@ -31,22 +29,6 @@ from vigil.settings import VigilSettings
 
 class Interrupted(BaseException):
     """SIGTERM/SIGINT while a run trains: unwinds out of Keras without touching the registry."""
-
-
-@dataclass(frozen=True)
-class JobOptions:
-    spec: WindowSpec
-    config: TrainConfig
-    min_events: int
-    seed: int = 0
-    max_sensors: int = 2000
-    keep_labelled: bool = False  # train on sensors whose latest label is 1 too
-    keep_alerted: bool = False  # train on sensors that alerted inside their window too
-    holdout_fraction: float = 0.2
-    pr_auc_margin: float = 0.02
-    fpr_margin: float = 0.01
-    keep: int = 10  # versions retained
-    repeat_s: float | None = None  # None: one run
 
 
 def run_job(options: JobOptions, settings: VigilSettings, registry: ModelRegistry,

@@ -204,7 +204,8 @@ def test_numeric_defaults_in_help_match_the_parsed_defaults():
     checked = 0
     for name, child in _subcommand_parsers(parser):
         for action in child._actions:
-            said = re.search(r"\(default:? ([-+]?[\d.,]+)\)", action.help or "")
+            shown = child._get_formatter()._expand_help(action) if action.help else ""  # as --help prints it
+            said = re.search(r"\(default:? ([-+]?[\d.,]+)\)", shown)
             if said is None or isinstance(action.default, bool) or not isinstance(action.default, (int, float)):
                 continue
             checked += 1

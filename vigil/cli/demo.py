@@ -57,8 +57,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         ),
     )
     add_fleet_arguments(parser, sensors=200, days=14.0, seed=7)
-    parser.add_argument("--train-sensors", type=positive_int, default=300, help="sensors in the training fleet (default 300)")
-    parser.add_argument("--epochs", type=positive_int, default=8, help="encoder training epochs (default 8)")
+    parser.add_argument("--train-sensors", type=positive_int, default=300, help="sensors in the training fleet (default %(default)s)")
+    parser.add_argument("--epochs", type=positive_int, default=8, help="encoder training epochs (default %(default)s)")
     parser.add_argument("--retrain", action="store_true", help="train a new model even if one is current")
     parser.add_argument("--timeout", type=float, default=1800.0, help="give up waiting for the streamer after this many seconds")
     add_model_dir(parser)
@@ -146,9 +146,9 @@ def _start_group_at(settings: VigilSettings, offsets: dict[int, int]) -> None:
 def _start_streamer(settings: VigilSettings, log_path: Path, metrics_port: int) -> subprocess.Popen:
     env = {**os.environ, "VIGIL_STREAM__GROUP_ID": GROUP, "VIGIL_STREAM__METRICS_PORT": str(metrics_port),
            "VIGIL_LOG_FORMAT": "json", "VIGIL_MODEL_DIR": str(settings.models_path)}
-    log = open(log_path, "w")
-    return subprocess.Popen([sys.executable, "-m", "vigil.cli.main", "stream"], env=env,
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    with open(log_path, "w") as log:  # the child has its own copy of the descriptor; ours closes here
+        return subprocess.Popen([sys.executable, "-m", "vigil.cli.main", "stream"], env=env,
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
 
 class PacedPublisher(threading.Thread):

@@ -27,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--last", action="store_true", help="one window per sensor, ending at its last event (default)")
     which.add_argument("--every", type=positive_int, metavar="K", help="a window at every K-th event of each sensor")
-    parser.add_argument("--min-events", type=positive_int, default=1, help="skip windows with fewer events (default 1)")
+    parser.add_argument("--min-events", type=positive_int, default=1, help="skip windows with fewer events (default %(default)s)")
     parser.add_argument("--scores-out", type=Path, metavar="FILE",
                         help="write one row per window (.csv, .parquet, .jsonl): sensor_id, window_start, "
                              "window_end, n_events, score, alert, label, and the explanation: top_features "

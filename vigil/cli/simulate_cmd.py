@@ -41,12 +41,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def add_fleet_arguments(parser: argparse.ArgumentParser, sensors: int = 100, days: float = 10.0, seed: int = 0) -> None:
-    parser.add_argument("--sensors", type=positive_int, default=sensors, help=f"fleet size (default {sensors})")
+    parser.add_argument("--sensors", type=positive_int, default=sensors, help="fleet size (default %(default)s)")
     parser.add_argument("--days", type=float, default=days, help=f"days of events per sensor (default {days:g})")
     parser.add_argument("--interval", type=duration_arg, default="10m",
-                        help="mean time between a sensor's events, e.g. 10m, 90s (default 10m)")
-    parser.add_argument("--alert-fraction", type=float, default=0.05, help="share of alerting sensors (default 0.05)")
-    parser.add_argument("--seed", type=int, default=seed, help=f"random seed (default {seed})")
+                        help="mean time between a sensor's events, e.g. 10m, 90s (default %(default)s)")
+    parser.add_argument("--alert-fraction", type=float, default=0.05, help="share of alerting sensors (default %(default)s)")
+    parser.add_argument("--seed", type=int, default=seed, help="random seed (default %(default)s)")
     parser.add_argument("--onsets", type=onsets_arg, metavar="FROM,TO",
                         help="anomalies (but degradation) start between these days of the fleet, e.g. 14,19 "
                              "(default: in the last 10-40%% of the days)")

@@ -55,7 +55,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--min-events", type=positive_int, help="fewest events a window needs (default: settings, 10)")
     parser.add_argument("--epochs", type=positive_int, default=TrainConfig.epochs,
                         help=f"encoder training epochs, with early stopping (default {TrainConfig.epochs})")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default %(default)s)")
     parser.add_argument("--latent-dim", type=positive_int, default=TrainConfig.latent_dim,
                         help="latent size (default: about the square root of steps x channels, 8 to 100)")
     parser.add_argument("--bottleneck", type=positive_int, default=TrainConfig.bottleneck,
@@ -72,7 +72,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--objective", choices=OBJECTIVES, default=TrainConfig.objective,
                         help="training objective (default pretrain_freeze; naive reproduces the collapse)")
     parser.add_argument("--validation-fraction", type=float, default=0.2,
-                        help="share of sensors held out for the threshold (default 0.2)")
+                        help="share of sensors held out for the threshold (default %(default)s)")
     parser.add_argument("--no-promote", action="store_true", help="register the version without making it current")
     parser.set_defaults(handler=train)
 

@@ -7,28 +7,30 @@ import argparse
 from vigil.cli.args import duration_arg, positive_int
 from vigil.cli.training_args import train_config, window_spec
 from vigil.settings import VigilSettings
+from trainer.options import JobOptions
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     job = parser.add_argument_group("trainer job (--from-redis)")
-    job.add_argument("--max-sensors", type=positive_int, default=2000, help="sample at most this many sensors (default 2000)")
+    job.add_argument("--max-sensors", type=positive_int, default=JobOptions.max_sensors,
+                     help="sample at most this many sensors (default %(default)s)")
     job.add_argument("--keep-labelled", action="store_true",
                      help="train on sensors whose latest label is 1 too (default: they only validate)")
     job.add_argument("--keep-alerted", action="store_true",
                      help="train on sensors that raised an alert inside their window too (default: excluded)")
-    job.add_argument("--holdout-fraction", type=float, default=0.2,
-                     help="share of sensors kept from training to gate the candidate (default 0.2)")
-    job.add_argument("--pr-auc-margin", type=float, default=0.02,
-                     help="with labelled anomalies: promote if PR-AUC >= current - margin (default 0.02)")
-    job.add_argument("--fpr-margin", type=float, default=0.01,
-                     help="without: promote if the false-positive rate <= current + margin (default 0.01)")
-    job.add_argument("--keep", type=positive_int, default=10, help="model versions to retain (default 10)")
+    job.add_argument("--holdout-fraction", type=float, default=JobOptions.holdout_fraction,
+                     help="share of sensors kept from training to gate the candidate (default %(default)s)")
+    job.add_argument("--pr-auc-margin", type=float, default=JobOptions.pr_auc_margin,
+                     help="with labelled anomalies: promote if PR-AUC >= current - margin (default %(default)s)")
+    job.add_argument("--fpr-margin", type=float, default=JobOptions.fpr_margin,
+                     help="without: promote if the false-positive rate <= current + margin (default %(default)s)")
+    job.add_argument("--keep", type=positive_int, default=JobOptions.keep, help="model versions to retain (default %(default)s)")
     job.add_argument("--repeat", type=duration_arg, metavar="DURATION",
                      help="run every DURATION (e.g. 6h) until SIGTERM; default: once")
 
 
 def run(args: argparse.Namespace, settings: VigilSettings) -> int:
-    from trainer.job import JobOptions, run_job  # TensorFlow loads here
+    from trainer.job import run_job  # TensorFlow loads here
     from vigil.registry import ModelRegistry
 
     options = JobOptions(
