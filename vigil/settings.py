@@ -160,10 +160,9 @@ class StreamSettings(BaseModel):
 
     group_id: str = Field("vigil-streamer", description="Kafka consumer group of the streamer replicas")
     # One buffer write per sensor per consume call: with thousands of active sensors, a call of
-    # 5,000 holds about one event per sensor, and the per-call cost of the Redis script dominates
-    # (bench/README.md, latency.py: 31 µs per event at 1 event per call, 9 µs at 14). Larger calls
-    # cost transient memory, about 4 KB per message (tests/faults/test_flood.py measured 200 MB at
-    # 50,000): docs/operations.md says when to raise it.
+    # 5,000 holds about one event per sensor, and the per-call cost of the Redis script dominates.
+    # Larger calls cost transient memory per message, which tests/faults/test_flood.py bounds
+    # (figures: bench/README.md, latency.py); docs/operations.md says when to raise it.
     poll_events: int = Field(5000, ge=1, description="most messages taken from Kafka per consume call; each sensor's "
                                                      "events in a call share one buffer write (raise it, e.g. to "
                                                      "50000, for thousands of active sensors per replica: about "

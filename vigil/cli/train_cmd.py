@@ -70,7 +70,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help=f"the encoder's pretraining decoder: dense (one layer from the final state) or "
                              f"lstm (RepeatVector + LSTM, about twice the training time) (default {TrainConfig.decoder})")
     parser.add_argument("--objective", choices=OBJECTIVES, default=TrainConfig.objective,
-                        help="training objective (default pretrain_freeze; naive reproduces the collapse)")
+                        help="training objective (default %(default)s; naive reproduces the collapse)")
     parser.add_argument("--validation-fraction", type=float, default=0.2,
                         help="share of sensors held out for the threshold (default %(default)s)")
     parser.add_argument("--no-promote", action="store_true", help="register the version without making it current")

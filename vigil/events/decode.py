@@ -1,6 +1,6 @@
 """``EventDecoder``: Kafka message value → :class:`SensorEvent`, fast for the common case.
 
-Pydantic validation costs ~15 µs per event; the streamer's ingest budget is a few µs. The fast
+Pydantic validation costs several times the streamer's per-event ingest budget. The fast
 path accepts only what the schema plainly accepts (a JSON object with a string sensor_id, integer
 epoch-ms timestamp in range, finite int/float features, a 0/1 integer or absent label) and hands
 everything else to :meth:`EventSchema.parse_json`, which either accepts it (ISO timestamps...) or

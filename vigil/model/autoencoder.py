@@ -12,16 +12,15 @@ Why it is trained in two stages (``objective="pretrain_freeze"``, the default):
 the question's objective trains the encoder against its own output, so a constant encoder reaches
 zero loss and carries no information (``objective="naive"`` reproduces this; the collapse test
 shows the latent variance vanish). Stop-gradient on the target alone leaves the LSTM untrained
-(random). Two remedies, measured on the same windows (synthetic fleet of 1,000 sensors, last window
-of each sensor of a second fleet, 20 epochs, CPU):
+(random). Two remedies (their figures on the same windows: bench/README.md, "The encoder's training
+objective"):
 
 * ``pretrain_freeze``: the encoder is first trained with a sequence-reconstruction decoder, then
   frozen; the latent statistics are fixed from the training latents and the dense autoencoder is
-  fitted on them. PR-AUC 0.816 / 0.819 (seeds 0 / 1), 214-241 s of training. The dense stage sees a
-  fixed target and is cheap (latents are computed once).
+  fitted on them. The dense stage sees a fixed target and is cheap (latents are computed once).
 * ``joint``: sequence reconstruction plus latent reconstruction (stop-gradient target, batch
-  standardisation) trained together: PR-AUC 0.683, 294 s. Its latent target moves while the dense
-  autoencoder learns it.
+  standardisation) trained together. Its latent target moves while the dense autoencoder learns
+  it, so it ranks anomalies worse and trains longer.
 
 So ``pretrain_freeze`` is the default; ``joint`` stays available for comparison. The encoder keeps
 the LSTM's tanh output (bounded: no ReLU blow-up); the dense output is linear because its target,

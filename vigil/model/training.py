@@ -61,10 +61,9 @@ def train_autoencoder(x: np.ndarray, config: TrainConfig = TrainConfig(), verbos
 
 def input_statistics(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean and spread per channel of normal windows, over all their steps. Not per step: training
-    windows whose history is shorter than the window leave their first bins empty (46% of the
-    synthetic fleet's windows), so a per-step spread there is near zero and the start of every
-    full window would look anomalous and draw the explanation's span (measured: 9 of 19 stuck and
-    oscillating sensors' spans)."""
+    windows whose history is shorter than the window leave their first bins empty (many of a
+    young fleet's windows), so a per-step spread there is near zero and the start of every full
+    window would look anomalous and draw the explanation's span (bench/README.md, quality.py)."""
     return x.mean(axis=(0, 1)), np.maximum(x.std(axis=(0, 1)), 1e-3)
 
 
