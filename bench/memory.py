@@ -82,8 +82,8 @@ def load_per_bin(client, settings, prefix: str, topic: str, frame, batch: int):
     for part in kafka_order_batches(frame, settings.features, batch):
         buffer.apply(part)
     apply_s = time.perf_counter() - started
-    states = buffer.states(sorted(frame["sensor_id"].unique()))
-    windows = buffer.read(states)
+    states = buffer.state_many(sorted(frame["sensor_id"].unique()))
+    windows = buffer.read_many(states)
     keys = [k for s in states for k in (layout.meta_key(s.sensor_id), layout.bins_key(s.sensor_id))]
     return buffer, states, windows, {"sensors": len(states), "keys": len(keys),
                                      "memory_usage_bytes": memory_usage(client, keys),

@@ -9,7 +9,7 @@ contributions (its departure from normal windows per bin and channel), and every
 weights, not the cost of a forward pass (the output says so). Windows are realistic: 10-day
 windows of a synthetic fleet (ends drawn at random among events that have a full 10 days behind
 them), featurised from their bins as the streamer does (``SensorBins.window`` of each, then
-``windows_channels`` on a batch of 512); each sensor's events are accumulated into bins once,
+``channels_many`` on a batch of 512); each sensor's events are accumulated into bins once,
 untimed: the buffer's apply does that at ingest (``accumulate_s`` says what it took here).
 
 * **baseline** (``per_window_predict``): ``scorer.predict(x[i:i+1])`` once per window, the
@@ -68,7 +68,7 @@ from _common import fill_unset, fmt, log, print_table  # noqa: E402
 from _raw_path import MAIN_COMMIT, RAW_COMMIT, RawPath, fleet_fingerprint  # noqa: E402
 from vigil.buffer.bins import BinStats, accumulate  # noqa: E402
 from vigil.events.frame import event_table  # noqa: E402
-from vigil.features import FleetStats, WindowSpec, channel_features, windows_channels  # noqa: E402
+from vigil.features import FleetStats, WindowSpec, channel_features, channels_many  # noqa: E402
 from vigil.features.dataset import fleet_stats  # noqa: E402
 from vigil.model.config import TrainConfig  # noqa: E402
 from vigil.features.heads import head_statistics  # noqa: E402
@@ -148,7 +148,7 @@ def scoring_with_heads(windows, spec: WindowSpec, stats: FleetStats, batch: int,
         part = windows[at:at + batch]
         bins = BinStats.stack([b.window(end // spec.bin_ms, spec.steps, partial=p, end_ms=end) for _, b, end, p in part])
         baselines = [stats.baseline_for(sensor_id) for sensor_id, *_ in part]
-        x = windows_channels(bins, spec, stats, baselines)
+        x = channels_many(bins, spec, stats, baselines)
         heads = head_statistics(bins, baselines)
         ae = predictor(x)
         scores, calibrated = detector.score(ae.scores, heads, stats)
@@ -165,7 +165,7 @@ def untrained_detector(stats: FleetStats) -> Detector:
 def featurize(windows, spec: WindowSpec, stats: FleetStats, batch: int) -> np.ndarray:
     """The streamer's featurisation (``streamer/scoring.py``) of ``binned_windows``, ``batch`` at a time."""
     return np.concatenate([
-        windows_channels([bins.window(end // spec.bin_ms, spec.steps, partial=p, end_ms=end) for _, bins, end, p in part],
+        channels_many([bins.window(end // spec.bin_ms, spec.steps, partial=p, end_ms=end) for _, bins, end, p in part],
                          spec, stats, [stats.baseline_for(sensor_id) for sensor_id, *_ in part])
         for part in (windows[at:at + batch] for at in range(0, len(windows), batch))])
 

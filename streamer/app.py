@@ -47,7 +47,7 @@ log = get_logger("streamer")
 LAG_EVERY_S = 5.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class StreamerStatus:
     """What benches, tests and operators may read of a running streamer."""
 
@@ -149,9 +149,10 @@ class Streamer:
         self.stop_event.set()
 
     def status(self) -> StreamerStatus:
-        return StreamerStatus(frozenset(self.rebalance.assigned), dict(self.cycle.offsets), len(self.ready),
-                              len(self.ready.deferred), self.ready.remembered, len(self.cycle.window_ends),
-                              self._model_version)
+        return StreamerStatus(assigned=frozenset(self.rebalance.assigned), pending_offsets=dict(self.cycle.offsets),
+                              ready=len(self.ready), deferred=len(self.ready.deferred),
+                              remembered_scores=self.ready.remembered, unsaved_scores=len(self.cycle.window_ends),
+                              model_version=self._model_version)
 
     def _close(self, failed: bool) -> None:
         self.rebalance.closing_after_error = failed  # then the revocation commits nothing: re-read it

@@ -1,6 +1,6 @@
 """Stage 4 (docs/architecture.md): ready sensors → bins read from Redis in one pipeline → one tensor → one model call.
 
-Featurisation is :func:`vigil.features.windows_channels`, the function training and ``vigil
+Featurisation is :func:`vigil.features.channels_many`, the function training and ``vigil
 evaluate`` use, on the same per-bin records (a file's events accumulate into them by the same
 arithmetic), so an online score equals the offline one. A model with coarser bins than the
 buffer's gets them merged (``WindowBatch.windows``).
@@ -15,7 +15,7 @@ from vigil.alerts import ScoredWindow
 from vigil.buffer import RollingBuffer, SensorState
 from vigil.buffer.bins import BinStats
 from vigil.buffer.rolling import WindowBatch
-from vigil.features import FleetStats, WindowSpec, windows_channels
+from vigil.features import FleetStats, WindowSpec, channels_many
 from vigil.features.heads import head_statistics
 from vigil.model.explain import explain_scored, head_values
 from streamer.model_watch import ActiveModel
@@ -55,4 +55,4 @@ def batch_tensor(batch: WindowBatch, spec: WindowSpec, stats: FleetStats,
     keep = np.flatnonzero(n >= min_events)
     bins = bins.take(keep)
     baselines = [stats.baseline_for(batch.sensor_ids[i]) for i in keep]
-    return keep, n, bins, windows_channels(bins, spec, stats, baselines), baselines
+    return keep, n, bins, channels_many(bins, spec, stats, baselines), baselines

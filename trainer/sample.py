@@ -50,8 +50,8 @@ def sample_buffers(
     normal, anomalous = {}, {}
     excluded = {"latest_label_1": 0, "alerted_in_window": 0, "too_few_events": 0}
     for start in range(0, len(ids), read_batch):
-        states = [s for s in buffer.states(ids[start : start + read_batch]) if s is not None]
-        for window in buffer.read(states):
+        states = [s for s in buffer.state_many(ids[start : start + read_batch]) if s is not None]
+        for window in buffer.read_many(states):
             if window.n_events < min_events:
                 excluded["too_few_events"] += 1
                 continue

@@ -50,8 +50,8 @@ def buffer_mismatches(cfg: VigilSettings, frame: pd.DataFrame) -> dict[str, str]
     try:
         buffer = RollingBuffer(client, layout, cfg.topics.events)
         sensors = sorted(expected)
-        states = buffer.states(sensors)
-        found = {s.sensor_id: w for s, w in zip([s for s in states if s], buffer.read([s for s in states if s]))}
+        states = buffer.state_many(sensors)
+        found = {s.sensor_id: w for s, w in zip([s for s in states if s], buffer.read_many([s for s in states if s]))}
     finally:
         client.close()
     problems = {}

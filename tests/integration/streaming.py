@@ -178,8 +178,8 @@ def buffer_of(cfg: VigilSettings):
 def buffered(cfg: VigilSettings, sensor_ids) -> int:
     """Events actually readable from the sensors' buffers (not the meta hash's counter)."""
     with buffer_of(cfg) as buffer:
-        states = buffer.states(list(sensor_ids))
-        return sum(w.n_events for w in buffer.read([s for s in states if s is not None]))
+        states = buffer.state_many(list(sensor_ids))
+        return sum(w.n_events for w in buffer.read_many([s for s in states if s is not None]))
 
 
 def alerting_copy(registry, root, events, cfg):

@@ -32,7 +32,7 @@ def batch_of(rows, partition=0, first_offset=0):
 
 
 def window_of(buffer, sensor="s"):
-    return buffer.read([buffer.state(sensor)])[0]
+    return buffer.read_one(buffer.state_one(sensor))
 
 
 def test_bins_equal_the_offline_accumulation_bit_for_bit(buffer):
@@ -53,7 +53,7 @@ def test_bins_equal_the_offline_accumulation_bit_for_bit(buffer):
     assert window.newest_ms == ts[-1] and window.n_events == int(offline.records["n"][keep].sum())
     assert window.bins.index.tolist() == offline.index[keep].tolist()
     assert window.bins.records.tobytes() == offline.records[keep].tobytes()
-    assert buffer.state("s").n_stored == window.n_events
+    assert buffer.state_one("s").n_stored == window.n_events
 
 
 def test_out_of_order_inside_the_window_lands_in_its_bin_and_older_is_dropped(buffer):
@@ -88,7 +88,7 @@ def test_a_resent_recent_event_is_not_counted_twice(buffer):
     assert buffer.apply(batch_of([("s", T0 + 40 * 60_000, -1.0)], first_offset=53)).added == 1
     # Older than the tail holds: counted again (the tail's size is the setting redis.resent_tail).
     assert buffer.apply(batch_of([rows[0]], first_offset=54)).added == 1
-    assert window_of(buffer).n_events == 51 == buffer.state("s").n_stored
+    assert window_of(buffer).n_events == 51 == buffer.state_one("s").n_stored
 
 
 def test_a_resend_check_of_zero_events_counts_everything(redis_client):
@@ -116,9 +116,9 @@ def test_bins_that_leave_the_window_are_dropped_whole(buffer, redis_client):
     window = window_of(buffer)
     hour = buffer.layout.bin_ms
     assert window.bins.index.tolist() == [(T0 + d * DAY + 1000) // hour for d in (3, 4)] + [(T0 + 12 * DAY) // hour]
-    assert buffer.state("s").n_stored == 3
+    assert buffer.state_one("s").n_stored == 3
     buffer.apply(batch_of([("s", T0 + 30 * DAY, 9.0)], first_offset=6))  # past the whole window at once
-    assert window_of(buffer).bins.index.tolist() == [(T0 + 30 * DAY) // hour] and buffer.state("s").n_stored == 1
+    assert window_of(buffer).bins.index.tolist() == [(T0 + 30 * DAY) // hour] and buffer.state_one("s").n_stored == 1
     assert redis_client.strlen(buffer.layout.bins_key("s")) == buffer.layout.bins_bytes
 
 
@@ -177,12 +177,12 @@ def test_the_latest_label_is_kept_and_replays_do_not_change_it(buffer):
     batch.add(SensorEvent("s", T0 + 1, (1.0, 1.0), 1), 0, 1)
     batch.add(SensorEvent("s", T0 + 2, (1.0, 1.0), None), 0, 2)
     buffer.apply(batch)
-    assert buffer.read([buffer.state("s")])[0].meta["label"] == "1"
+    assert buffer.read_one(buffer.state_one("s")).meta["label"] == "1"
     relabel = EventBatch(2)
     relabel.add(SensorEvent("s", T0 + 3, (1.0, 1.0), 0), 0, 3)
     buffer.apply(relabel)
     buffer.apply(batch)  # a replay of older offsets
-    assert buffer.read([buffer.state("s")])[0].meta["label"] == "0"
+    assert buffer.read_one(buffer.state_one("s")).meta["label"] == "0"
 
 
 def test_a_buffer_of_another_grid_or_the_raw_layout_is_rebuilt_keeping_the_alert_state(buffer, redis_client):

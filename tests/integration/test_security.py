@@ -130,8 +130,8 @@ def acl_settings(settings, server: LocalRedis, password: str, **stream):
 
 def buffered(client: redis.Redis, cfg, sensor_ids) -> int:
     buffer = RollingBuffer(client, BufferLayout.from_settings(cfg), cfg.topics.events)
-    states = [s for s in buffer.states(list(sensor_ids)) if s is not None]
-    return sum(w.n_events for w in buffer.read(states))
+    states = [s for s in buffer.state_many(list(sensor_ids)) if s is not None]
+    return sum(w.n_events for w in buffer.read_many(states))
 
 
 # -- Kafka: SASL/SCRAM -------------------------------------------------------------------------

@@ -23,7 +23,8 @@ def run(p: AlertPolicy, points, threshold=1.0, state=None):
     state, records = state or AlertState(), []
     for point in points:
         end, score, history = (*point, WINDOW) if len(point) == 2 else point
-        window = ScoredWindow("s-1", end - WINDOW, end, 100, score, history)
+        window = ScoredWindow(sensor_id="s-1", window_start=end - WINDOW, window_end=end, n_events=100, score=score,
+                              history_ms=history)
         decision = p.decide(window, state, threshold, "v1", scored_at=0)
         state = decision.state
         if decision.record is not None:
@@ -59,8 +60,10 @@ def test_a_sensor_warming_up_is_never_alerted_and_its_scores_do_not_count():
     young = [(20 * DAY + i * HOUR, 5.0, int(0.5 * WINDOW)) for i in range(10)]
     records, state = run(p, young)
     assert records == [] and state == AlertState()
-    assert p.warming_up(ScoredWindow("s", 0, DAY, 10, 5.0, int(0.89 * WINDOW)))
-    assert not p.warming_up(ScoredWindow("s", 0, DAY, 10, 5.0, int(0.9 * WINDOW)))
+    assert p.warming_up(ScoredWindow(sensor_id="s", window_start=0, window_end=DAY, n_events=10, score=5.0,
+                                     history_ms=int(0.89 * WINDOW)))
+    assert not p.warming_up(ScoredWindow(sensor_id="s", window_start=0, window_end=DAY, n_events=10, score=5.0,
+                                         history_ms=int(0.9 * WINDOW)))
     records, _ = run(p, [(20 * DAY + 10 * HOUR + i * HOUR, 5.0) for i in range(3)], state=state)
     assert len(records) == 1  # three warm points from scratch
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from vigil.events.frame import SensorSeries
-from vigil.features import CHANNEL_GROUPS, FleetStats, WindowSpec, bin_events, channel_names, featurize_window, window_channels
+from vigil.features import CHANNEL_GROUPS, FleetStats, WindowSpec, bin_events, channel_names, featurize_window, channels_one
 from vigil.buffer.bins import accumulate
 from vigil.features.dataset import build_windows, fleet_stats, history_covering, window_end_indices
 from vigil.features.normalizer import SensorBaseline
@@ -164,9 +164,9 @@ def test_channels_do_not_depend_on_how_the_events_were_batched_into_bins():
     x = 1000 + x * [5.0, 0.01]
     spec = WindowSpec(length_ms=10 * HOUR, steps=10, n_features=2)
     stats = FleetStats(np.array([1000.0, 1000.0]), np.array([5.0, 0.01]), 60.0)
-    direct = window_channels(bin_events(ts, x, END, 10 * HOUR, 10), spec, stats)
+    direct = channels_one(bin_events(ts, x, END, 10 * HOUR, 10), spec, stats)
     fine, _ = accumulate(ts, x, HOUR // 6)
-    merged = window_channels(fine.window(9, 10, HOUR), spec, stats)
+    merged = channels_one(fine.window(9, 10, HOUR), spec, stats)
     assert np.allclose(direct, merged, atol=1e-4)
 
 

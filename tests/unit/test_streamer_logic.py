@@ -145,7 +145,8 @@ def _policy(for_points=2):
 def _window(sid, end, score, meta=None):
     from vigil.alerts import ScoredWindow
 
-    return ScoredWindow(sid, end - 10 * DAY, end, 500, score, 10 * DAY, meta=meta or {})
+    return ScoredWindow(sensor_id=sid, window_start=end - 10 * DAY, window_end=end, n_events=500, score=score,
+                        history_ms=10 * DAY, meta=meta or {})
 
 
 def _plan(windows, partitions, cycle=None, threshold=1.0, policy=None):

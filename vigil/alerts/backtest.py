@@ -58,7 +58,8 @@ def replay(points: pd.DataFrame, policy: AlertPolicy, threshold: float, model_ve
     columns = [points[c].to_numpy() for c in ("sensor_id", "window_start", "window_end", "n_events", "score",
                                                 "history_ms")]
     for i, (sensor, start, end, n, score, history) in enumerate(zip(*columns)):
-        window = ScoredWindow(sensor, int(start), int(end), int(n), float(score), int(history),
+        window = ScoredWindow(sensor_id=sensor, window_start=int(start), window_end=int(end), n_events=int(n),
+                              score=float(score), history_ms=int(history),
                               explanation=explanations[i] if explanations is not None else None)
         warming[i] = policy.warming_up(window)
         decision = policy.decide(window, states.get(sensor, AlertState()), threshold, model_version,

@@ -20,7 +20,7 @@ from vigil.events.outputs import AlertRecord, Explanation, alert_id
 from vigil.settings import AlertSettings
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ScoredWindow:
     sensor_id: str
     window_start: int

@@ -4,8 +4,9 @@
 per-partition applied offsets, all in one MULTI/EXEC transaction (on Redis Cluster, where no
 transaction spans slots: a pipeline split by slot, then the offsets). The script adds each event
 to its bin (:mod:`vigil.buffer.bins`) and skips events at or below the offset it already applied
-for that partition, so a batch re-consumed after a crash changes nothing. ``read`` fetches the
-bins of many sensors in one pipeline: a fixed few kilobytes per sensor, however many events.
+for that partition, so a batch re-consumed after a crash changes nothing. ``read_batch`` fetches
+the bins of many sensors in one pipeline (``read_many`` and ``read_one`` as per-sensor windows): a
+fixed few kilobytes per sensor, however many events.
 """
 
 from __future__ import annotations
@@ -173,16 +174,20 @@ class RollingBuffer:
         return WindowBatch([s.sensor_id for s in states], newest, self.layout.decode_rings(strings, newest), metas,
                            self.layout.bin_ms)
 
-    def read(self, states: list[SensorState]) -> list[SensorWindow]:
-        """Each sensor's non-empty bins in its window, plus its meta hash."""
+    def read_one(self, state: SensorState) -> SensorWindow:
+        return self.read_many([state])[0]
+
+    def read_many(self, states: list[SensorState]) -> list[SensorWindow]:
+        """Each sensor's non-empty bins in its window, plus its meta hash (``read_batch`` gives
+        the same as arrays, for scoring)."""
         batch = self.read_batch(states)
         return [SensorWindow(sensor_id, batch.sensor_bins(i), int(batch.newest_ms[i]), batch.metas[i])
                 for i, sensor_id in enumerate(batch.sensor_ids)]
 
-    def state(self, sensor_id: str) -> SensorState | None:
-        return self.states([sensor_id])[0]
+    def state_one(self, sensor_id: str) -> SensorState | None:
+        return self.state_many([sensor_id])[0]
 
-    def states(self, sensor_ids: list[str]) -> list[SensorState | None]:
+    def state_many(self, sensor_ids: list[str]) -> list[SensorState | None]:
         """Each sensor's state from its meta hash (None where Redis holds nothing), one pipeline."""
         pipe = self.client.pipeline(transaction=False)
         for sensor_id in sensor_ids:
@@ -204,10 +209,10 @@ class RollingBuffer:
 
     def inspect(self, sensor_id: str) -> dict | None:
         """What ``vigil inspect --sensor`` prints; None when Redis holds nothing for the sensor."""
-        state = self.state(sensor_id)
+        state = self.state_one(sensor_id)
         if state is None:
             return None
-        window = self.read([state])[0]
+        window = self.read_one(state)
         meta = window.meta
         first = int(window.bins.index[0]) * self.layout.bin_ms if len(window.bins.index) else None
         partitions = sensor_meta.applied_offsets(meta)

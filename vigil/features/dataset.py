@@ -23,7 +23,7 @@ from vigil.buffer.bins import BinStats, SensorBins, accumulate
 from vigil.events.frame import SensorSeries
 from vigil.features.heads import HeadStats, head_statistics
 from vigil.features.normalizer import FleetStats
-from vigil.features.window import WindowSpec, windows_channels
+from vigil.features.window import WindowSpec, channels_many
 
 
 @dataclass(frozen=True)
@@ -211,7 +211,7 @@ def _per_sensor(series, spec, stats, every, min_events, min_history_ms, batch, p
             if not keep.any():
                 continue
             kept = BinStats.stack([b for b, k in zip(bins, keep) if k])
-            x = windows_channels(kept, spec, stats, [baseline] * len(n[keep]))
+            x = channels_many(kept, spec, stats, [baseline] * len(n[keep]))
             ends = ts[part[keep]]
             history = ends - kept.first_event_bin_ms().astype(np.int64)
             yield WindowSet(x, np.full(len(x), s.sensor_id, dtype=object), ends, n[keep], s.labels[part[keep]], history,

@@ -1,4 +1,4 @@
-"""``window_channels``: a window's bins → ``[steps, channels]`` float32 (``featurize_window`` from events).
+"""``channels_one``: a window's bins → ``[steps, channels]`` float32 (``featurize_window`` from events).
 
 A window is ``steps`` bins of ``length / steps`` on the epoch-aligned grid (:mod:`vigil.buffer.bins`),
 ending at the bin of its newest event; the channels are computed from the bins' mergeable
@@ -158,8 +158,8 @@ def featurize_window(
 ) -> np.ndarray:
     """The ``[steps, channels]`` tensor of the window ending at ``end_ms`` (``ts_ms`` sorted): the
     bins of the events up to ``end_ms``. Training, evaluation and the stream go through
-    :func:`window_channels` on bins directly; this is the same for one window from raw events."""
-    return window_channels(bin_events(ts_ms, values, end_ms, spec.length_ms, spec.steps), spec, stats, baseline)
+    :func:`channels_one` on bins directly; this is the same for one window from raw events."""
+    return channels_one(bin_events(ts_ms, values, end_ms, spec.length_ms, spec.steps), spec, stats, baseline)
 
 
 @dataclass
@@ -175,14 +175,14 @@ class _Parts:
     sigma: np.ndarray = field(repr=False)  # [B, F, F] baseline covariance, floored on the diagonal
 
 
-def window_channels(bins: BinStats, spec: WindowSpec, stats: FleetStats,
-                    baseline: SensorBaseline | None = None) -> np.ndarray:
+def channels_one(bins: BinStats, spec: WindowSpec, stats: FleetStats,
+                 baseline: SensorBaseline | None = None) -> np.ndarray:
     """The model's tensor from a window's bin statistics."""
-    return windows_channels(BinStats.stack([bins]), spec, stats, [baseline])[0]
+    return channels_many(BinStats.stack([bins]), spec, stats, [baseline])[0]
 
 
-def windows_channels(windows: BinStats | list[BinStats], spec: WindowSpec, stats: FleetStats,
-                     baselines: list[SensorBaseline | None] | None = None) -> np.ndarray:
+def channels_many(windows: BinStats | list[BinStats], spec: WindowSpec, stats: FleetStats,
+                  baselines: list[SensorBaseline | None] | None = None) -> np.ndarray:
     """``[B, steps, channels]`` for a batch of windows (``BinStats`` with ``[B, S, ...]`` arrays,
     or a list of single ones): a streamer batch, a sensor's training windows. Each window's
     tensor does not depend on the others: every reduction runs within one window."""
