@@ -1,8 +1,12 @@
-"""``vigil train --from-redis``: the trainer job's options; the run loop is :mod:`trainer.job`."""
+"""``vigil train --from-redis``: the trainer job's options and its signal handling; the run loop is
+:mod:`trainer.job`."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import signal
+import sys
 
 from vigil.cli.args import duration_arg, positive_int
 from vigil.cli.training_args import train_config, window_spec
@@ -30,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: VigilSettings) -> int:
-    from trainer.job import run_job  # TensorFlow loads here
+    from trainer.job import StopRequest, run_job  # TensorFlow loads here
     from vigil.registry import ModelRegistry
 
     options = JobOptions(
@@ -40,4 +44,13 @@ def run(args: argparse.Namespace, settings: VigilSettings) -> int:
         pr_auc_margin=args.pr_auc_margin, fpr_margin=args.fpr_margin, keep=args.keep,
         repeat_s=args.repeat.total_seconds() if args.repeat is not None else None,
     )
-    return run_job(options, settings, ModelRegistry(args.model_dir or settings.models_path))
+    stop = StopRequest()
+
+    def on_signal(signum, _frame) -> None:
+        print(f"vigil train: {signal.Signals(signum).name}, stopping", file=sys.stderr)
+        stop()  # while a run trains, this unwinds it without touching the registry
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    return run_job(options, settings, ModelRegistry(args.model_dir or settings.models_path), stop,
+                   report=lambda summary: print(json.dumps(summary), flush=True))
