@@ -212,3 +212,14 @@ def test_numeric_defaults_in_help_match_the_parsed_defaults():
             assert float(said.group(1).replace(",", "")) == action.default, (
                 f"`vigil {name} {action.option_strings[0]}` says default {said.group(1)}, parses {action.default}")
     assert checked > 10
+
+
+def test_inspect_shows_each_event_time_in_iso_beside_its_epoch_ms():
+    from vigil.cli.inspect_cmd import readable
+
+    shown = readable({"sensor_id": "s", "first_bin_start_ms": 1767225600000, "last_timestamp_ms": 1767229200000,
+                      "bins": 2})
+    assert list(shown) == ["sensor_id", "first_bin_start", "first_bin_start_ms", "last_timestamp",
+                           "last_timestamp_ms", "bins"]
+    assert shown["first_bin_start"].startswith("2026-01-01T00:00:00") and shown["last_timestamp"].startswith("2026-01-01T01:00")
+    assert readable({"first_bin_start_ms": None})["first_bin_start"] is None

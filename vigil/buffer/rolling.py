@@ -24,7 +24,6 @@ from vigil.buffer.bins import BinStats, SensorBins
 from vigil.buffer import meta as sensor_meta
 from vigil.buffer.layout import BufferLayout
 from vigil.buffer.scripts import APPLY, RAISE_OFFSETS
-from vigil.events.schema import iso_from_ms
 
 
 @dataclass(frozen=True)
@@ -208,7 +207,8 @@ class RollingBuffer:
         return {int(k): int(v) for k, v in raw.items()}
 
     def inspect(self, sensor_id: str) -> dict | None:
-        """What ``vigil inspect --sensor`` prints; None when Redis holds nothing for the sensor."""
+        """The sensor's buffer, meta and offsets as data (``vigil inspect --sensor`` shows it); None when
+        Redis holds nothing for the sensor."""
         state = self.state_one(sensor_id)
         if state is None:
             return None
@@ -220,8 +220,6 @@ class RollingBuffer:
         return {
             "sensor_id": sensor_id,
             "n_events": window.n_events,
-            "first_bin_start": iso_from_ms(first) if first is not None else None,
-            "last_timestamp": iso_from_ms(state.newest_ms),
             "first_bin_start_ms": first,
             "last_timestamp_ms": state.newest_ms,
             "window_ms": self.layout.window_ms,

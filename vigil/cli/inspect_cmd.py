@@ -6,7 +6,7 @@ import argparse
 import json
 
 from vigil.errors import VigilError
-from vigil.events.schema import quoted
+from vigil.events.schema import iso_from_ms, quoted
 from vigil.settings import VigilSettings
 
 
@@ -49,5 +49,15 @@ def _inspect(args: argparse.Namespace, settings: VigilSettings) -> int:
         raise VigilError(f"cannot reach Redis at {settings.redis.masked_url()}: {exc}") from None
     if report is None:
         raise VigilError(f"no buffer for sensor {quoted(sensor_id)} (never seen, or silent for longer than the window)")
-    print(json.dumps(report, indent=2))
+    print(json.dumps(readable(report), indent=2))
     return 0
+
+
+def readable(report: dict) -> dict:
+    """The buffer's report as the command shows it: each event time also in ISO-8601, before its epoch ms."""
+    shown: dict = {}
+    for key, value in report.items():
+        if key in ("first_bin_start_ms", "last_timestamp_ms"):
+            shown[key.removesuffix("_ms")] = iso_from_ms(value) if value is not None else None
+        shown[key] = value
+    return shown
