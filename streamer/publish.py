@@ -8,13 +8,12 @@ offsets are only committed after it returns, so nothing is lost.
 from __future__ import annotations
 
 import threading
-import time
 from dataclasses import dataclass
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 
 from vigil.logging import get_logger
-from streamer.retry import Stopped
+from streamer.retry import StopGrace
 
 log = get_logger("streamer")
 
@@ -52,7 +51,7 @@ class Publisher:
 
     def flush(self, stop_grace_s: float = 30.0) -> None:
         """Block until every record sent so far is acknowledged (re-sending failures)."""
-        waited, stop_seen = 0.0, None
+        waited, grace = 0.0, StopGrace(self.stop, "kafka", stop_grace_s)
         while True:
             self.producer.flush(1.0)
             if self._failed:
@@ -74,10 +73,7 @@ class Publisher:
             if waited % 10 == 0:
                 self.waiting("kafka")
                 log.warning("waiting for Kafka to acknowledge records", pending=self._in_flight, waited_s=waited)
-            if self.stop.is_set():
-                stop_seen = stop_seen or time.monotonic()
-                if time.monotonic() - stop_seen > stop_grace_s:
-                    raise Stopped("kafka") from KafkaException(KafkaError(KafkaError._TIMED_OUT))
+            grace.check(KafkaException(KafkaError(KafkaError._TIMED_OUT)))
 
 
 def _retriable(err: KafkaError) -> bool:

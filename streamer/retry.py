@@ -44,6 +44,25 @@ class Stopped(Exception):
     """Shutdown was requested and the dependency stayed away through the grace period."""
 
 
+class StopGrace:
+    """How long a shutdown may still wait for a dependency, so it can finish its batch: once
+    ``stop`` is set, :meth:`check` says so, and raises :class:`Stopped` when ``grace_s`` have
+    passed since it first saw the stop."""
+
+    def __init__(self, stop: threading.Event, dependency: str, grace_s: float):
+        self.stop, self.dependency, self.grace_s = stop, dependency, grace_s
+        self._seen: float | None = None
+
+    def check(self, cause: BaseException) -> bool:
+        """False while no stop is asked for; True within the grace; else raises ``Stopped``."""
+        if not self.stop.is_set():
+            return False
+        self._seen = self._seen or time.monotonic()
+        if time.monotonic() - self._seen > self.grace_s:
+            raise Stopped(self.dependency) from cause
+        return True
+
+
 def retrying(
     action: Callable[[], T],
     dependency: str,
@@ -54,7 +73,7 @@ def retrying(
 ) -> T:
     """``action()``, retried while it fails transiently. After ``stop`` is set it keeps trying
     for ``stop_grace_s`` (so a shutdown can still finish its batch), then raises :class:`Stopped`."""
-    delay, attempt, stop_seen = 0.1, 0, None
+    delay, attempt, grace = 0.1, 0, StopGrace(stop, dependency, stop_grace_s)
     while True:
         try:
             return action()
@@ -68,10 +87,7 @@ def retrying(
             waiting(dependency)
             log.warning("dependency unavailable, retrying", dependency=dependency, attempt=attempt,
                         wait_s=round(delay, 2), error=str(exc)[:200])
-            if stop.is_set():
-                stop_seen = stop_seen or time.monotonic()
-                if time.monotonic() - stop_seen > stop_grace_s:
-                    raise Stopped(dependency) from exc
+            if grace.check(exc):
                 time.sleep(min(delay, 1.0))
             else:
                 stop.wait(delay)

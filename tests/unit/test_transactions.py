@@ -80,3 +80,20 @@ def test_abort_discards_an_open_transaction_and_is_a_no_op_without_one():
     pub.send(record())
     pub.abort(retry)
     assert producer.calls == ["begin", "produce", "abort"] and not pub.in_transaction
+
+
+def test_a_stop_grace_waits_then_stops():
+    from streamer.retry import StopGrace, Stopped
+
+    stop = threading.Event()
+    grace = StopGrace(stop, "kafka", grace_s=0.05)
+    cause = KafkaException(KafkaError(KafkaError._TIMED_OUT))
+    assert grace.check(cause) is False  # no stop asked for: keep waiting for the dependency
+    stop.set()
+    assert StopGrace(stop, "redis", grace_s=60.0).check(cause) is True  # within the grace
+    assert grace.check(cause) is True  # first sight of the stop starts the grace
+    import time
+    time.sleep(0.1)
+    with pytest.raises(Stopped) as raised:
+        grace.check(cause)
+    assert str(raised.value) == "kafka" and raised.value.__cause__ is cause
