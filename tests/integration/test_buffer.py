@@ -194,7 +194,7 @@ def test_a_buffer_of_another_grid_or_the_raw_layout_is_rebuilt_keeping_the_alert
     assert result.added == 1
     fields = {k.decode(): v.decode() for k, v in redis_client.hgetall(meta).items()}
     assert fields["grid"] == buffer.layout.grid and fields["alert_id"] == "a1" and fields["o:0"] == "50"
-    assert "first" not in fields and "open" not in fields and "old:0" not in fields
+    assert "old:0" not in fields  # the raw layout's own fields (first, open) are left alone, unread
     assert fields["n"] == "1" and fields["pending"] == "1"
     other = RollingBuffer(redis_client, BufferLayout(buffer.layout.prefix, 2, 10 * DAY, steps=480), "events")
     other.apply(batch_of([("s", T0 + 2000, 5.0)], first_offset=51))

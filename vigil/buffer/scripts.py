@@ -31,17 +31,16 @@ local rsize, tsize = 4 + 4 * (3 * nf + nco), 4 + 4 * nf
 local ring_bytes = steps * rsize
 local zero = string.rep('\0', rsize)
 
--- Bins written on another grid (or the raw events of the layout before bins) cannot be
--- converted: the sensor's buffer starts again from the events to come, and what this hash said
--- about the old one (applied offsets included) goes with it, and the raw layout's 'first' and
--- 'open' chunk numbers. Alert state and label stay.
+-- Bins written on another grid (or a hash without one: the raw events of the layout before bins)
+-- cannot be converted: the sensor's buffer starts again from the events to come, and what this
+-- hash said about the old one (applied offsets included) goes with it. Alert state and label stay.
 if m[7] ~= grid then
   local drop = {}
   local all = redis.call('HGETALL', meta)
   for i = 1, #all, 2 do
     local name = all[i]
     if string.sub(name, 1, 2) == 'o:' or string.sub(name, 1, 4) == 'old:' or name == 'newest' or name == 'n'
-       or name == 'pending' or name == 'tail' or name == 'first' or name == 'open' then
+       or name == 'pending' or name == 'tail' then
       drop[#drop + 1] = name
     end
   end
