@@ -11,12 +11,14 @@ import pytest
 
 from vigil.services.local import services_down, services_up
 from vigil.services.process import port_open
+from tests.conftest import own_services
 
 PRIVATE_KAFKA, PRIVATE_CONTROLLER, PRIVATE_REDIS = 29092, 29093, 26379
 
 
 @pytest.fixture(scope="session")
 def private_stack(settings, tmp_path_factory):
+    own_services()
     for port in (PRIVATE_KAFKA, PRIVATE_CONTROLLER, PRIVATE_REDIS):
         if port_open("127.0.0.1", port):
             pytest.skip(f"port {port} is busy on this machine")

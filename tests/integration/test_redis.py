@@ -1,8 +1,11 @@
 import uuid
 
 import numpy as np
+import pytest
 
 from vigil.services.local import local_redis
+
+from tests.conftest import EXTERNAL
 
 
 def test_write_and_read_back_through_a_pipeline(redis_client):
@@ -22,12 +25,15 @@ def test_write_and_read_back_through_a_pipeline(redis_client):
     redis_client.delete(f"{key}:raw", f"{key}:meta", f"{key}:z")
 
 
+@pytest.mark.skipif(EXTERNAL, reason="VIGIL_TEST_SERVICES=external: checks how `vigil services up` configures "
+                                     "its own Redis")
 def test_redis_runs_with_append_only_persistence(redis_client):
     assert redis_client.config_get("appendonly") == {"appendonly": "yes"}
     assert redis_client.config_get("appendfsync") == {"appendfsync": "everysec"}
     assert redis_client.config_get("bind")["bind"] == "127.0.0.1"
 
 
+@pytest.mark.own_services
 def test_data_survives_a_redis_restart(settings, redis_client):
     key = f"it:durable:{uuid.uuid4().hex}"
     redis_client.set(key, b"kept")

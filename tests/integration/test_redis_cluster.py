@@ -21,6 +21,7 @@ from vigil.services.process import port_open
 from vigil.services.redis_cluster import LocalRedisCluster
 from vigil.simulate import FleetSpec, generate_fleet
 
+from tests.conftest import own_services
 from tests.faults.reference import buffer_mismatches
 from tests.integration.streaming import isolated_settings, read_all, stream_all, topics_of, values
 
@@ -29,6 +30,7 @@ PORTS, BUS_BASE = [27001, 27002, 27003], 28001
 
 @pytest.fixture(scope="module")
 def redis_cluster(tmp_path_factory):
+    own_services()
     busy = [p for p in PORTS + [BUS_BASE + i for i in range(len(PORTS))] if port_open("127.0.0.1", p)]
     if busy:
         pytest.skip(f"ports {busy} are busy on this machine")

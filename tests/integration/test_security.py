@@ -38,6 +38,7 @@ from vigil.services.process import port_open
 from vigil.services.redis import LocalRedis
 from vigil.simulate import FleetSpec, generate_fleet
 
+from tests.conftest import own_services
 from tests.integration.streaming import counter, isolated_settings, running, stream_all, topics_of, wait_for
 
 # Below Linux's ephemeral range (32768-60999), where a client socket's local port could take them.
@@ -56,6 +57,7 @@ def _free_ports(*ports: int) -> None:
 @pytest.fixture(scope="module")
 def scram_kafka(settings, tmp_path_factory):
     """A private broker whose SASL listener knows one SCRAM user, ``vigil``, with a random password."""
+    own_services()
     _free_ports(KAFKA_PORT, CONTROLLER_PORT, SASL_PORT)
     root = tmp_path_factory.mktemp("secure-kafka") / "kafka"
     root.mkdir()
@@ -81,6 +83,7 @@ class AclRedis:
 @pytest.fixture(scope="module")
 def acl_redis(settings, tmp_path_factory):
     """A private redis-server loading deploy/redis/users.acl, the ``vigil`` user given a password."""
+    own_services()
     _free_ports(REDIS_PORT)
     root = tmp_path_factory.mktemp("secure-redis")
     password, admin_password = (f"redis-pw-{secrets.token_urlsafe(12)}" for _ in range(2))

@@ -16,6 +16,8 @@ from vigil.services.local import local_kafka
 from vigil.services.process import port_open
 from vigil.settings import VigilSettings
 
+from tests.conftest import own_services
+
 KAFKA, CONTROLLER, REDIS = 19092, 19093, 16379
 
 
@@ -29,6 +31,7 @@ def vigil(env, *args, check=True, timeout=300):
 
 @pytest.fixture
 def isolated_env(tmp_path):
+    own_services()
     env = {k: v for k, v in os.environ.items() if not k.startswith("VIGIL_")}
     env.update(
         VIGIL_DATA_DIR=str(tmp_path / "var"),
