@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 
+from vigil.kafka.clients import kafka_error
 from vigil.logging import get_logger
 from streamer.retry import StopGrace
 
@@ -117,7 +118,8 @@ class TransactionalPublisher(Publisher):
             retry(lambda: self.producer.send_offsets_to_transaction(offsets, group_metadata, self.timeout_s))
             retry(lambda: self.producer.commit_transaction(self.timeout_s))
         except KafkaException as exc:
-            if not exc.args[0].txn_requires_abort():
+            err = kafka_error(exc)
+            if err is None or not err.txn_requires_abort():
                 raise
             log.warning("transaction failed; aborting it and re-reading from the committed offsets",
                         error=str(exc))

@@ -10,6 +10,7 @@ import redis
 from confluent_kafka import KafkaError, KafkaException
 
 from vigil.errors import VigilError
+from vigil.kafka.clients import kafka_error
 from vigil.kafka.groups import COORDINATOR_UNAVAILABLE
 from vigil.logging import get_logger
 
@@ -29,7 +30,7 @@ def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, redis.ResponseError):
         return str(exc).startswith(("BUSY", "MASTERDOWN", "CLUSTERDOWN"))
     if isinstance(exc, KafkaException):
-        err = exc.args[0] if exc.args else None
+        err = kafka_error(exc)
         if err is None or err.fatal() or err.txn_requires_abort():
             return False  # a transaction that must be aborted is not waited out
         return err.retriable() or err.code() in _KAFKA_WAITABLE

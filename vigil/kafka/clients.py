@@ -25,8 +25,14 @@ def make_consumer(settings: VigilSettings, group_id: str, **overrides: Any) -> C
     return Consumer(settings.kafka.client_config(**{**base, **overrides}))
 
 
-def error_code(exc: KafkaException) -> int | None:
-    """The ``KafkaError`` code a ``KafkaException`` carries; None when it carries none (an
-    exception raised with a message only)."""
+def kafka_error(exc: KafkaException) -> KafkaError | None:
+    """The ``KafkaError`` a ``KafkaException`` carries; None when it carries none (an exception
+    raised with a message only)."""
     err = exc.args[0] if exc.args else None
-    return err.code() if isinstance(err, KafkaError) else None
+    return err if isinstance(err, KafkaError) else None
+
+
+def error_code(exc: KafkaException) -> int | None:
+    """The code of the ``KafkaError`` a ``KafkaException`` carries; None without one."""
+    err = kafka_error(exc)
+    return err.code() if err is not None else None

@@ -15,6 +15,7 @@ from typing import Callable, TypeVar
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from vigil.errors import VigilError
+from vigil.kafka.clients import kafka_error
 from vigil.kafka.reading import partitions
 
 T = TypeVar("T")
@@ -31,8 +32,8 @@ COORDINATOR_STARTING = COORDINATOR_UNAVAILABLE | {
 
 
 def coordinator_starting(exc: KafkaException) -> bool:
-    err = exc.args[0] if exc.args else None
-    return isinstance(err, KafkaError) and not err.fatal() and err.code() in COORDINATOR_STARTING
+    err = kafka_error(exc)
+    return err is not None and not err.fatal() and err.code() in COORDINATOR_STARTING
 
 
 def with_coordinator(action: Callable[[], T], what: str, timeout_s: float = 120.0) -> T:
@@ -48,7 +49,7 @@ def with_coordinator(action: Callable[[], T], what: str, timeout_s: float = 120.
             if time.monotonic() + delay > deadline:
                 raise VigilError(
                     f"{what}: Kafka's group coordinator was still unavailable after {timeout_s:.0f}s "
-                    f"({exc.args[0].str()}); the broker may still be starting or short of memory: "
+                    f"({kafka_error(exc).str()}); the broker may still be starting or short of memory: "
                     "check `vigil services status` and the broker log"
                 ) from None
             time.sleep(delay)
