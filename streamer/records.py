@@ -37,7 +37,7 @@ class ScoredMeta:
 
     sensor_id: str
     partition: int
-    meta: dict[str, str]
+    meta: dict[str, str | int]
     window_end: int
 
 
