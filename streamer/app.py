@@ -20,7 +20,7 @@ import redis
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 
 from vigil.alerts import AlertPolicy, ScoredWindow
-from vigil.buffer import BufferLayout, RollingBuffer, SensorState
+from vigil.buffer import BufferLayout, Cadence, RollingBuffer, ScoringPoints, SensorState
 from vigil.events.decode import EventDecoder
 from vigil.events.schema import EventSchema
 from vigil.kafka.clients import error_code, make_consumer, make_producer
@@ -53,9 +53,7 @@ class StreamerStatus:
 
     assigned: frozenset[int]  # events partitions this replica owns
     pending_offsets: dict[int, int]  # partition → last offset consumed, not yet committed
-    ready: int  # sensors whose window waits to be scored
-    deferred: int  # sensors held back by stream.score_min_interval
-    remembered_scores: int  # sensors whose last score time the readiness rule still keeps
+    ready: int  # sensors whose window waits to be scored (stream.score_every 0)
     unsaved_scores: int  # windows scored this cycle whose state is not yet in Redis
     model_version: str | None
 
@@ -79,8 +77,8 @@ class Streamer:
         self.consumer = consumer or self._default_consumer()
         self.delivery = delivery_for(s.stream.delivery, producer or self._default_producer(), self.consumer,
                                      self.topic, self.stop_event, self.retry)
-        self.ready = ReadySet(s.stream.score_every_events, s.stream.score_min_interval.total_seconds(),
-                              s.window.min_events)
+        self.cadence = Cadence.from_settings(s)
+        self.ready = ReadySet(s.window.min_events)
         self.alerts = AlertPolicy(s.alerts, layout.window_ms, layout.bin_ms)
         self.silence = SilenceWatch(s.alerts.silent_bins if s.stream.scoring else 0, layout.bin_ms, s.window.min_events)
         self.models = (
@@ -150,8 +148,7 @@ class Streamer:
 
     def status(self) -> StreamerStatus:
         return StreamerStatus(assigned=frozenset(self.rebalance.assigned), pending_offsets=dict(self.cycle.offsets),
-                              ready=len(self.ready), deferred=len(self.ready.deferred),
-                              remembered_scores=self.ready.remembered, unsaved_scores=len(self.cycle.window_ends),
+                              ready=len(self.ready), unsaved_scores=len(self.cycle.window_ends),
                               model_version=self._model_version)
 
     def _close(self, failed: bool) -> None:
@@ -174,7 +171,6 @@ class Streamer:
         while not self.stop_event.is_set():
             self.health.beat()
             now = time.monotonic()
-            self.ready.release_due(now)
             # A full batch is scored at once, unless the consumer is behind: then waiting until
             # the deadline lets more of each sensor's events share one score (a sensor is scored
             # once per batch, at its newest event), which is what lets the stream catch up.
@@ -209,7 +205,10 @@ class Streamer:
         self.metrics.consumed.inc(len(messages) - len(got.errors))
         for dead in got.dead:
             self._dead_letter(dead)
-        result = self.retry(lambda: self.buffer.apply(got.batch), "redis")
+        model = self.models.active if self.models is not None else None
+        points = (ScoringPoints(self.cadence, self.settings.window.min_events, self._score_points)
+                  if self.cadence.enabled and model is not None else None)
+        result = self.retry(lambda: self.buffer.apply(got.batch, points), "redis")
         self.metrics.count_applied(result)
         if result.too_old:  # nothing valid vanishes: the producer learns its events came too late
             for dead in too_old_letters(messages, result.too_old, self.buffer.layout.window_ms):
@@ -217,10 +216,19 @@ class Streamer:
         for sensor_id, partition in result.other_partition:
             self.metrics.sensor_on_second_partition(sensor_id, partition)
         self.cycle.add_ingested(got.last_offsets, got.newest_record_ms)
-        if self.models is not None and self.models.active is not None:
+        if model is not None and points is None:
             self.ready.offer(result.states, time.monotonic())
         if self.silence.enabled and result.states:
             self._watch_silence(result.states)
+
+    def _score_points(self, states: list[SensorState]) -> None:
+        """The windows standing at their scoring points, scored before their sensors' later events
+        are applied. A point this cycle already scored (the apply repeated after a Redis error) is
+        not scored twice."""
+        fresh = [state for state in states if state.newest_ms != self.cycle.scored_end(state.sensor_id)]
+        size = self.settings.stream.max_batch_windows
+        for at in range(0, len(fresh), size):
+            self._score_batch(fresh[at:at + size])
 
     def _score_batch(self, states: list[SensorState]) -> None:
         """Stages 3-5: score one batch and send its records now; their state is written after the acks."""
@@ -289,7 +297,6 @@ class Streamer:
         self.cycle = self.cycle.next(committed=outcome is not Outcome.DEFERRED)
 
     def finish_before_revocation(self) -> None:
-        self.ready.release_due(time.monotonic(), everything=True)
         self._finish_cycle()
 
     def _record_scored(self) -> None:
@@ -300,7 +307,6 @@ class Streamer:
             self.retry(lambda: self.buffer.update_meta(meta), "redis")
         if cycle.scored:
             self.metrics.observe_event_time_lag(cycle.window_ends)
-            self.ready.mark_scored(list(cycle.scored), time.monotonic())
         self._clear_journal(cycle)
 
     def _clear_journal(self, cycle: Cycle) -> None:

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 from confluent_kafka import TopicPartition
 
+from vigil.buffer import meta as sensor_meta
+
 
 @dataclass
 class Cycle:
@@ -34,6 +36,10 @@ class Cycle:
     def unsaved_meta(self, sensor_id: str) -> dict | None:
         """The meta a score of this cycle left for the sensor (a second score must start from it)."""
         return self.scored.get(sensor_id)
+
+    def scored_end(self, sensor_id: str) -> int | None:
+        """The window end of the sensor's latest score this cycle (None: not scored this cycle)."""
+        return self.scored.get(sensor_id, {}).get(sensor_meta.SCORED_END)
 
     def add_scored(self, sensor_id: str, partition: int, meta: dict, window_end: int) -> None:
         self.scored[sensor_id] = {**self.scored.get(sensor_id, {}), **meta}

@@ -104,7 +104,7 @@ def training_set(table: EventTable, spec: WindowSpec, every: int | None = None, 
 
 def fit_model(data: TrainingSet, config: TrainConfig, threshold_quantile: float = DEFAULT_QUANTILE,
               verbose: int = 0, alerts: AlertSettings | None = None,
-              score_every: int = 1) -> tuple[EncoderLatentAutoencoder, Detector, Threshold, dict]:
+              score_every_ms: int = 0) -> tuple[EncoderLatentAutoencoder, Detector, Threshold, dict]:
     """Train the autoencoder on the normal windows; calibrate every head on the held-out normal
     sensors; the threshold on the detector's score meets the false-alert budget on those sensors
     (or, when they hold too little time past the warm-up, it is the F1 optimum on labelled
@@ -112,7 +112,7 @@ def fit_model(data: TrainingSet, config: TrainConfig, threshold_quantile: float 
     alerts = alerts or AlertSettings()
     model = train_autoencoder(data.normal.x, config, verbose=verbose)
     scorer = make_scorer(model)
-    held = heldout_windows(data, alerts, score_every)
+    held = heldout_windows(data, alerts, score_every_ms)
     detector, reference_raw = fit_detector(scorer, data, held)
 
     def score(w: WindowSet) -> np.ndarray:
@@ -153,17 +153,19 @@ class HeldOut:
     point_ms: float  # the streamer's typical time between two scores of a sensor
 
 
-def heldout_windows(data: TrainingSet, alerts: AlertSettings, score_every: int,
+def heldout_windows(data: TrainingSet, alerts: AlertSettings, score_every_ms: int,
                     min_history_ms: int | None = None) -> HeldOut | None:
     """The held-out normal sensors' windows (by default only those past the warm-up), one per
     stride of event time fine enough for the persistence rule."""
     normal = [s for s in data.val_sensors if np.nanmax(s.labels, initial=0) != 1 and len(s.ts_ms) > 1]
     if not normal:
         return None
-    point_ms = float(np.median(np.concatenate([event_gaps(s) for s in normal]))) * score_every
+    # A sensor is scored at most once per span of the cadence (stream.score_every), and at most
+    # once per event.
+    point_ms = max(float(np.median(np.concatenate([event_gaps(s) for s in normal]))), float(score_every_ms))
     stride = calibration_stride_ms(alerts, point_ms, data.spec.length_ms, data.spec.bin_ms)
 
-    def points(ts: np.ndarray) -> np.ndarray:
+    def points(_sensor_id: str, ts: np.ndarray) -> np.ndarray:
         return np.flatnonzero(np.diff(ts // stride, prepend=ts[0] // stride - 1) > 0)  # first event per stride
 
     if min_history_ms is None:
@@ -187,14 +189,14 @@ def fit_and_register(
     threshold_quantile: float = DEFAULT_QUANTILE,
     before_save=None,
     alerts: AlertSettings | None = None,
-    score_every: int = 1,
+    score_every_ms: int = 0,
 ) -> TrainResult:
     started = time.monotonic()
     data = training_set(table, spec, every, min_events, validation_fraction, config.seed)
     spec, stats, normal, val_windows = data.spec, data.stats, data.normal, data.validation
     log.info("training", windows=len(normal), sensors=len(data.train_sensors), every=data.every,
              steps=spec.steps, baseline=spec.baseline)
-    model, detector, threshold, metrics = fit_model(data, config, threshold_quantile, verbose, alerts, score_every)
+    model, detector, threshold, metrics = fit_model(data, config, threshold_quantile, verbose, alerts, score_every_ms)
 
     version = registry.new_version()
     meta = ModelMeta(

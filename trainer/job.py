@@ -18,7 +18,7 @@ import redis
 from trainer.options import JobOptions
 from trainer.refit import RefitResult, refit
 from trainer.sample import sample_buffers
-from vigil.buffer import BufferLayout, RollingBuffer
+from vigil.buffer import BufferLayout, Cadence, RollingBuffer
 from vigil.errors import VigilError
 from vigil.logging import get_logger
 from vigil.redis_client import connect
@@ -101,7 +101,7 @@ def run_once(options: JobOptions, settings: VigilSettings, buffer: RollingBuffer
         return refit(sample.normal, sample.anomalous, options.spec, options.config, registry,
                      min_events=options.min_events, holdout_fraction=options.holdout_fraction,
                      pr_auc_margin=options.pr_auc_margin, fpr_margin=options.fpr_margin, source=source,
-                     alerts=settings.alerts, score_every=settings.stream.score_every_events,
+                     alerts=settings.alerts, score_every_ms=Cadence.from_settings(settings).every_ms,
                      announce=announce, before_save=before_save)
     except ValueError as exc:
         raise VigilError(str(exc)) from None

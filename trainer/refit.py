@@ -50,14 +50,14 @@ def refit(
     announce=None,
     before_save=None,
     alerts=None,
-    score_every: int = 1,
+    score_every_ms: int = 0,
 ) -> RefitResult:
     parent = registry.current_version()
     fit_part, holdout = split_sensors(normal, holdout_fraction, config.seed + 1)
     fit_table = EventTable({s.sensor_id: s for s in fit_part}, normal.features, normal.label_column)
     candidate = fit_and_register(fit_table, spec, config, registry, min_events=min_events,
                                  source=source, promote=False, before_save=before_save, alerts=alerts,
-                                 score_every=score_every)
+                                 score_every_ms=score_every_ms)
     held = holdout + (list(anomalous) if anomalous is not None else [])
     new = registry.load(candidate.version)
     cand_scores, labels = _last_window_scores(new, held, min_events)

@@ -29,7 +29,7 @@ class ScoredBatch:
 
 
 def iter_scored(loaded: LoadedModel, table: EventTable, every: int | None = None, min_events: int = 1,
-                points: Callable[[np.ndarray], np.ndarray] | None = None) -> Iterator[ScoredBatch]:
+                points: Callable[[str, np.ndarray], np.ndarray] | None = None) -> Iterator[ScoredBatch]:
     """The table's windows scored in bounded batches (``points``: see ``iter_windows``)."""
     missing = [f for f in loaded.meta.features if f not in table.features]
     if missing:

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from pydantic import BaseModel, BeforeValidator, Field, PlainSerializer, SecretStr, WithJsonSchema, field_validator
+from pydantic import (BaseModel, BeforeValidator, Field, PlainSerializer, SecretStr, WithJsonSchema, field_validator,
+                      model_validator)
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -44,6 +45,13 @@ WindowSpan = Annotated[
     WithJsonSchema({"type": "string", "format": "span"}),
     NoDecode,  # text, not JSON, in environment variables
 ]
+
+# Settings folded into stream.score_every, with what to set instead.
+REMOVED_STREAM_SETTINGS = {
+    "score_every_events": "scoring follows event time now; set stream.score_every (a span of event time, e.g. "
+                          "'1 bin' or '15m'; 0 scores every new event)",
+    "score_min_interval": "scoring follows event time now; set stream.score_every to the interval (e.g. '5m')",
+}
 
 # librdkafka option names whose values must never be printed.
 _SECRET_MARKERS = ("password", "secret", "token", "key.pem", "private", "jaas")
@@ -158,6 +166,17 @@ class WindowSettings(BaseModel):
 class StreamSettings(BaseModel):
     """How `vigil stream` batches, scores and alerts (docs/architecture.md, stages 1-6)."""
 
+    @model_validator(mode="before")
+    @classmethod
+    def _removed(cls, data: Any) -> Any:
+        # A setting that no longer does anything must not be dropped in silence: the operator
+        # who set it expects its effect.
+        if isinstance(data, dict):
+            for name in REMOVED_STREAM_SETTINGS:
+                if data.get(name) is not None:
+                    raise ValueError(f"stream.{name} was removed: {REMOVED_STREAM_SETTINGS[name]}")
+        return data
+
     group_id: str = Field("vigil-streamer", description="Kafka consumer group of the streamer replicas")
     # One buffer write per sensor per consume call: with thousands of active sensors, a call of
     # 5,000 holds about one event per sensor, and the per-call cost of the Redis script dominates.
@@ -172,8 +191,13 @@ class StreamSettings(BaseModel):
         timedelta(milliseconds=250),
         description="longest a ready window waits for its batch",
     )
-    score_every_events: int = Field(1, ge=1, description="a window is ready after this many new events")
-    score_min_interval: Duration = Field(timedelta(0), description="and at most once per this wall-clock interval")
+    score_every: WindowSpan = Field(
+        Span("bins", 1),
+        description="a sensor's window is scored once per this span of event time, at the span's last event, when "
+                    "a later event completes it (spans shifted per sensor, so a fleet's scores spread out); a "
+                    "backlog is scored at the same points as live traffic; 0: at every new event, coalesced per "
+                    "batch (the points then depend on arrival)",
+    )
     scoring: bool = Field(
         True,
         description="off: ingest only (buffers fill, nothing is scored); `vigil stream --no-score`",

@@ -5,7 +5,8 @@ import uuid
 import numpy as np
 import pytest
 
-from vigil.buffer import BufferLayout, EventBatch, RollingBuffer
+from vigil.alerts.backtest import scoring_points
+from vigil.buffer import BufferLayout, Cadence, EventBatch, RollingBuffer, ScoringPoints
 from vigil.buffer.bins import accumulate
 from vigil.events.schema import SensorEvent
 
@@ -54,6 +55,55 @@ def test_bins_equal_the_offline_accumulation_bit_for_bit(buffer):
     assert window.bins.index.tolist() == offline.index[keep].tolist()
     assert window.bins.records.tobytes() == offline.records[keep].tobytes()
     assert buffer.state_one("s").n_stored == window.n_events
+
+
+def _events(sensor, n, seed, spacing_ms):
+    rng = np.random.default_rng(seed)
+    ts = T0 + np.cumsum(rng.integers(1, spacing_ms, n)).astype(np.int64)
+    return [(sensor, int(t), float(v)) for t, v in zip(ts, rng.normal(0, 1, n).astype(np.float32))]
+
+
+def test_a_batch_stops_at_each_scoring_point_and_the_window_there_is_the_offline_one(buffer):
+    # Two sensors, interleaved in one consume call, each crossing many spans of the cadence.
+    cadence, min_events = Cadence(3 * 3_600_000), 5
+    rows = sorted(_events("a", 300, 1, 40 * 60_000) + _events("b", 200, 2, 90 * 60_000), key=lambda r: r[1])
+    seen: dict[str, list] = {"a": [], "b": []}
+
+    def score(states):
+        for state in states:
+            window = buffer.read_one(state)
+            seen[state.sensor_id].append((state.newest_ms, window.bins.records.tobytes()))
+
+    buffer.apply(batch_of(rows), ScoringPoints(cadence, min_events, score))
+    points = scoring_points(cadence, min_events, buffer.layout.window_ms, buffer.layout.bin_ms)
+    for sensor in ("a", "b"):
+        ts = np.array([t for s, t, _ in rows if s == sensor], dtype=np.int64)
+        x = np.array([(v, -v) for s, _, v in rows if s == sensor], dtype=np.float32)
+        expected = points(sensor, ts)
+        assert [end for end, _ in seen[sensor]] == ts[expected].tolist() and len(expected) > 10
+        for i, (_, records) in zip(expected, seen[sensor]):  # the window as it stood at its point
+            offline, _ = accumulate(ts[: i + 1], x[: i + 1], buffer.layout.bin_ms)
+            keep = offline.index > int(ts[i]) // buffer.layout.bin_ms - 240
+            assert records == offline.records[keep].tobytes()
+    assert window_of(buffer, "a").newest_ms == max(t for s, t, _ in rows if s == "a")  # then the rest
+
+
+def test_a_point_whose_score_was_never_written_is_found_again_when_its_events_are_re_read(buffer):
+    cadence = Cadence(3_600_000)
+    rows = _events("a", 40, 3, 30 * 60_000)
+    calls = []
+
+    def crash(states):
+        calls.append([s.newest_ms for s in states])
+        raise RuntimeError("the process dies before the score is written")
+
+    with pytest.raises(RuntimeError):
+        buffer.apply(batch_of(rows), ScoringPoints(cadence, 1, crash))
+    again = []
+    buffer.apply(batch_of(rows), ScoringPoints(cadence, 1, lambda states: again.append([s.newest_ms for s in states])))
+    assert again[0] == calls[0]  # the same point, though the events before it were applied already
+    # Once every event is applied, a redelivery stops nowhere.
+    assert buffer.apply(batch_of(rows), ScoringPoints(cadence, 1, crash)).duplicates == len(rows)
 
 
 def test_out_of_order_inside_the_window_lands_in_its_bin_and_older_is_dropped(buffer):

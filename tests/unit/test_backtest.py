@@ -6,44 +6,43 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from streamer.readiness import ReadySet
 from vigil.alerts.backtest import scoring_points
 from vigil.alerts.budget import budget_threshold, expected_rate
 from vigil.alerts.outcome import alert_outcome, alertable_days, truth_onsets
-from vigil.buffer import SensorState
+from vigil.buffer import Cadence
 from vigil.settings import AlertSettings
 
 HOUR, DAY = 3_600_000, 86_400_000
 
 
-def streamer_points(ts, every, min_events, length_ms, bin_ms):
-    """The events at which the streamer's ReadySet makes a sensor ready, one event per batch (the
-    buffer stores the events of the length/bin bins up to the newest one's)."""
-    ready, out, pending = ReadySet(every_events=every, min_events=min_events), [], 0
-    steps = length_ms // bin_ms
+@pytest.mark.parametrize("every_ms,min_events", [(0, 1), (0, 5), (HOUR, 1), (4 * HOUR, 6)])
+def test_scoring_points_are_the_last_event_of_each_completed_span_with_a_full_window(every_ms, min_events):
+    ts = np.cumsum(np.random.default_rng(every_ms % 7 + min_events).integers(1, 3 * HOUR, 200))
+    length, bin_ms, cadence = DAY, HOUR, Cadence(every_ms)
+    got = scoring_points(cadence, min_events, length, bin_ms)("s-1", ts).tolist()
+    # The definition, event by event: the window (the day's bins up to the event's) holds
+    # min_events events, and (with a cadence) the next event falls in a later span.
+    steps, phase = length // bin_ms, cadence.phase("s-1")
+    expected = []
     for i, t in enumerate(ts):
-        pending += 1
-        n_stored = int(((ts[: i + 1] // bin_ms) > t // bin_ms - steps).sum())
-        ready.offer({"s": SensorState("s", 0, n_stored, int(t), pending)}, now=0.0)
-        if ready.take():
-            out.append(i)
-            pending = 0
-    return out
-
-
-@pytest.mark.parametrize("every,min_events", [(1, 1), (1, 5), (3, 1), (4, 6)])
-def test_scoring_points_are_where_the_streamer_makes_a_sensor_ready(every, min_events):
-    ts = np.cumsum(np.random.default_rng(every).integers(1, 3 * HOUR, 200))
-    length, bin_ms = DAY, HOUR
-    got = scoring_points(every, 0, min_events, length, bin_ms)(ts).tolist()
-    assert got == streamer_points(ts, every, min_events, length, bin_ms)
+        full = ((ts[: i + 1] // bin_ms) > t // bin_ms - steps).sum() >= min_events
+        completed = every_ms == 0 or (i + 1 < len(ts) and (ts[i + 1] - phase) // every_ms > (t - phase) // every_ms)
+        if full and completed:
+            expected.append(i)
+    assert got == expected
     assert got  # the case scores something
 
 
-def test_min_interval_counts_in_event_time():
-    ts = np.arange(0, 10 * HOUR, 10 * 60_000)  # every ten minutes
-    got = scoring_points(1, HOUR, 1, DAY, HOUR)(ts)
-    assert np.all(np.diff(ts[got]) >= HOUR) and len(got) == 10
+def test_a_cadence_scores_each_sensor_at_most_once_per_span_with_its_own_phase():
+    ts = np.arange(0, 10 * DAY, 10 * 60_000)  # every ten minutes
+    cadence = Cadence(HOUR)
+    got = {s: cadence.points(s, ts, np.ones(len(ts), bool)) for s in ("sensor-1", "sensor-2")}
+    for sensor, idx in got.items():
+        spans = cadence.spans(sensor, ts[idx])
+        assert np.all(np.diff(spans) == 1)
+        assert len(idx) == len(np.unique(cadence.spans(sensor, ts))) - 1  # the open last span waits
+    assert cadence.phase("sensor-1") != cadence.phase("sensor-2")  # their points spread over the hour
+    assert not np.array_equal(ts[got["sensor-1"]] % HOUR, ts[got["sensor-2"]] % HOUR)
 
 
 def alert(sensor, end, kind="alert"):

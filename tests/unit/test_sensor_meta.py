@@ -19,7 +19,7 @@ def _hash_fields(script: str) -> set[str]:
 
 def test_the_apply_script_reads_and_writes_only_contract_fields():
     used = _hash_fields(APPLY)
-    assert used == set(sensor_meta.WRITTEN_BY_APPLY) | set(sensor_meta.PREFIXES)
+    assert used == set(sensor_meta.WRITTEN_BY_APPLY) | set(sensor_meta.READ_BY_APPLY) | set(sensor_meta.PREFIXES)
 
 
 def test_alert_state_round_trips_through_the_contract_fields():

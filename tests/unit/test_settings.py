@@ -83,6 +83,22 @@ def test_bad_values_are_rejected_with_the_reason(monkeypatch, env, value, fragme
         VigilSettings()
 
 
+@pytest.mark.parametrize("env, value", [("VIGIL_STREAM__SCORE_EVERY_EVENTS", "5"),
+                                        ("VIGIL_STREAM__SCORE_MIN_INTERVAL", "5m")])
+def test_removed_cadence_settings_are_an_error_that_names_the_new_one(monkeypatch, env, value):
+    monkeypatch.setenv(env, value)
+    with pytest.raises(ValidationError, match="was removed.*set stream.score_every"):
+        VigilSettings()
+
+
+def test_the_cadence_follows_the_window_by_default_and_zero_scores_every_event():
+    from vigil.buffer import Cadence
+
+    assert Cadence.from_settings(VigilSettings()).every_ms == 3_600_000  # one bin of a 10-day, 240-bin window
+    assert Cadence.from_settings(VigilSettings(stream={"score_every": "15m"})).every_ms == 900_000
+    assert not Cadence.from_settings(VigilSettings(stream={"score_every": "0"})).enabled
+
+
 def test_config_show_masks_secrets(monkeypatch, capsys):
     monkeypatch.setenv("VIGIL_REDIS__URL", "redis://vigil:hunter2@10.0.0.7:6379/0")
     monkeypatch.setenv("VIGIL_KAFKA__CLIENT", json.dumps({"sasl.password": "s3cret", "sasl.username": "bob"}))

@@ -15,22 +15,10 @@ def state(sid, pending, n=20):
     return SensorState(sid, 0, n, 1000, pending)
 
 
-def test_every_k_events_and_min_events():
-    ready = ReadySet(every_events=3, min_events=10)
-    ready.offer({"a": state("a", 2), "b": state("b", 3), "c": state("c", 5, n=9)}, now=0.0)
+def test_a_new_event_makes_a_window_with_min_events_ready():
+    ready = ReadySet(min_events=10)
+    ready.offer({"a": state("a", 0), "b": state("b", 3), "c": state("c", 5, n=9)}, now=0.0)
     assert [s.sensor_id for s in ready.take()] == ["b"]
-
-
-def test_min_interval_defers_then_releases_without_new_events():
-    ready = ReadySet(min_interval_s=10.0)
-    ready.offer({"a": state("a", 1)}, now=0.0)
-    ready.mark_scored([s.sensor_id for s in ready.take()], now=0.0)
-    ready.offer({"a": state("a", 1)}, now=4.0)
-    assert len(ready) == 0 and "a" in ready.deferred
-    ready.release_due(now=9.0)
-    assert len(ready) == 0
-    ready.release_due(now=10.0)
-    assert [s.sensor_id for s in ready.take()] == ["a"]
 
 
 def test_the_longest_waiting_sensor_sets_the_batch_clock_and_goes_first():
@@ -102,12 +90,10 @@ def test_readiness_lists_every_open_problem_until_each_clears():
 
 
 def test_sensors_of_lost_partitions_are_forgotten():
-    ready = ReadySet(min_interval_s=10.0)
+    ready = ReadySet()
     ready.offer({"a": SensorState("a", 1, 20, 1000, 1), "b": SensorState("b", 2, 20, 1000, 1)}, now=0.0)
-    ready.mark_scored(["a", "b"], now=0.0)
-    ready.offer({"a": SensorState("a", 1, 20, 1000, 1), "b": SensorState("b", 2, 20, 1000, 1)}, now=1.0)
     ready.drop_partitions({1})
-    assert set(ready.deferred) == {"b"}
+    assert [s.sensor_id for s in ready.take()] == ["b"]
 
 
 def test_resume_where_redis_is_behind_the_committed_offsets():
@@ -118,15 +104,6 @@ def test_resume_where_redis_is_behind_the_committed_offsets():
     starts, moved = resume_offsets(committed, applied)
     assert starts == {0: 100, 1: 41, 2: 0, 3: -1001}
     assert moved == [(1, 50, 41), (2, 70, 0)]
-
-
-def test_the_min_interval_memory_forgets_sensors_scored_longer_ago_than_the_interval():
-    ready = ReadySet(min_interval_s=60.0)
-    for minute in range(100):  # 100 minutes of a fleet whose 500 sensor ids are new each minute
-        ready.mark_scored([f"s-{minute}-{i}" for i in range(500)], now=minute * 60.0)
-    assert len(ready._last_scored) <= 2 * 1024 + 500
-    ready.offer({"s-99-0": state("s-99-0", pending=1, n=10)}, now=99 * 60.0 + 1)
-    assert len(ready) == 0 and "s-99-0" in ready.deferred  # the recent ones still defer
 
 
 # -- the batch plan (streamer/records.py): records, journal entries and meta, no I/O -------------

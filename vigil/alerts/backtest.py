@@ -1,12 +1,12 @@
 """``vigil backtest``: what the streamer would have published for an event file.
 
 Events are replayed per sensor in event-time order. A sensor is scored where the streamer scores
-it (:func:`scoring_points`: ``stream.score_every_events`` new events, ``window.min_events`` in the
-window, ``stream.score_min_interval`` taken as event time), on the window ending at that event, by
-the same featurisation and model call as ``vigil evaluate``; each score goes through the
-streamer's :class:`~vigil.alerts.AlertPolicy`. The streamer, which scores a sensor once per batch at
-its newest event, reaches every one of these points when events arrive at their real pace; when it
-reads a backlog it skips some of them.
+it (:func:`scoring_points`: the points of ``stream.score_every``, vigil/buffer/cadence.py, where the
+window holds ``window.min_events``), on the window ending at that event, by the same featurisation
+and model call as ``vigil evaluate``; each score goes through the streamer's
+:class:`~vigil.alerts.AlertPolicy`. With a cadence the streamer scores these same points however
+fast the events arrive (a backlog too), for events in time order per sensor; with ``score_every``
+0 it scores a sensor once per batch at its newest event, so a backlog skips some of them.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from vigil.buffer import BufferLayout
+from vigil.buffer import BufferLayout, Cadence
 from vigil.alerts.policy import AlertPolicy, AlertState, ScoredWindow
 from vigil.evaluation import iter_scored
 from vigil.events.frame import EventTable
@@ -28,24 +28,23 @@ from vigil.settings import VigilSettings
 POINT_COLUMNS = ["sensor_id", "window_start", "window_end", "n_events", "score", "history_ms", "label"]
 
 
-def scoring_points(every: int, min_interval_ms: int, min_events: int,
-                   length_ms: int, bin_ms: int) -> Callable[[np.ndarray], np.ndarray]:
-    """A sensor's timestamps (sorted) → the indices of the events the streamer scores it at
+def scoring_points(cadence: Cadence, min_events: int, length_ms: int,
+                   bin_ms: int) -> Callable[[str, np.ndarray], np.ndarray]:
+    """A sensor's id and timestamps (sorted) → the indices of the events the streamer scores it at
     (``length_ms``, ``bin_ms``: the buffer's window, whose bins count the events it holds)."""
-    def points(ts_ms: np.ndarray) -> np.ndarray:
+    def points(sensor_id: str, ts_ms: np.ndarray) -> np.ndarray:
         window_start = (ts_ms // bin_ms + 1) * bin_ms - length_ms
         counts = np.arange(1, len(ts_ms) + 1) - np.searchsorted(ts_ms, window_start, side="left")
-        full = counts >= min_events
-        if every == 1 and min_interval_ms <= 0:
-            return np.flatnonzero(full)
-        out, pending, last = [], 0, None
-        for i in range(len(ts_ms)):
-            pending += 1  # the streamer's pending count runs on while a window is too sparse
-            if pending >= every and full[i] and (last is None or ts_ms[i] - last >= min_interval_ms):
-                out.append(i)
-                pending, last = 0, ts_ms[i]
-        return np.asarray(out, dtype=np.intp)
+        return cadence.points(sensor_id, ts_ms, counts >= min_events)
     return points
+
+
+def count_points(table: EventTable, settings: VigilSettings) -> int:
+    """How many points :func:`backtest` will score (for its progress)."""
+    layout = BufferLayout.from_settings(settings)
+    points = scoring_points(Cadence.from_settings(settings), settings.window.min_events, layout.window_ms,
+                            layout.bin_ms)
+    return sum(len(points(s.sensor_id, s.ts_ms)) for s in table.series)
 
 
 def replay(points: pd.DataFrame, policy: AlertPolicy, threshold: float, model_version: str,
@@ -91,9 +90,8 @@ def backtest(loaded: LoadedModel, table: EventTable, settings: VigilSettings,
              on_progress: Callable[[int], None] | None = None) -> Backtest:
     spec = loaded.spec
     layout = BufferLayout.from_settings(settings)
-    points = scoring_points(settings.stream.score_every_events,
-                            int(settings.stream.score_min_interval.total_seconds() * 1000),
-                            settings.window.min_events, layout.window_ms, layout.bin_ms)
+    points = scoring_points(Cadence.from_settings(settings), settings.window.min_events, layout.window_ms,
+                            layout.bin_ms)
     frames, explanations = [], []
     for batch in iter_scored(loaded, table, min_events=settings.window.min_events, points=points):
         w = batch.windows

@@ -45,6 +45,7 @@ SILENT_END = "silent_end"  # the newest event time that silence alert was about:
 SILENT_FIELDS = (SILENT_ID, SILENT_END)
 
 WRITTEN_BY_APPLY = (NEWEST, STORED, PENDING, GRID, TAIL, LABEL, HOME_PARTITION)
+READ_BY_APPLY = (SCORED_END,)  # a scoring point already scored is not a point again
 PREFIXES = (APPLIED_PREFIX, TOO_OLD_PREFIX)
 
 

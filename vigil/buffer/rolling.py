@@ -4,7 +4,9 @@
 per-partition applied offsets, all in one MULTI/EXEC transaction (on Redis Cluster, where no
 transaction spans slots: a pipeline split by slot, then the offsets). The script adds each event
 to its bin (:mod:`vigil.buffer.bins`) and skips events at or below the offset it already applied
-for that partition, so a batch re-consumed after a crash changes nothing. ``read_batch`` fetches
+for that partition, so a batch re-consumed after a crash changes nothing. With a scoring cadence
+(``ScoringPoints``) a sensor's events stop at each scoring point, its window is scored as it stands
+there, and its remaining events follow in another round. ``read_batch`` fetches
 the bins of many sensors in one pipeline (``read_many`` and ``read_one`` as per-sensor windows): a
 fixed few kilobytes per sensor, however many events.
 """
@@ -12,14 +14,15 @@ fixed few kilobytes per sensor, however many events.
 from __future__ import annotations
 
 import json
-
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import redis
 from redis.cluster import RedisCluster
 
 from vigil.buffer.batch import EventBatch
+from vigil.buffer.cadence import Cadence
 from vigil.buffer.bins import BinStats, SensorBins
 from vigil.buffer import meta as sensor_meta
 from vigil.buffer.layout import BufferLayout
@@ -45,6 +48,35 @@ class ApplyResult:
     resent: int = 0  # new offsets carrying an event already buffered (same timestamp and values)
     too_old: list[tuple[int, int]] = field(default_factory=list)  # (partition, offset): older than the window
     other_partition: list[tuple[str, int]] = field(default_factory=list)  # (sensor, partition) first seen elsewhere
+
+    def add(self, groups: dict[tuple[str, int], list[int]], replies: list) -> dict[tuple[str, int], list[int]]:
+        """Fold one round of the apply script's replies in; returns the rows of the sensors that
+        stopped at a scoring point, still to apply."""
+        stopped = {}
+        for (sensor_id, partition), rows, reply in zip(groups, groups.values(), replies):
+            added, dup, _old, n, newest, pending, resent, other = (int(x) for x in reply[:8])
+            self.added += added
+            self.duplicates += dup
+            self.resent += resent
+            self.too_old.extend((partition, int(offset)) for offset in reply[8])
+            if other and (sensor_id, partition) not in self.other_partition:
+                self.other_partition.append((sensor_id, partition))
+            if newest >= 0:
+                self.states[sensor_id] = SensorState(sensor_id, partition, n, newest, pending)
+            taken = int(reply[9])
+            if taken < len(rows):
+                stopped[(sensor_id, partition)] = rows[taken:]
+        return stopped
+
+
+@dataclass(frozen=True)
+class ScoringPoints:
+    """What ``RollingBuffer.apply`` needs to stop at scoring points: the cadence, the fewest
+    events a scored window holds, and what scores the windows standing at their points."""
+
+    cadence: Cadence
+    min_events: int
+    score: Callable[[list[SensorState]], None]
 
 
 @dataclass(frozen=True)
@@ -100,46 +132,73 @@ class RollingBuffer:
         # Redis Cluster: one sensor's keys share a slot (hash tag), so its script runs on one node.
         self.cluster = isinstance(client, RedisCluster)
 
-    def apply(self, batch: EventBatch) -> ApplyResult:
+    def apply(self, batch: EventBatch, points: ScoringPoints | None = None) -> ApplyResult:
+        """Apply a consume call's events. With ``points``, a sensor's events stop at each scoring
+        point they cross (vigil/buffer/cadence.py): the windows standing there are handed to
+        ``points.score``, then the sensors' remaining events are applied, until none is left."""
         result = ApplyResult({})
         if not len(batch):
             return result
+        packed = batch.packed(self.layout.input_dtype)
+        groups, just_scored = batch.groups(), {}
+        offsets = [x for pair in sorted(batch.last_offsets().items()) for x in pair]
+        while True:
+            # Without points the offsets are raised in the one transaction. With them, after the
+            # last round: a Redis that loses its latest writes loses the raise before the events.
+            replies = self._apply_rows(batch, packed, groups, points, just_scored,
+                                       offsets if points is None else None)
+            stopped = result.add(groups, replies)
+            if not stopped:
+                break
+            points.score([result.states[sensor_id] for sensor_id, _ in stopped])
+            just_scored = {key: result.states[key[0]].newest_ms for key in stopped}
+            groups = stopped
+        if points is not None:
+            self._raise(offsets)
+        return result
+
+    def _apply_rows(self, batch: EventBatch, packed: np.ndarray, groups: dict[tuple[str, int], list[int]],
+                    points: ScoringPoints | None, just_scored: dict[tuple[str, int], int], offsets: list | None) -> list:
+        """One script call per (sensor, partition) of ``groups``, in one transaction (on Redis
+        Cluster, where no transaction spans slots: a pipeline split by slot, then the offsets)."""
         layout = self.layout
-        groups = batch.groups()
-        order = np.fromiter((i for rows in groups.values() for i in rows), dtype=np.intp, count=len(batch))
-        blob = batch.packed(layout.input_dtype)[order].tobytes()
+        order = np.fromiter((i for rows in groups.values() for i in rows), dtype=np.intp,
+                            count=sum(len(rows) for rows in groups.values()))
+        blob = packed[order].tobytes()
         size = layout.input_dtype.itemsize
+        every = points.cadence.every_ms if points is not None else 0
+        min_events = points.min_events if points is not None else 0
         calls, start = [], 0
-        for (sensor_id, partition), rows in groups.items():
+        for key, rows in groups.items():
+            sensor_id, partition = key
             end = start + len(rows) * size
+            phase = points.cadence.phase(sensor_id) if every else 0
             calls.append(([layout.meta_key(sensor_id), layout.bins_key(sensor_id)],
                           [partition, layout.bin_ms, layout.steps, layout.ttl_ms, layout.n_features,
-                           layout.resent_tail, layout.grid, blob[start:end], _label_arg(batch.last_label(rows))]))
+                           layout.resent_tail, layout.grid, blob[start:end], _label_arg(batch.last_label(rows)),
+                           every, phase, min_events, just_scored.get(key, "")]))
             start = end
-        offsets = [x for pair in sorted(batch.last_offsets().items()) for x in pair]
-        raise_offsets = ([layout.offsets_key(self.topic)], offsets)
         if self.cluster:
-            # No transaction spans slots: apply the sensors (each script is atomic, and skips
-            # what it already applied), then raise the topic's offsets, so they never run ahead.
+            # Each script is atomic and skips what it already applied; the topic's offsets follow
+            # the sensors, so they never run ahead.
             replies = self._cluster_scripts(self._apply, calls)
-            self._cluster_scripts(self._raise_offsets, [raise_offsets])
+            if offsets is not None:
+                self._raise(offsets)
+            return replies
+        pipe = self.client.pipeline(transaction=True)
+        for keys, args in calls:
+            self._apply(keys=keys, args=args, client=pipe)
+        if offsets is not None:
+            self._raise_offsets(keys=[self.layout.offsets_key(self.topic)], args=offsets, client=pipe)
+        return pipe.execute()[:len(calls)]
+
+    def _raise(self, offsets: list) -> None:
+        """Raise the topic's applied offsets (partition, offset pairs) on their own."""
+        call = ([self.layout.offsets_key(self.topic)], offsets)
+        if self.cluster:
+            self._cluster_scripts(self._raise_offsets, [call])
         else:
-            pipe = self.client.pipeline(transaction=True)
-            for keys, args in calls:
-                self._apply(keys=keys, args=args, client=pipe)
-            self._raise_offsets(keys=raise_offsets[0], args=raise_offsets[1], client=pipe)
-            replies = pipe.execute()
-        for (sensor_id, partition), reply in zip(groups, replies):
-            added, dup, _old, n, newest, pending, resent, other = (int(x) for x in reply[:8])
-            result.added += added
-            result.duplicates += dup
-            result.resent += resent
-            result.too_old.extend((partition, int(offset)) for offset in reply[8])
-            if other:
-                result.other_partition.append((sensor_id, partition))
-            if newest >= 0:
-                result.states[sensor_id] = SensorState(sensor_id, partition, n, newest, pending)
-        return result
+            self._raise_offsets(keys=call[0], args=call[1])
 
     def _cluster_scripts(self, script, calls: list[tuple[list, list]]) -> list:
         """EVALSHA calls in a cluster pipeline (split by slot); a node that lost its script cache

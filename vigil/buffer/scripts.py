@@ -7,16 +7,21 @@ Numbers written back go through ``string.format('%d')``: Lua's default number fo
 
 # KEYS: the sensor's meta hash, its bins string (vigil/buffer/layout.py).
 # ARGV: partition, bin ms, steps, ttl ms, features, resend tail size, grid stamp, packed events
-# (per event: offset and timestamp as little-endian doubles, then float32 values), and the label
-# of the batch's last labelled event ('' when none): the trainer's "latest label".
+# (per event: offset and timestamp as little-endian doubles, then float32 values), the label
+# of the batch's last labelled event ('' when none): the trainer's "latest label", then the
+# scoring cadence (vigil/buffer/cadence.py): span ms (0: none), the sensor's phase, the fewest
+# events a scored window holds, and the window end the caller has just scored ('' when none).
 # Returns {added, redelivered, too_old, stored, newest, pending, resent, other_partition,
-# {offsets of the too-old events}}.
+# {offsets of the too-old events}, events taken}: fewer events taken than sent means the apply
+# stopped at a scoring point, before the event that completes it.
 APPLY = r"""
 local meta, bins = KEYS[1], KEYS[2]
 local part, bin_ms, steps = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local ttl, nf, cap, grid, blob = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7], ARGV[8]
 local field, old_field = 'o:' .. part, 'old:' .. part
-local m = redis.call('HMGET', meta, field, 'newest', 'n', 'pending', 'part', old_field, 'grid', 'tail')
+local every, phase, min_events = tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12])
+local just_scored = tonumber(ARGV[13])
+local m = redis.call('HMGET', meta, field, 'newest', 'n', 'pending', 'part', old_field, 'grid', 'tail', 'scored_end')
 local applied = tonumber(m[1]) or -1
 local newest = tonumber(m[2])
 local n, pending, tail_n = tonumber(m[3]) or 0, tonumber(m[4]) or 0, tonumber(m[8]) or 0
@@ -129,11 +134,24 @@ end
 
 -- Per event, in offset order: skip what this partition already applied (replay), drop what is
 -- older than the window or a resend of a recent event, and add the rest to its bin.
+-- A scoring point: the event opens a later span of the cadence than the newest one, and the
+-- window as it stands (ending at the newest event) is due and not yet scored. Checked after a
+-- crash too: a point whose score was never written is found again when its events are re-read.
+local scored_end = tonumber(m[9])
+local function completes_point(ts)
+  if every <= 0 or not newest or ts <= newest or n < min_events then return false end
+  if math.floor((ts - phase) / every) <= math.floor((newest - phase) / every) then return false end
+  return newest ~= scored_end and newest ~= just_scored
+end
+
 local added, dup, old, resent, old_offsets = 0, 0, 0, 0, {}
 local step = 16 + 4 * nf
 local start_applied = applied
+local taken = 0
 for pos = 1, #blob, step do
   local off, ts = struct.unpack('<dd', blob, pos)
+  if off > applied and completes_point(ts) then break end
+  taken = taken + 1
   if off <= applied then
     if recent_old[off] then
       old = old + 1; old_offsets[#old_offsets + 1] = off
@@ -198,7 +216,7 @@ if added > 0 or applied ~= start_applied then
   redis.call('PEXPIRE', meta, ttl)
 end
 local other = (m[5] and m[5] ~= part) and 1 or 0
-return {added, dup, old, n, newest or -1, pending, resent, other, old_offsets}
+return {added, dup, old, n, newest or -1, pending, resent, other, old_offsets, taken}
 """
 
 # KEYS[1]: the topic's applied-offsets hash. ARGV: partition, offset pairs. Offsets only move

@@ -18,8 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="what the streamer would have alerted on for an event file, and how good that was",
         description=(
             "Replay an event file (CSV, Parquet or JSONL) per sensor in event-time order: score each "
-            "sensor where the streamer scores it (stream.score_every_events, window.min_events, "
-            "stream.score_min_interval taken as event time) and run the streamer's alert policy "
+            "sensor where the streamer scores it (once per stream.score_every of event time, at the "
+            "span's last event, once the window holds window.min_events) and run the streamer's alert policy "
             "(alerts.*: warm-up, persistence, hysteresis, cooldown) on the scores. Prints a summary and, "
             "as the last line of stdout, one JSON object: alerts, cleared, sensors, sensors_alerted, "
             "sensor_days (sensor-days past the warm-up), and with labels or --truth alert_precision, "
@@ -48,7 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _backtest(args: argparse.Namespace, settings: VigilSettings) -> int:
     import pandas as pd
 
-    from vigil.alerts.backtest import backtest
+    from vigil.alerts.backtest import backtest, count_points
     from vigil.alerts.outcome import alert_outcome, alertable_days, truth_onsets
     from vigil.cli.evaluate_cmd import progress_counter
     from vigil.registry import resolve_model_dir
@@ -65,8 +65,7 @@ def _backtest(args: argparse.Namespace, settings: VigilSettings) -> int:
     if not tbl.series:
         raise VigilError(f"{args.events}: no valid events")
     try:
-        run = backtest(loaded, tbl, settings, on_progress=progress_counter(
-            "scoring points", -(-tbl.n_events // settings.stream.score_every_events)))
+        run = backtest(loaded, tbl, settings, on_progress=progress_counter("scoring points", count_points(tbl, settings)))
     except ValueError as exc:
         raise VigilError(str(exc)) from None
     points = run.points

@@ -97,6 +97,7 @@ def train(args: argparse.Namespace, settings: VigilSettings) -> int:
     if args.from_redis:
         return trainer_job.run(args, settings)
     from trainer.fit import fit_and_register  # TensorFlow loads here, not for every CLI call
+    from vigil.buffer import Cadence
     from vigil.registry import ModelRegistry
 
     tbl = load_table(args, settings)
@@ -115,7 +116,7 @@ def train(args: argparse.Namespace, settings: VigilSettings) -> int:
                                   validation_fraction=args.validation_fraction, source=source,
                                   verbose=verbose, promote=not args.no_promote,
                                   threshold_quantile=args.threshold_quantile, alerts=settings.alerts,
-                                  score_every=settings.stream.score_every_events)
+                                  score_every_ms=Cadence.from_settings(settings).every_ms)
     except ValueError as exc:
         raise VigilError(str(exc)) from None
     meta = result.meta

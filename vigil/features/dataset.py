@@ -157,7 +157,7 @@ def build_windows(
     every: int | None = None,
     min_events: int = 1,
     min_history_ms: int = 0,
-    points: Callable[[np.ndarray], np.ndarray] | None = None,
+    points: Callable[[str, np.ndarray], np.ndarray] | None = None,
 ) -> WindowSet:
     """Every window at once (training: the model needs them together)."""
     parts = list(iter_windows(series, spec, stats, every, min_events, min_history_ms, batch=None, points=points))
@@ -180,10 +180,10 @@ def iter_windows(
     min_events: int = 1,
     min_history_ms: int = 0,
     batch: int | None = 4096,
-    points: Callable[[np.ndarray], np.ndarray] | None = None,
+    points: Callable[[str, np.ndarray], np.ndarray] | None = None,
 ) -> Iterator[WindowSet]:
     """The windows in sets of about ``batch`` (``None``: one set per sensor), so scoring a large
-    file holds one batch of tensors in memory, not all of them. ``points`` (a sensor's timestamps →
+    file holds one batch of tensors in memory, not all of them. ``points`` (a sensor's id and timestamps →
     the indices of the events its windows end at) replaces ``every``: the backtest's scoring points."""
     pending: list[WindowSet] = []
     for part in _per_sensor(series, spec, stats, every, min_events, min_history_ms, batch, points):
@@ -198,7 +198,7 @@ def iter_windows(
 def _per_sensor(series, spec, stats, every, min_events, min_history_ms, batch, points) -> Iterator[WindowSet]:
     for s in series:
         ts = s.ts_ms
-        idx = points(ts) if points is not None else window_end_indices(len(ts), every)
+        idx = points(s.sensor_id, ts) if points is not None else window_end_indices(len(ts), every)
         idx = idx[ts[idx] - ts[0] >= min_history_ms] if len(idx) else idx
         step = batch or max(len(idx), 1)
         baseline = stats.baseline_for(s.sensor_id)
