@@ -44,7 +44,7 @@ def count_points(table: EventTable, settings: VigilSettings) -> int:
     layout = BufferLayout.from_settings(settings)
     points = scoring_points(Cadence.from_settings(settings), settings.window.min_events, layout.window_ms,
                             layout.bin_ms)
-    return sum(len(points(s.sensor_id, s.ts_ms)) for s in table.series)
+    return sum(len(points(s.sensor_id, s.ts_ms)) for s in table.series.values())
 
 
 def replay(points: pd.DataFrame, policy: AlertPolicy, threshold: float, model_version: str,
