@@ -13,25 +13,36 @@ from confluent_kafka import Producer
 
 class Load:
     """Produces ``rate`` events/s for ``warmup + seconds``, round-robin over the sensors, each
-    stamped with the wall-clock ms at produce time. Progress is shared through ``mp.Value``s."""
+    stamped with the load's event clock at produce time: ``event_start_ms`` at the start, running
+    ``speed`` times as fast as the wall clock (1: the wall-clock ms). Progress is shared through
+    ``mp.Value``s."""
 
     def __init__(self, kafka_config: dict, topic: str, sensors: int, rate: float, warmup: float,
-                 seconds: float, seed: int):
+                 seconds: float, seed: int, speed: float = 1.0, event_start_ms: float | None = None):
         self.kafka_config, self.topic = dict(kafka_config), topic
         self.sensors, self.rate, self.warmup, self.seconds = sensors, rate, warmup, warmup + seconds
         self.seed = seed
         ctx = mp.get_context("spawn")
         self._produced, self._warm, self._failures = ctx.Value("q", 0), ctx.Value("q", 0), ctx.Value("q", 0)
         self._start_ms, self._end_ms = ctx.Value("d", 0.0), ctx.Value("d", 0.0)
-        shared = (self._produced, self._warm, self._failures, self._start_ms, self._end_ms)
+        self._wall0_ms = ctx.Value("d", 0.0)
+        self.speed, self.event_start_ms = speed, event_start_ms
+        shared = (self._produced, self._warm, self._failures, self._start_ms, self._end_ms, self._wall0_ms)
         self.process = ctx.Process(target=_produce, name="load", daemon=True, args=(
-            self.kafka_config, topic, sensors, rate, warmup, warmup + seconds, seed, shared))
+            self.kafka_config, topic, sensors, rate, warmup, warmup + seconds, seed, speed, event_start_ms, shared))
 
     produced = property(lambda self: self._produced.value)
     warm_count = property(lambda self: self._warm.value)
     failures = property(lambda self: self._failures.value)
     start_ms = property(lambda self: self._start_ms.value)  # the measured interval, wall clock
     end_ms = property(lambda self: self._end_ms.value)
+
+    def wall_ms(self, event_ms):
+        """When the load's event clock showed ``event_ms`` (wall-clock ms): an event stamped
+        ``event_ms`` was produced then."""
+        if self.event_start_ms is None:
+            return event_ms
+        return self._wall0_ms.value + (event_ms - self.event_start_ms) / self.speed
 
     def start(self) -> None:
         self.process.start()
@@ -40,8 +51,8 @@ class Load:
         return self.process.is_alive()
 
 
-def _produce(kafka_config, topic, sensors, rate, warmup, seconds, seed, shared) -> None:
-    produced, warm, failed, start_ms, end_ms = shared
+def _produce(kafka_config, topic, sensors, rate, warmup, seconds, seed, speed, event_start_ms, shared) -> None:
+    produced, warm, failed, start_ms, end_ms, wall0_ms = shared
     producer = Producer({**kafka_config, "linger.ms": 5, "enable.idempotence": True,
                          "compression.type": "lz4"})
     ids = [f"lat-{i:05d}" for i in range(sensors)]
@@ -55,6 +66,13 @@ def _produce(kafka_config, topic, sensors, rate, warmup, seconds, seed, shared) 
         nonlocal failures
         failures += err is not None
 
+    wall0 = time.time_ns() // 1_000_000
+    wall0_ms.value = wall0
+    event0 = wall0 if event_start_ms is None else event_start_ms
+
+    def stamp() -> int:
+        return int(event0 + (time.time_ns() // 1_000_000 - wall0) * speed)
+
     n, started, marked = 0, time.perf_counter(), False
     while (elapsed := time.perf_counter() - started) < seconds:
         if not marked and elapsed >= warmup:
@@ -62,7 +80,7 @@ def _produce(kafka_config, topic, sensors, rate, warmup, seconds, seed, shared) 
         due = min(int(rate * elapsed) + 1, int(rate * seconds))
         while n < due:
             s, e = n % sensors, noise[n % 4096]
-            value = orjson.dumps({"sensor_id": ids[s], "timestamp": time.time_ns() // 1_000_000,
+            value = orjson.dumps({"sensor_id": ids[s], "timestamp": stamp(),
                                   "feature_1": level[s][0] + e[0], "feature_2": level[s][1] + e[1]})
             while True:
                 try:

@@ -4,10 +4,12 @@ Trains on a synthetic fleet (1,000 sensors x 14 days, seed 0) with the recipe ``
 runs (``trainer.fit.training_set``; each model's threshold from the false-alert budget on the
 held-out normal sensors, as ``trainer.fit.fit_model`` derives it), then replays a second fleet
 (1,000 sensors x 20 days, seed 1, anomalies starting on days 14-19) through the backtest's scoring
-points and the alert policy (``vigil.alerts``) with the default settings, except that a sensor is
-scored every ``--score-every`` events (6: hourly on this fleet; every event takes 6x longer, and
-the policy's persistence is event time either way). Windows are featurised once; every model
-scores the same ones.
+points and the alert policy (``vigil.alerts``) with the default settings: a sensor is scored at
+the points of ``--score-every`` (``stream.score_every``'s default, one bin: hourly; 0: every event,
+every 10 minutes on this fleet, six times the scoring). Windows are featurised once; every model
+scores the same ones. ``--curve 0,30m,1h,2h`` scores Vigil at every event once and reports its
+alerts at each cadence, keeping the points that cadence would score (the cadence curve in
+bench/README.md).
 
 Per model: alert precision, sensor recall (after the onset), false alerts per 100 normal
 sensor-days (past the warm-up), median hours from onset to the first alert. Beside the budget's
@@ -45,12 +47,13 @@ from vigil.alerts import AlertPolicy  # noqa: E402
 from vigil.alerts.backtest import point_frame, replay, scoring_points  # noqa: E402
 from vigil.alerts.budget import budget_threshold  # noqa: E402
 from vigil.alerts.outcome import alert_outcome, alertable_days, truth_onsets  # noqa: E402
-from vigil.events.frame import EventTable, event_table  # noqa: E402
+from vigil.events.frame import event_table  # noqa: E402
 from vigil.features import WindowSpec  # noqa: E402
 from vigil.features.dataset import iter_windows  # noqa: E402
 from vigil.model.config import TrainConfig  # noqa: E402
 from vigil.durations import format_span, parse_span  # noqa: E402
-from vigil.settings import AlertSettings, VigilSettings  # noqa: E402
+from vigil.settings import AlertSettings, StreamSettings, VigilSettings  # noqa: E402
+from vigil.buffer import Cadence  # noqa: E402
 from vigil.simulate import FleetSpec, generate_fleet  # noqa: E402
 
 DAY_MS = 86_400_000
@@ -67,7 +70,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="smoke run: 100 sensors, 2 epochs")
     p.add_argument("--sensors", type=int, help="sensors per fleet (default 1000)")
-    p.add_argument("--score-every", type=int, default=6, help="score a sensor every K events (default 6)")
+    p.add_argument("--score-every", type=parse_span, default=StreamSettings().score_every,
+                   help=f"the scoring cadence, stream.score_every (default {format_span(StreamSettings().score_every)})")
+    p.add_argument("--curve", type=lambda v: [parse_span(x) for x in v.split(",") if x.strip()],
+                   help="comma-separated cadences (e.g. 0,30m,1h,2h): score every event, report Vigil at each")
     p.add_argument("--epochs", type=int, help=f"LSTM epochs (default {TrainConfig.epochs})")
     p.add_argument("--baselines", type=lambda v: [n.strip() for n in v.split(",") if n.strip()],
                    help=f"comma-separated baselines (default all: {', '.join(BASELINE_NAMES)})")
@@ -101,7 +107,8 @@ def scored_points(args, settings: VigilSettings) -> tuple[dict, dict]:
                         WindowSpec(10 * DAY_MS, settings.window.steps, len(features)), seed=args.seed,
                         min_events=settings.window.min_events)
     # From the start of each held-out sensor, so per-sensor calibration has its history too.
-    held = heldout_windows(data, settings.alerts, args.score_every, min_history_ms=0)
+    every_ms = Cadence.from_settings(settings).every_ms
+    held = heldout_windows(data, settings.alerts, every_ms, min_history_ms=0)
     models = [Vigil(OURS, TrainConfig(epochs=args.epochs, dense_epochs=args.dense_epochs, seed=args.seed))]
     models += [m for m in baselines(args.epochs, args.dense_epochs, args.seed)
                if args.baselines is None or m.name in args.baselines]
@@ -114,7 +121,8 @@ def scored_points(args, settings: VigilSettings) -> tuple[dict, dict]:
         frames[model.name] = [point_frame(w, model.score(w).scores, data.spec.length_ms), []]
         log(f"  {model.name}: {time.monotonic() - t0:.0f} s")
     table = event_table(test.events, features, test.spec.label_column)
-    points = scoring_points(args.score_every, 0, settings.window.min_events, data.spec.length_ms, data.spec.bin_ms)
+    cadence = Cadence(0 if args.curve else every_ms)
+    points = scoring_points(cadence, settings.window.min_events, data.spec.length_ms, data.spec.bin_ms)
     done, t0 = 0, time.monotonic()
     for windows in iter_windows(table, data.spec, data.stats, min_events=settings.window.min_events, points=points):
         for model in models:
@@ -122,7 +130,9 @@ def scored_points(args, settings: VigilSettings) -> tuple[dict, dict]:
         done += len(windows)
         log(f"  backtest: {done} scoring points, {done / (time.monotonic() - t0):.0f}/s")
     out = {name: (held_frame, pd.concat(parts, ignore_index=True)) for name, (held_frame, parts) in frames.items()}
-    facts = {"models": list(out), "point_ms": held.point_ms, "length_ms": data.spec.length_ms,
+    facts = {"models": list(out), "point_ms": held.point_ms, "every_ms": cadence.every_ms,
+             "gap_ms": heldout_windows(data, settings.alerts, 0, min_history_ms=0).point_ms,
+             "length_ms": data.spec.length_ms,
              "bin_ms": data.spec.bin_ms,
              "onsets": truth_onsets(test.truth),
              "kinds": {s: k for s, k in zip(test.truth.sensor_id, test.truth.kind) if isinstance(k, str)}}
@@ -212,8 +222,13 @@ def sweep(held, test, facts, base: AlertSettings) -> list[dict]:
 def main(argv=None) -> int:
     args = parse_args(argv)
     started = time.monotonic()
-    settings = VigilSettings(stream={"score_every_events": args.score_every})
+    settings = VigilSettings(stream={"score_every": args.score_every})
     frames, facts = scored_points(args, settings)
+    curve = cadence_curve(args, settings, frames, facts) if args.curve else None
+    if facts["every_ms"] != Cadence.from_settings(settings).every_ms:  # scored finer: keep the cadence's points
+        cadence = Cadence.from_settings(settings)
+        frames = {name: (held, at_cadence(test, cadence)) for name, (held, test) in frames.items()}
+        facts = {**facts, "point_ms": max(facts["gap_ms"], cadence.every_ms)}
     if args.calibrate:
         held, test = frames[OURS]
         frames[f"{OURS}+likelihood"] = (likelihood(held), likelihood(test))
@@ -230,12 +245,43 @@ def main(argv=None) -> int:
     report = {"settings": {**{k: str(v) for k, v in vars(args).items()},
                            "policy": settings.alerts.model_dump(mode="json")},
               "models": results, "ratio_precision_vs_best_baseline": round(ours / best, 3) if best else None}
+    if curve is not None:
+        report["curve"] = curve
+        print_rows(curve)
     if args.sweep:
         report["sweep"] = sweep(*frames[OURS], facts, settings.alerts)
         print_rows(report["sweep"])
     report["wall_seconds"] = round(time.monotonic() - started, 1)
     print(json.dumps(report, default=str))
     return 0
+
+
+def at_cadence(test: pd.DataFrame, cadence: Cadence) -> pd.DataFrame:
+    """Of points scored at every event, those a cadence scores (the last of each completed span)."""
+    if not cadence.enabled:
+        return test
+    keep = [part.index.to_numpy()[cadence.points(sensor, part["window_end"].to_numpy(), np.ones(len(part), bool))]
+            for sensor, part in test.groupby("sensor_id", sort=False)]
+    return test.loc[np.concatenate(keep)]
+
+
+def cadence_curve(args, settings: VigilSettings, frames: dict, facts: dict) -> list[dict]:
+    """Vigil's alerts at each cadence of ``--curve``: its points, its budget threshold (a sensor
+    scored less often gets fewer chances of a false alert a day) and the policy's outcome."""
+    if facts["every_ms"] != 0:
+        raise SystemExit("--curve needs points scored at every event: a --cache made with --curve")
+    held, test = frames[OURS]
+    rows = []
+    for span in args.curve:
+        cadence = Cadence(parse_span(span).ms(facts["length_ms"], facts["bin_ms"]))
+        points = at_cadence(test, cadence)
+        r = operate(OURS, held, points, {**facts, "point_ms": max(facts["gap_ms"], cadence.every_ms)},
+                    settings.alerts)
+        rows.append({"score_every": format_span(span), "points": len(points),
+                     **{k: r[k] for k in ("alert_precision", "sensor_recall", "false_alerts_per_100_sensor_days",
+                                          "median_lead_hours", "false_alerts", "threshold")}})
+        log(f"  cadence {rows[-1]}")
+    return rows
 
 
 def print_table(results: dict) -> None:
