@@ -54,6 +54,7 @@ import json
 import math
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -66,6 +67,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up
 
 import numpy as np  # noqa: E402
 import orjson  # noqa: E402
+
+from confluent_kafka import TopicPartition  # noqa: E402
 
 from _load import Load  # noqa: E402
 from _common import (fill_unset, bench_settings, create_topics, delete_groups, delete_prefix, delete_topics,  # noqa: E402
@@ -145,6 +148,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--poll-events", type=int, default=5000, help="stream.poll_events (default 5000, the setting's)")
     p.add_argument("--score-every", type=parse_span, default=StreamSettings().score_every,
                    help=f"stream.score_every (default {format_span(StreamSettings().score_every)}; 0: every event)")
+    p.add_argument("--replicas", type=int, default=1,
+                   help="streamer processes in the consumer group (default 1; the others run `vigil stream`)")
     p.add_argument("--speed", type=float, default=120.0,
                    help="event-time seconds per wall-clock second of the load (default 120)")
     p.add_argument("--drain-timeout", type=float, default=180.0, help="most seconds to wait for a backlog (180)")
@@ -163,14 +168,21 @@ def published(streamer) -> float:
     return streamer.metrics.registry.get_sample_value("vigil_scores_published_total") or 0
 
 
-def wait_ready(streamer, args) -> None:
-    """Until the streamer has a model and partitions; then trace every batch bucket (steady state)."""
-    deadline = time.monotonic() + 120
-    while (streamer.models.active is None or not streamer.status().assigned) and time.monotonic() < deadline:
+def wait_ready(streamer, args, partitions: int) -> None:
+    """Until the streamer has a model and its share of the partitions (the other replicas joined);
+    then trace every batch bucket (steady state)."""
+    deadline = time.monotonic() + 180
+    share = math.ceil(partitions / args.replicas)
+
+    def ready() -> bool:
+        assigned = streamer.status().assigned
+        return streamer.models.active is not None and 0 < len(assigned) <= share
+
+    while not ready() and time.monotonic() < deadline:
         time.sleep(0.1)
     active = streamer.models.active
-    if active is None or not streamer.status().assigned:
-        raise RuntimeError("the streamer had no model or no partitions after 120 s")
+    if not ready():
+        raise RuntimeError(f"the streamer had no model or not its share of {partitions} partitions after 180 s")
     if not args.no_precompile:
         spec, bucket = active.loaded.spec, active.predict.min_bucket
         while bucket <= args.max_batch:
@@ -179,8 +191,14 @@ def wait_ready(streamer, args) -> None:
     log(f"streamer ready with model {active.version}")
 
 
-def run_load(streamer, reader: ScoreReader, load: Load, args) -> dict:
-    consumed = lambda: streamer.metrics.registry.get_sample_value("vigil_events_consumed_total") or 0  # noqa: E731
+def run_load(streamer, reader: ScoreReader, load: Load, args, group: "GroupProgress | None" = None) -> dict:
+    """Run the load, then wait for the drain. With other replicas (``group``), progress is the
+    group's committed offsets: a replica commits once its events are applied and scored."""
+    if group is None:
+        consumed = lambda: streamer.metrics.registry.get_sample_value("vigil_events_consumed_total") or 0  # noqa: E731
+        scored = lambda: published(streamer)  # noqa: E731
+    else:
+        consumed, scored = group.committed, lambda: len(reader.rows)  # noqa: E731
     load.start()
     max_lag, next_log = 0, time.monotonic() + 5
     while load.is_alive():
@@ -189,17 +207,33 @@ def run_load(streamer, reader: ScoreReader, load: Load, args) -> dict:
             next_log += 5
             log(f"  produced {load.produced:,}, consumed {consumed():,.0f}, scores read {len(reader.rows):,}")
         time.sleep(0.1)
-    lag_at_end, scores_at_end = load.produced - consumed(), published(streamer)
+    lag_at_end, scores_at_end = load.produced - consumed(), scored()
     log(f"load done ({load.produced:,} events, lag {lag_at_end:,.0f}); draining")
     started = time.monotonic()
     while time.monotonic() - started < args.drain_timeout:
         status = streamer.status()
         if (consumed() >= load.produced and not status.pending_offsets and not status.ready
-                and len(reader.rows) >= published(streamer)):
+                and len(reader.rows) >= scored()):
             break
         time.sleep(0.1)
     return {"max_lag_events": max_lag, "lag_at_load_end": lag_at_end, "drain_s": round(time.monotonic() - started, 1),
             "drained": consumed() >= load.produced, "scores_published_during_load": scores_at_end}
+
+
+class GroupProgress:
+    """Events the streamers' consumer group has committed, over every partition."""
+
+    def __init__(self, settings):
+        self.settings = settings
+        self.consumer = make_consumer(settings, settings.stream.group_id)
+        self.partitions = [TopicPartition(settings.topics.events, p) for p in range(settings.topics.events_partitions)]
+
+    def committed(self) -> int:
+        tps = self.consumer.committed(self.partitions, timeout=10)
+        return sum(tp.offset for tp in tps if tp.offset >= 0)
+
+    def close(self) -> None:
+        self.consumer.close()
 
 
 def forwarded_args(args: argparse.Namespace) -> list[str]:
@@ -300,9 +334,30 @@ def completing_wall_ms(rows: list, cadence: Cadence, load: Load) -> list[float]:
     return [float(load.wall_ms(e)) for e in ends]
 
 
-def process_cpu_s() -> float:
+def process_cpu_s(others: list | None = None) -> float:
+    """This process's CPU seconds, and the other replicas'."""
     t = os.times()
-    return t.user + t.system
+    return t.user + t.system + sum(child_cpu_s(p.pid) for p in others or [])
+
+
+def child_cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def start_replica(settings) -> subprocess.Popen:
+    """Another streamer replica: `vigil stream` with this run's settings, in the same group."""
+    s = settings.stream
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VIGIL_")}
+    env.update(VIGIL_KAFKA__BOOTSTRAP_SERVERS=settings.kafka.bootstrap_servers,
+               VIGIL_REDIS__URL=settings.redis.url.get_secret_value(), VIGIL_REDIS__KEY_PREFIX=settings.redis.key_prefix,
+               VIGIL_TOPICS__EVENTS=settings.topics.events, VIGIL_TOPICS__SCORES=settings.topics.scores,
+               VIGIL_TOPICS__ALERTS=settings.topics.alerts, VIGIL_TOPICS__DLQ=settings.topics.dlq,
+               VIGIL_MODEL_DIR=str(settings.model_dir), VIGIL_STREAM__GROUP_ID=s.group_id,
+               VIGIL_STREAM__METRICS_PORT="0", VIGIL_STREAM__MAX_WAIT=f"{s.max_wait.total_seconds()}s",
+               VIGIL_STREAM__MAX_BATCH_WINDOWS=str(s.max_batch_windows), VIGIL_STREAM__POLL_EVENTS=str(s.poll_events),
+               VIGIL_STREAM__SCORE_EVERY=format_span(s.score_every), VIGIL_LOG_LEVEL="warning")
+    return subprocess.Popen([sys.executable, "-m", "vigil.cli.main", "stream"], env=env, cwd=REPO)
 
 
 def redis_cpu_s(client) -> float:
@@ -337,28 +392,36 @@ def measure(args: argparse.Namespace) -> dict:
                               score_every=args.score_every)
     cadence = Cadence.from_settings(settings)
     settings = settings.model_copy(update={"model_dir": args.model_dir or tmp.name})
-    client, created, train_s, streamer, reader = redis_client(settings), [], None, None, None
+    client, created, train_s, streamer, reader, others, group = redis_client(settings), [], None, None, None, [], None
     try:
         if args.model_dir is None:
             log(f"run {rid}: training a quick model ({args.train_sensors} sensors, {args.epochs} epoch(s))")
             version, train_s = train_quick_model(tmp.name, args, settings)
             log(f"trained {version} in {train_s:.1f} s")
         created = create_topics(settings, settings.topics.partitions())
+        others = [start_replica(settings) for _ in range(args.replicas - 1)]
         streamer, reader = Streamer(settings), ScoreReader(settings)
         threads = [threading.Thread(target=t, daemon=True) for t in (streamer.run, reader.run)]
         for thread in threads:
             thread.start()
-        wait_ready(streamer, args)
+        wait_ready(streamer, args, settings.topics.events_partitions)
         # The event clock starts two hours back, so it stays behind the wall clock for a minute of load.
         load = Load(settings.kafka.client_config(), settings.topics.events, args.sensors, args.rate,
                     args.warmup, args.duration, args.seed, speed=args.speed,
                     event_start_ms=time.time() * 1000 - 2 * 3_600_000)
-        cpu0, redis_cpu0 = process_cpu_s(), redis_cpu_s(client)
+        cpu0, redis_cpu0 = process_cpu_s(others), redis_cpu_s(client)
         log(f"producing {args.rate:,.0f} events/s over {args.sensors} sensors for {args.warmup:g} s warm-up "
             f"+ {args.duration:g} s measured")
-        run = run_load(streamer, reader, load, args)
-        cpu_s, redis_s = process_cpu_s() - cpu0, redis_cpu_s(client) - redis_cpu0
+        group = GroupProgress(settings) if others else None
+        run = run_load(streamer, reader, load, args, group)
+        cpu_s, redis_s = process_cpu_s(others) - cpu0, redis_cpu_s(client) - redis_cpu0
     finally:
+        for other in others:
+            other.send_signal(signal.SIGTERM)
+        for other in others:
+            other.wait(60)
+        if group is not None:
+            group.close()
         if streamer is not None:  # the streamer first (it publishes until it stops), then the reader
             streamer.stop()
             threads[0].join(60)
@@ -401,7 +464,7 @@ def measure(args: argparse.Namespace) -> dict:
         "received_p50_ms": r(received_ms["p50"]), "received_p99_ms": r(received_ms["p99"]),
         "events_per_score": round(events / len(measured), 2) if measured else None,
         **run,
-        "scores_published_total": published(streamer), "sensors": args.sensors, "measured_s": round(seconds, 2),
+        "scores_published_total": len(reader.rows), "sensors": args.sensors, "replicas": args.replicas, "measured_s": round(seconds, 2),
         "warmup_s": args.warmup, "max_wait_ms": args.max_wait_ms, "max_batch_windows": args.max_batch,
         "poll_events": args.poll_events, "produce_failures": load.failures,
         "model_trained_s": None if train_s is None else round(train_s, 1), "precompiled_buckets": not args.no_precompile,

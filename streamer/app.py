@@ -31,7 +31,7 @@ from vigil.settings import VigilSettings
 from streamer.cycle import Cycle
 from streamer.delivery import Outcome, delivery_for
 from streamer.health import Health, serve
-from streamer.ingest import DeadLetter, split_messages, too_old_letters
+from streamer.ingest import DeadLetter, PendingEvents, split_messages, too_old_letters
 from streamer.journal import AlertJournal, PendingAlert, alerts_delivered_since
 from streamer.metrics import StreamMetrics
 from streamer.model_watch import ModelWatcher, model_announcements
@@ -53,6 +53,7 @@ class StreamerStatus:
 
     assigned: frozenset[int]  # events partitions this replica owns
     pending_offsets: dict[int, int]  # partition → last offset consumed, not yet committed
+    unapplied_events: int  # decoded, not yet applied to the buffers
     ready: int  # sensors whose window waits to be scored (stream.score_every 0)
     unsaved_scores: int  # windows scored this cycle whose state is not yet in Redis
     model_version: str | None
@@ -90,6 +91,7 @@ class Streamer:
         self.rebalance = Rebalance(self.topic, self.buffer, self.journal, self.retry, self.metrics.lag,
                                    alerts_delivered_since(s, self.retry), work=self)
         self.cycle = Cycle()
+        self.pending = PendingEvents(len(s.features))
         self._next_lag = 0.0
         self._model_version: str | None = None
         self._server = None
@@ -147,7 +149,9 @@ class Streamer:
         self.stop_event.set()
 
     def status(self) -> StreamerStatus:
-        return StreamerStatus(assigned=frozenset(self.rebalance.assigned), pending_offsets=dict(self.cycle.offsets),
+        return StreamerStatus(assigned=frozenset(self.rebalance.assigned),
+                              pending_offsets={**self.cycle.offsets, **self.pending.last_offsets},
+                              unapplied_events=len(self.pending),
                               ready=len(self.ready), unsaved_scores=len(self.cycle.window_ends),
                               model_version=self._model_version)
 
@@ -176,26 +180,27 @@ class Streamer:
             # once per batch, at its newest event), which is what lets the stream catch up.
             while len(self.ready) >= s.max_batch_windows and not backlogged:
                 self._score_batch(self.ready.take(s.max_batch_windows))
-            oldest = self.ready.first_ready_at
-            if oldest is not None:
-                timeout = oldest + max_wait - now
-                if timeout <= 0:
-                    break
-            else:
-                timeout = 0.5
-            messages = self.consumer.consume(s.poll_events, timeout)
+            # The batch deadline counts from the longest-waiting ready window, and from the
+            # oldest decoded event not yet applied.
+            waiting = [t for t in (self.ready.first_ready_at, self.pending.since) if t is not None]
+            timeout = min(waiting) + max_wait - now if waiting else 0.5
+            if self.ready and timeout <= 0:
+                break
+            messages = self.consumer.consume(s.poll_events, max(timeout, 0.0))
             backlogged = len(messages) >= s.poll_events
             if messages:
-                self._ingest(messages)
+                self._take(messages)
+            if self.pending.due(time.monotonic(), limit=s.apply_events, max_wait_s=max_wait, behind=backlogged):
+                self._apply_pending()
             self.retry.kafka_settled()
-            if not self.ready and (self.cycle.offsets or not messages):
+            if not self.ready and not self.pending and (self.cycle.offsets or not messages):
                 break  # nothing waits to be scored: make what was consumed durable now
         self._finish_cycle()
         self._model_check()
         self._report_lag()
 
-    def _ingest(self, messages: list) -> None:
-        """Stages 1-2: decode (dead letters out), apply to the buffers, offer ready windows."""
+    def _take(self, messages: list) -> None:
+        """Stage 1: decode (dead letters out); the valid events wait to be applied with the next ones."""
         horizon = int(time.time() * 1000 + self.settings.stream.max_future.total_seconds() * 1000)
         got = split_messages(messages, self.decoder, horizon)
         for err in got.errors:
@@ -205,17 +210,24 @@ class Streamer:
         self.metrics.consumed.inc(len(messages) - len(got.errors))
         for dead in got.dead:
             self._dead_letter(dead)
+        self.pending.add(got, time.monotonic())
+
+    def _apply_pending(self) -> None:
+        """Stages 2-3: apply the decoded events to the buffers (scoring the windows at the points
+        they reach), offer ready windows."""
+        pending = self.pending  # still reported as pending (status) until applied
         model = self.models.active if self.models is not None else None
         points = (ScoringPoints(self.cadence, self.settings.window.min_events, self._score_points)
                   if self.cadence.enabled and model is not None else None)
-        result = self.retry(lambda: self.buffer.apply(got.batch, points), "redis")
+        result = self.retry(lambda: self.buffer.apply(pending.batch, points), "redis")
+        self.pending = PendingEvents(len(self.settings.features))
         self.metrics.count_applied(result)
         if result.too_old:  # nothing valid vanishes: the producer learns its events came too late
-            for dead in too_old_letters(messages, result.too_old, self.buffer.layout.window_ms):
+            for dead in too_old_letters(pending.sources, result.too_old, self.buffer.layout.window_ms):
                 self._dead_letter(dead)
         for sensor_id, partition in result.other_partition:
             self.metrics.sensor_on_second_partition(sensor_id, partition)
-        self.cycle.add_ingested(got.last_offsets, got.newest_record_ms)
+        self.cycle.add_ingested(pending.last_offsets, max(pending.newest_record_ms, default=None))
         if model is not None and points is None:
             self.ready.offer(result.states, time.monotonic())
         if self.silence.enabled and result.states:
@@ -283,7 +295,10 @@ class Streamer:
             self.delivery.send(record)
 
     def _finish_cycle(self) -> None:
-        """Score what is still ready, then have the delivery protocol make the cycle durable."""
+        """Apply what waits, score what is still ready, then have the delivery protocol make the
+        cycle durable."""
+        if self.pending:
+            self._apply_pending()
         size = self.settings.stream.max_batch_windows
         while len(self.ready):
             self._score_batch(self.ready.take(size))
@@ -316,12 +331,14 @@ class Streamer:
 
     # -- partitions gone elsewhere, aborted transactions ------------------------------------------
     def drop_partitions(self, lost: set[int]) -> None:
+        self.pending.drop_partitions(lost)
         self.cycle.drop_partitions(lost)
         self.ready.drop_partitions(lost)
         self.silence.drop_partitions(lost)
         self.abort_open_transaction()
 
     def keep_partitions(self, assigned: set[int]) -> None:
+        self.pending.drop_partitions(set(self.pending.last_offsets) - set(assigned))
         self.cycle.keep_partitions(assigned)
         self.silence.keep_partitions(assigned)
 
@@ -335,6 +352,7 @@ class Streamer:
         """After an aborted transaction: forget the cycle and re-read from the committed offsets."""
         self._clear_journal(self.cycle)  # those alerts never became visible
         self.cycle = Cycle()
+        self.pending = PendingEvents(len(self.settings.features))
         assigned = set(self.rebalance.assigned)
         self.ready.drop_partitions(assigned)
         self.silence.drop_partitions(assigned)  # its aborted alerts: decided afresh from the meta when re-read

@@ -19,7 +19,7 @@ from vigil.buffer import meta as sensor_meta
 @dataclass
 class Cycle:
     offsets: dict[int, int] = field(default_factory=dict)  # partition → last offset consumed
-    record_ms: list[int] = field(default_factory=list)  # per consume call: its newest Kafka record time
+    record_ms: list[int] = field(default_factory=list)  # per apply: its newest Kafka record time
     scored: dict[str, dict] = field(default_factory=dict)  # sensor → meta to write once acknowledged
     scored_partition: dict[str, int] = field(default_factory=dict)  # sensor → its events partition
     window_ends: list[int] = field(default_factory=list)  # every scored window's end, for the lag metric

@@ -1,8 +1,16 @@
-"""Stage 1 (docs/architecture.md): Kafka messages → a columnar batch of valid events, and dead letters for the rest."""
+"""Stage 1 (docs/architecture.md): Kafka messages → a columnar batch of valid events, and dead letters for the rest.
+
+``PendingEvents`` holds the decoded events of several consume calls until they are applied to the
+buffers together, so a sensor's events of many calls share one script call however small the
+calls are (``stream.poll_events`` bounds the messages held at once, ``stream.apply_events`` the
+decoded events). It keeps each event's source (key, value, headers), not the message: a Kafka
+message holds on to its whole fetch buffer.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from confluent_kafka import KafkaError, Message
 
@@ -14,37 +22,54 @@ from streamer.publish import Outgoing
 TRUNCATED_BYTES = 65_536  # what a dead letter keeps of a value too large for the DLQ topic
 
 
+class Source(NamedTuple):
+    """What a dead letter needs of a message: where it came from and its key, value and headers."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: list | None
+
+    @classmethod
+    def of(cls, msg: Message, value: bytes | None = None) -> "Source":
+        return cls(msg.topic() or "", msg.partition(), msg.offset(), msg.key(),
+                   msg.value() if value is None else value, msg.headers())
+
+
 @dataclass(frozen=True)
 class DeadLetter:
-    message: Message
+    source: Source
     reason: str
     detail: str
 
     def record(self, topic: str, truncated: bool = False) -> Outgoing:
         """The DLQ record: the original key and value. ``truncated``: the DLQ topic refused the
         whole value; keep its head, and say how long the original was."""
-        value, headers = self.message.value() or b"", self.headers()
+        value, headers = self.source.value or b"", self.headers()
         if truncated:
             headers.append(("vigil.truncated_from", str(len(value)).encode()))
             value = value[:TRUNCATED_BYTES]
-        return Outgoing(topic, self.message.key() or b"", value, headers)
+        return Outgoing(topic, self.source.key or b"", value, headers)
 
     def headers(self) -> list[tuple[str, bytes]]:
         """The original message's headers (trace ids...), then Vigil's."""
-        m = self.message
+        m = self.source
         return [
-            *(m.headers() or []),
+            *(m.headers or []),
             ("vigil.reason", self.reason.encode()),
             ("vigil.detail", self.detail.encode()[:1024]),
-            ("vigil.source.topic", (m.topic() or "").encode()),
-            ("vigil.source.partition", str(m.partition()).encode()),
-            ("vigil.source.offset", str(m.offset()).encode()),
+            ("vigil.source.topic", m.topic.encode()),
+            ("vigil.source.partition", str(m.partition).encode()),
+            ("vigil.source.offset", str(m.offset).encode()),
         ]
 
 
 @dataclass
 class Ingested:
     batch: EventBatch
+    sources: list[Source] = field(default_factory=list)  # per event of the batch
     dead: list[DeadLetter] = field(default_factory=list)
     last_offsets: dict[int, int] = field(default_factory=dict)  # every message counts, valid or not
     errors: list[KafkaError] = field(default_factory=list)  # consumer-level errors, not messages
@@ -55,7 +80,7 @@ def split_messages(messages: list[Message], decoder: EventDecoder, max_timestamp
     """``max_timestamp_ms``: later events are dead letters (a clock far ahead would make the
     sensor's window drop everything real as too old)."""
     out = Ingested(EventBatch(len(decoder.schema.features)))
-    add, dead, last = out.batch.add, out.dead, out.last_offsets
+    add, dead, last, sources = out.batch.add, out.dead, out.last_offsets, out.sources
     decode = decoder.decode
     newest = -1
     for msg in messages:
@@ -68,26 +93,74 @@ def split_messages(messages: list[Message], decoder: EventDecoder, max_timestamp
         record_ms = msg.timestamp()[1]
         if record_ms > newest:
             newest = record_ms
+        value = msg.value()
         try:
-            event = decode(msg.value())
+            event = decode(value)
         except EventError as exc:
-            dead.append(DeadLetter(msg, exc.reason, exc.detail))
+            dead.append(DeadLetter(Source.of(msg, value), exc.reason, exc.detail))
             continue
         except Exception as exc:  # noqa: BLE001 - no message may stop the partition
-            dead.append(DeadLetter(msg, "invalid", f"{type(exc).__name__}: {exc}"[:500]))
+            dead.append(DeadLetter(Source.of(msg, value), "invalid", f"{type(exc).__name__}: {exc}"[:500]))
             continue
         if event.timestamp_ms > max_timestamp_ms:
-            dead.append(DeadLetter(msg, "future_timestamp",
+            dead.append(DeadLetter(Source.of(msg, value), "future_timestamp",
                                    f"timestamp {event.timestamp_ms} is after the allowed {max_timestamp_ms}"))
             continue
         add(event, partition, offset)
+        sources.append(Source.of(msg, value))
     out.newest_record_ms = newest if newest > 0 else None
     return out
 
 
-def too_old_letters(messages: list[Message], offsets: list[tuple[int, int]], window_ms: int) -> list[DeadLetter]:
+def too_old_letters(sources: list[Source], offsets: list[tuple[int, int]], window_ms: int) -> list[DeadLetter]:
     """Dead letters for the events the buffer found older than the sensor's window."""
     wanted = set(offsets)
-    return [DeadLetter(msg, "too_old", f"timestamp is more than the window ({window_ms // 3_600_000} h) older "
+    return [DeadLetter(src, "too_old", f"timestamp is more than the window ({window_ms // 3_600_000} h) older "
                                        "than the sensor's newest event")
-            for msg in messages if msg.error() is None and (msg.partition(), msg.offset()) in wanted]
+            for src in sources if (src.partition, src.offset) in wanted]
+
+
+class PendingEvents:
+    """Decoded events of consume calls not yet applied, with their sources and offsets."""
+
+    def __init__(self, n_features: int):
+        self.n_features = n_features
+        self.clear()
+
+    def clear(self) -> None:
+        self.batch = EventBatch(self.n_features)
+        self.sources: list[Source] = []
+        self.last_offsets: dict[int, int] = {}  # every message counts, valid or not
+        self.newest_record_ms: list[int] = []  # per consume call
+        self.since: float | None = None  # when the oldest of them was taken
+
+    def __bool__(self) -> bool:
+        return bool(self.last_offsets)
+
+    def __len__(self) -> int:
+        return len(self.batch)
+
+    def add(self, got: Ingested, now: float) -> None:
+        if not got.last_offsets:
+            return
+        self.batch.extend(got.batch)
+        self.sources += got.sources
+        for partition, offset in got.last_offsets.items():
+            self.last_offsets[partition] = max(offset, self.last_offsets.get(partition, -1))
+        if got.newest_record_ms is not None:
+            self.newest_record_ms.append(got.newest_record_ms)
+        if self.since is None:
+            self.since = now
+
+    def due(self, now: float, *, limit: int, max_wait_s: float, behind: bool) -> bool:
+        """Apply now: the consumer has caught up, or enough events wait, or the oldest waited long enough."""
+        return bool(self) and (not behind or len(self) >= limit or now - self.since >= max_wait_s)
+
+    def drop_partitions(self, lost: set[int]) -> None:
+        """Forget the events of partitions gone elsewhere (their new owner reads them again)."""
+        keep = [i for i, p in enumerate(self.batch.partitions) if p not in lost]
+        self.batch = self.batch.rows(keep)
+        self.sources = [self.sources[i] for i in keep]
+        self.last_offsets = {p: o for p, o in self.last_offsets.items() if p not in lost}
+        if not self:
+            self.clear()

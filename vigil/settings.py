@@ -178,14 +178,14 @@ class StreamSettings(BaseModel):
         return data
 
     group_id: str = Field("vigil-streamer", description="Kafka consumer group of the streamer replicas")
-    # One buffer write per sensor per consume call: with thousands of active sensors, a call of
-    # 5,000 holds about one event per sensor, and the per-call cost of the Redis script dominates.
-    # Larger calls cost transient memory per message, which tests/faults/test_flood.py bounds
-    # (figures: bench/README.md, latency.py); docs/operations.md says when to raise it.
-    poll_events: int = Field(5000, ge=1, description="most messages taken from Kafka per consume call; each sensor's "
-                                                     "events in a call share one buffer write (raise it, e.g. to "
-                                                     "50000, for thousands of active sensors per replica: about "
-                                                     "4 KB of memory per message)")
+    # Messages are decoded as they come and released (a Kafka message holds its whole fetch
+    # buffer); the decoded events of several calls are applied together, so a sensor's events
+    # share one buffer write however few each call holds (docs/operations.md, bench/README.md).
+    poll_events: int = Field(5000, ge=1, description="most messages taken from Kafka per consume call")
+    apply_events: int = Field(50_000, ge=1, description="while the consumer is behind, decoded events wait to be "
+                                                        "applied to the buffers together until this many (or "
+                                                        "stream.max_wait) have gathered, so each sensor's share one "
+                                                        "buffer write")
     max_batch_windows: int = Field(512, ge=1, description="most windows scored in one model call")
     max_wait: Duration = Field(
         timedelta(milliseconds=250),

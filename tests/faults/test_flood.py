@@ -36,7 +36,9 @@ RETAINED_BYTES_PER_SENSOR = 8
 # RSS: librdkafka may prefetch the whole flood (100 000 messages, not over queued.min.messages), each
 # message its payload plus its op and message structs (measured ~370 B; 512 allowed, as in
 # test_outages.py); the slack covers one consume call of 5000 events (~10 MiB of Python objects),
-# tracemalloc's own traces and what the allocator keeps of what was freed.
+# tracemalloc's own traces and what the allocator keeps of what was freed. The decoded events of
+# several calls wait together (stream.apply_events): about 500 bytes each (estimated), 25 MiB at
+# 50,000.
 LIBRDKAFKA_BYTES_PER_MESSAGE = 512
 RSS_SLACK = 64 * 2**20
 
@@ -111,7 +113,9 @@ def held_by_vigil_code(snapshot: tracemalloc.Snapshot) -> int:
 
 @pytest.mark.slow
 def test_a_flood_of_new_sensor_ids_leaves_no_state_behind_and_every_key_expires(settings, tiny_registry, tmp_path):
-    cfg = isolated_settings(settings, model_dir=tiny_registry.root)  # scoring on
+    # Scoring on, at every new event: the path that keeps ready sensors in memory (scoring points
+    # keep nothing per sensor in the process), and ten events a sensor are enough to be scored.
+    cfg = isolated_settings(settings, model_dir=tiny_registry.root, score_every="0")
     layout = BufferLayout.from_settings(cfg)
     now_ms = int(time.time() * 1000)
     run = uuid.uuid4().hex[:6]

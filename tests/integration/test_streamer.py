@@ -12,6 +12,8 @@ from streamer.app import Streamer
 from vigil.kafka.groups import committed_offsets
 from vigil.events import EventSchema
 from vigil.events.frame import event_table
+from vigil.alerts.backtest import scoring_points
+from vigil.buffer import BufferLayout, Cadence
 from vigil.features.dataset import build_windows
 from vigil.kafka.clients import make_consumer, make_producer
 from vigil.kafka.produce import produce_frame
@@ -36,10 +38,14 @@ def test_scores_equal_offline_scores_and_alerts_follow_them(settings, registry):
         with buffer_of(cfg) as buffer:  # `vigil inspect` shows the latest score's explanation
             inspected = {s: buffer.inspect(s)["last_explanation"] for s in fleet.truth.sensor_id}
 
-    # Offline: the last window of every sensor, as `vigil evaluate --last` cuts and scores it.
+    # Offline: each sensor's window at its last scoring point (the cadence's: its open last span
+    # waits for a later event), cut and scored as `vigil evaluate` does.
     model = registry.load()
     table = event_table(fleet.events, cfg.features, cfg.label_column)
-    offline = build_windows(table, model.spec, model.stats, every=None, min_events=cfg.window.min_events)
+    layout = BufferLayout.from_settings(cfg)
+    points = scoring_points(Cadence.from_settings(cfg), cfg.window.min_events, layout.window_ms, layout.bin_ms)
+    offline = build_windows(table, model.spec, model.stats, min_events=cfg.window.min_events,
+                            points=lambda sensor, ts: points(sensor, ts)[-1:])
     scored = model.predict(offline.x, offline.head_stats)
     offline_scores = dict(zip(offline.sensor_id, scored.scores))
     offline_heads = dict(zip(offline.sensor_id, head_values(scored)))

@@ -76,3 +76,36 @@ def test_every_message_is_an_event_or_a_dead_letter_with_a_reason(raws):
         sensor_id.encode("utf-8")
         assert MIN_TIMESTAMP_MS <= ts <= min(MAX_TIMESTAMP_MS, HORIZON_MS)
         assert all(math.isfinite(v) and abs(v) <= MAX_FEATURE_MAGNITUDE for v in vals)
+
+
+def _event(sensor, ts, offset, partition=0):
+    message = FakeMessage(json.dumps({"sensor_id": sensor, "timestamp": ts, "feature_1": 1.0,
+                                      "feature_2": 2.0}).encode(), offset)
+    message.partition = lambda: partition
+    return message
+
+
+def test_pending_events_gather_consume_calls_and_keep_what_a_dead_letter_needs():
+    from streamer.ingest import PendingEvents, too_old_letters
+
+    pending = PendingEvents(2)
+    first = split_messages([_event("a", 1_767_225_600_000, 0), _event("b", 1_767_225_600_000, 1, partition=3)],
+                           DECODER, HORIZON_MS)
+    second = split_messages([_event("a", 1_767_225_660_000, 2), FakeMessage(b"not json", 3)], DECODER, HORIZON_MS)
+    pending.add(first, now=10.0)
+    pending.add(second, now=10.2)
+    assert len(pending) == 3 and pending.last_offsets == {0: 3, 3: 1} and pending.since == 10.0
+    assert pending.batch.groups() == {("a", 0): [0, 2], ("b", 3): [1]}  # a's events of both calls together
+    # Applied when the consumer caught up, when enough wait, or when the oldest waited long enough.
+    assert pending.due(10.3, limit=100, max_wait_s=0.25, behind=False)
+    assert not pending.due(10.1, limit=100, max_wait_s=0.25, behind=True)
+    assert pending.due(10.1, limit=3, max_wait_s=0.25, behind=True)
+    assert pending.due(10.3, limit=100, max_wait_s=0.25, behind=True)
+    # A too-old event's dead letter carries the original value and headers, the message long gone.
+    letter, = too_old_letters(pending.sources, [(0, 2)], 10 * 86_400_000)
+    assert letter.record("dlq").value == second.sources[0].value
+    assert ("traceparent", b"00-abc-01") in letter.headers() and letter.reason == "too_old"
+    pending.drop_partitions({0})
+    assert pending.batch.sensor_ids == ["b"] and pending.last_offsets == {3: 1} and len(pending.sources) == 1
+    pending.drop_partitions({3})
+    assert not pending and pending.since is None

@@ -30,6 +30,19 @@ class EventBatch:
     def __len__(self) -> int:
         return len(self.offsets)
 
+    def extend(self, other: "EventBatch") -> None:
+        self.sensor_ids += other.sensor_ids
+        self.partitions += other.partitions
+        self.offsets += other.offsets
+        self.timestamps += other.timestamps
+        self.values += other.values
+        self.labels += other.labels
+
+    def rows(self, keep: list[int]) -> "EventBatch":
+        """A batch of these rows, in this order."""
+        return EventBatch(self.n_features, *([column[i] for i in keep] for column in (
+            self.sensor_ids, self.partitions, self.offsets, self.timestamps, self.values, self.labels)))
+
     def groups(self) -> dict[tuple[str, int], list[int]]:
         """Row indices per (sensor, partition), each in offset order."""
         out: dict[tuple[str, int], list[int]] = {}
