@@ -170,7 +170,7 @@ class Streamer:
     # -- one cycle -----------------------------------------------------------------------------
     def _cycle(self) -> None:
         s = self.settings.stream
-        max_wait = s.max_wait.total_seconds()
+        max_wait, apply_wait = s.max_wait.total_seconds(), s.apply_wait.total_seconds()
         backlogged = False
         while not self.stop_event.is_set():
             self.health.beat()
@@ -182,15 +182,18 @@ class Streamer:
                 self._score_batch(self.ready.take(s.max_batch_windows))
             # The batch deadline counts from the longest-waiting ready window, and from the
             # oldest decoded event not yet applied.
-            waiting = [t for t in (self.ready.first_ready_at, self.pending.since) if t is not None]
-            timeout = min(waiting) + max_wait - now if waiting else 0.5
+            deadlines = [t + wait for t, wait in ((self.ready.first_ready_at, max_wait), (self.pending.since, apply_wait))
+                         if t is not None]
+            # A call waits for its poll_events at most half a max_wait: an event that arrives
+            # while the call fills waits in it, and at 25,000 events/s 5,000 take 200 ms to come.
+            timeout = min([*deadlines, now + max_wait / 2]) - now
             if self.ready and timeout <= 0:
                 break
             messages = self.consumer.consume(s.poll_events, max(timeout, 0.0))
             backlogged = len(messages) >= s.poll_events
             if messages:
                 self._take(messages)
-            if self.pending.due(time.monotonic(), limit=s.apply_events, max_wait_s=max_wait, behind=backlogged):
+            if self.pending.due(time.monotonic(), limit=s.apply_events, wait_s=apply_wait, behind=backlogged):
                 self._apply_pending()
             self.retry.kafka_settled()
             if not self.ready and not self.pending and (self.cycle.offsets or not messages):

@@ -183,9 +183,11 @@ class StreamSettings(BaseModel):
     # share one buffer write however few each call holds (docs/operations.md, bench/README.md).
     poll_events: int = Field(5000, ge=1, description="most messages taken from Kafka per consume call")
     apply_events: int = Field(50_000, ge=1, description="while the consumer is behind, decoded events wait to be "
-                                                        "applied to the buffers together until this many (or "
-                                                        "stream.max_wait) have gathered, so each sensor's share one "
-                                                        "buffer write")
+                                                        "applied to the buffers together, so each sensor's share one "
+                                                        "buffer write: until 8 per sensor or this many have "
+                                                        "gathered, or stream.apply_wait has passed")
+    apply_wait: Duration = Field(timedelta(seconds=1), description="longest a decoded event waits to be applied "
+                                                                   "while the consumer is behind")
     max_batch_windows: int = Field(512, ge=1, description="most windows scored in one model call")
     max_wait: Duration = Field(
         timedelta(milliseconds=250),

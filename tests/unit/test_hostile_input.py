@@ -97,10 +97,14 @@ def test_pending_events_gather_consume_calls_and_keep_what_a_dead_letter_needs()
     assert len(pending) == 3 and pending.last_offsets == {0: 3, 3: 1} and pending.since == 10.0
     assert pending.batch.groups() == {("a", 0): [0, 2], ("b", 3): [1]}  # a's events of both calls together
     # Applied when the consumer caught up, when enough wait, or when the oldest waited long enough.
-    assert pending.due(10.3, limit=100, max_wait_s=0.25, behind=False)
-    assert not pending.due(10.1, limit=100, max_wait_s=0.25, behind=True)
-    assert pending.due(10.1, limit=3, max_wait_s=0.25, behind=True)
-    assert pending.due(10.3, limit=100, max_wait_s=0.25, behind=True)
+    assert pending.due(10.3, limit=100, wait_s=0.25, behind=False)
+    assert not pending.due(10.1, limit=100, wait_s=0.25, behind=True)
+    assert pending.due(10.1, limit=3, wait_s=0.25, behind=True)
+    assert pending.due(10.3, limit=100, wait_s=0.25, behind=True)
+    one_sensor = PendingEvents(2)  # eight events of one sensor are worth a buffer write
+    for offset in range(8):
+        one_sensor.add(split_messages([_event("a", 1_767_225_600_000 + offset, offset)], DECODER, HORIZON_MS), 0.0)
+        assert one_sensor.due(0.0, limit=100, wait_s=1.0, behind=True) == (offset == 7)
     # A too-old event's dead letter carries the original value and headers, the message long gone.
     letter, = too_old_letters(pending.sources, [(0, 2)], 10 * 86_400_000)
     assert letter.record("dlq").value == second.sources[0].value
