@@ -279,9 +279,13 @@ def measure_baseline(args: argparse.Namespace) -> dict:
         client, marks = redis_client(bench_settings("latency", run_id())), {}
         echo = threading.Thread(target=watch_progress, args=(child, client, marks), daemon=True)
         echo.start()
+        timer = threading.Timer(limit, child.kill)  # communicate() would read stderr too, from under the echo
+        timer.start()
         try:
-            out, _ = child.communicate(timeout=limit)
+            out = child.stdout.read()
+            child.wait()
         finally:
+            timer.cancel()
             child.kill()
         echo.join(10)
         if child.returncode != 0:
@@ -315,10 +319,10 @@ def watch_progress(child: subprocess.Popen, client, marks: dict) -> None:
 
     for line in child.stderr:
         sys.stderr.write(line)
-        message = line.partition("] ")[2]  # after its time stamp
-        if message.startswith("producing ") and "start" not in marks:
+        # (after its time stamp; other output may share the line)
+        if "] producing " in line and "start" not in marks:
             marks["start"] = cpu()
-        elif message.startswith("cleaned up") and "end" not in marks:
+        elif "] cleaned up" in line and "end" not in marks:
             marks["end"] = cpu()
 
 

@@ -1,17 +1,21 @@
 """``Streamer``: composes the data path's stages into one loop (docs/architecture.md).
 
-A *cycle* consumes until the longest-waiting ready window has waited ``max_wait`` (or, with
-nothing waiting to be scored, after each consume call). Each consume call is decoded (bad messages
-→ DLQ) and applied to Redis at once; whenever ``max_batch_windows`` windows are ready (and the
-consumer is not behind) they are scored and their records sent at once. At the cycle's end the
-rest is scored and the delivery protocol (``streamer/delivery.py``) makes the cycle durable:
-records acknowledged (or committed in a transaction), then the scored state written to Redis, then
-the offsets committed. A crash anywhere re-reads uncommitted messages, which the buffer ignores
-where it already applied them; the alert journal keeps an alert from being published twice.
+Each consume call is decoded at once (bad messages → DLQ); its valid events wait in
+``PendingEvents`` while the consumer is behind, so that the next calls' events of the same sensors
+share their buffer write, and are applied to Redis when it has caught up (or enough wait). With a
+scoring cadence (``stream.score_every``, the default) the apply stops at each scoring point and
+the windows standing there are scored before the rest is applied; with ``score_every`` 0 a new
+event makes its window ready, and ready windows are scored ``max_batch_windows`` at a time or when
+the oldest has waited ``max_wait``. A *cycle* ends when nothing waits; the delivery protocol
+(``streamer/delivery.py``) then makes it durable: records acknowledged (or committed in a
+transaction), then the scored state written to Redis, then the offsets committed. A crash
+anywhere re-reads uncommitted messages, which the buffer ignores where it already applied them;
+the alert journal keeps an alert from being published twice.
 """
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 from dataclasses import dataclass
@@ -389,6 +393,11 @@ class Streamer:
             self._model_version = active.version
             self.metrics.model_in_use(active.version)
             self.health.set("model", None)
+            # TensorFlow and Keras leave about half a million long-lived objects, which every
+            # full collection walked: pauses of up to 0.4 s in the loop (bench/README.md,
+            # latency.py). Collect once, then move what is left out of the collector's way.
+            gc.collect()
+            gc.freeze()
 
     def _report_lag(self) -> None:
         now = time.monotonic()
