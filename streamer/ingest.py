@@ -159,8 +159,12 @@ class PendingEvents:
 
     def due(self, now: float, *, limit: int, wait_s: float, behind: bool) -> bool:
         """Apply now: the consumer has caught up, or enough events wait (in all, or per sensor), or
-        the oldest waited long enough."""
-        return bool(self) and (not behind or len(self) >= min(limit, EVENTS_PER_SENSOR * len(self.sensors))
+        the oldest waited long enough, or as many sensors wait as `limit` events would fill at the
+        per-sensor rule: what gathering holds grows with the sensors, so a flood of new ids, one
+        event each, must not pile up until `limit`."""
+        return bool(self) and (not behind
+                               or len(self) >= min(limit, EVENTS_PER_SENSOR * len(self.sensors))
+                               or EVENTS_PER_SENSOR * len(self.sensors) >= limit
                                or now - self.since >= wait_s)
 
     def drop_partitions(self, lost: set[int]) -> None:

@@ -101,6 +101,12 @@ def test_pending_events_gather_consume_calls_and_keep_what_a_dead_letter_needs()
     assert not pending.due(10.1, limit=100, wait_s=0.25, behind=True)
     assert pending.due(10.1, limit=3, wait_s=0.25, behind=True)
     assert pending.due(10.3, limit=100, wait_s=0.25, behind=True)
+    fresh = PendingEvents(2)  # new sensors, one event each: limit / 8 of them are as many as may wait
+    fresh.add(split_messages([_event(s, 1_767_225_600_000, i) for i, s in enumerate("abc")], DECODER,
+                             HORIZON_MS), 0.0)
+    assert not fresh.due(0.0, limit=32, wait_s=1.0, behind=True)
+    fresh.add(split_messages([_event("d", 1_767_225_600_000, 3)], DECODER, HORIZON_MS), 0.0)
+    assert fresh.due(0.0, limit=32, wait_s=1.0, behind=True)
     one_sensor = PendingEvents(2)  # eight events of one sensor are worth a buffer write
     for offset in range(8):
         one_sensor.add(split_messages([_event("a", 1_767_225_600_000 + offset, offset)], DECODER, HORIZON_MS), 0.0)
