@@ -185,7 +185,8 @@ class StreamSettings(BaseModel):
     apply_events: int = Field(50_000, ge=1, description="while the consumer is behind, decoded events wait to be "
                                                         "applied to the buffers together, so each sensor's share one "
                                                         "buffer write: until 8 per sensor or this many have "
-                                                        "gathered, or stream.apply_wait has passed")
+                                                        "gathered, this many / 8 sensors wait, or "
+                                                        "stream.apply_wait has passed")
     apply_wait: Duration = Field(timedelta(seconds=1), description="longest a decoded event waits to be applied "
                                                                    "while the consumer is behind")
     max_batch_windows: int = Field(512, ge=1, description="most windows scored in one model call")
