@@ -59,14 +59,17 @@ def isolated_settings(settings: VigilSettings, model_dir=None, **stream) -> Vigi
 
 @contextmanager
 def topics_of(settings: VigilSettings):
-    admin = AdminClient(settings.kafka.client_config())
     wanted = settings.topics.partitions()
+    admin = AdminClient(settings.kafka.client_config())
     for future in admin.create_topics([NewTopic(t, n, 1) for t, n in wanted.items()]).values():
         future.result()
     try:
         yield
     finally:
-        for future in admin.delete_topics(list(wanted)).values():
+        # A new client: the block may have restarted the broker, and the first client's connection
+        # can still sit in reconnect backoff, so asking it for the controller timed out in CI.
+        admin = AdminClient(settings.kafka.client_config())
+        for future in admin.delete_topics(list(wanted), request_timeout=60).values():
             future.result()
 
 
