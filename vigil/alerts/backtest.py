@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from vigil.buffer import BufferLayout, Cadence
-from vigil.alerts.policy import AlertPolicy, AlertState, ScoredWindow
+from vigil.alerts.policy import AlertPolicy, AlertState, AlertStates, ScoredPoints
 from vigil.evaluation import iter_scored
 from vigil.events.frame import EventTable
 from vigil.events.outputs import AlertRecord
@@ -51,22 +51,13 @@ def replay(points: pd.DataFrame, policy: AlertPolicy, threshold: float, model_ve
            explanations: list | None = None) -> tuple[list[AlertRecord], np.ndarray]:
     """Run the policy over scored points (``POINT_COLUMNS``, each sensor's in window_end order):
     the alert and cleared records, and which points were warming up."""
-    records: list[AlertRecord] = []
-    warming = np.zeros(len(points), dtype=bool)
-    states: dict[str, AlertState] = {}
-    columns = [points[c].to_numpy() for c in ("sensor_id", "window_start", "window_end", "n_events", "score",
-                                                "history_ms")]
-    for i, (sensor, start, end, n, score, history) in enumerate(zip(*columns)):
-        window = ScoredWindow(sensor_id=sensor, window_start=int(start), window_end=int(end), n_events=int(n),
-                              score=float(score), history_ms=int(history),
-                              explanation=explanations[i] if explanations is not None else None)
-        warming[i] = policy.warming_up(window)
-        decision = policy.decide(window, states.get(sensor, AlertState()), threshold, model_version,
-                                 scored_at=int(end))  # no wall clock in a replay: scored as the window ends
-        states[sensor] = decision.state
-        if decision.record is not None:
-            records.append(decision.record)
-    return records, warming
+    columns = {c: points[c].to_numpy() for c in ("window_start", "window_end", "n_events", "history_ms")}
+    batch = ScoredPoints(sensor_id=points["sensor_id"].to_numpy(dtype=object),
+                         score=points["score"].to_numpy(dtype=np.float64), explanation=explanations,
+                         **{c: v.astype(np.int64) for c, v in columns.items()})
+    decided = policy.decide_many(batch, AlertStates.of([AlertState()] * len(batch)), threshold, model_version,
+                                 scored_at=None)  # no wall clock in a replay: scored as each window ends
+    return list(decided.records.values()), policy.warming_up_many(batch)
 
 
 @dataclass
