@@ -3,7 +3,8 @@ and ``scoring.py``.
 
 The raw path is the real code of commit 8bb6346 (the last before per-bin buffers: raw events packed
 in time chunks, ``featurize_window`` on the events read back), not a re-implementation; main's
-scoring step before the detection heads is the real code of commit 2e09be8 (``MAIN_COMMIT``).
+scoring step before the detection heads is the real code of commit 2e09be8 (``MAIN_COMMIT``); the
+per-window records step is commit 6759781's ``plan_batch`` (``PER_WINDOW_COMMIT``, records.py).
 :class:`RawPath` checks a commit out into a temporary git worktree and starts this file there in
 a child process, with the worktree on ``PYTHONPATH`` and as the working directory, on the same
 interpreter: ``PYTHONPATH`` comes before the editable install's finder, so ``import vigil`` in the
@@ -30,6 +31,7 @@ from pathlib import Path
 
 RAW_COMMIT = "8bb6346"
 MAIN_COMMIT = "2e09be8"  # main before the detection heads: the scoring step's speed target is against it
+PER_WINDOW_COMMIT = "6759781"  # the last plan_batch that ran the alert policy one window at a time (records.py)
 REPO = Path(__file__).resolve().parent.parent
 DAY_MS = 86_400_000
 
@@ -256,6 +258,65 @@ def op_main_scoring_run() -> dict:
         explain(scored.contributions, owners, ["feature_1", "feature_2"], np.array(ends[at:at + max_batch]),
                 spec.length_ms)
     return {"windows_per_s": len(binned) / (time.perf_counter() - started)}
+
+
+def plan_windows(n: int, seed: int) -> list:
+    """``n`` scored windows as ``score_sensors`` returns them, the same in the parent and the child
+    (only names both commits have): scores around a threshold of 4, explanations of three kinds,
+    every head's value, and a tenth of the sensors with points above already in their meta, so the
+    policy opens alerts as well as counting."""
+    import numpy as np
+
+    from vigil.alerts import ScoredWindow
+    from vigil.events.outputs import Explanation, FeatureShare
+
+    rng = np.random.default_rng(seed)
+    heads = ["shift", "spread", "extreme", "profile", "corr", "reference", "fleet", "autoencoder", "joint"]
+    end0 = 1_767_225_600_000 + 10 * DAY_MS
+    out = []
+    for i in range(n):
+        end = end0 + int(rng.integers(0, 3_600_000))
+        value = rng.gamma(2.0, 1.2, len(heads))
+        head = heads[int(np.argmax(value[:-1]))]
+        why = Explanation(features=[FeatureShare(feature="feature_1", share=0.7), FeatureShare(feature="feature_2",
+                                                                                              share=0.3)],
+                          span_start=end - 86_400_000, span_end=end, head=head,
+                          text=f"feature_1 moved from {value[0]:.4g} to {value[1]:.4g} (mean) over the last 1d")
+        above = {"above_n": "2", "above_since": str(end - 2 * 3_600_000)} if i % 10 == 0 else {}
+        out.append(ScoredWindow(sensor_id=f"sensor-{i:05d}", window_start=end - 10 * DAY_MS, window_end=end,
+                                n_events=int(rng.integers(200, 2400)), score=float(value.max()),
+                                history_ms=10 * DAY_MS, meta={"n": "2400", "pending": "3", **above}, explanation=why,
+                                heads={h: round(float(v), 4) for h, v in zip(heads, value)}))
+    return out
+
+
+def time_plan(windows: list, batch: int) -> dict:
+    """One timed pass of ``plan_batch`` over the windows, ``batch`` at a time (each batch a fresh
+    cycle); what it sent, to show both paths planned the same."""
+    from streamer.cycle import Cycle
+    from streamer.records import plan_batch
+    from vigil.alerts import AlertPolicy
+    from vigil.settings import VigilSettings
+
+    s = VigilSettings()
+    policy = AlertPolicy(s.alerts, 10 * DAY_MS, 3_600_000)
+    partition_of = {w.sensor_id: 0 for w in windows}
+    records = alerts = 0
+    started = time.perf_counter()
+    for at in range(0, len(windows), batch):
+        plan = plan_batch(windows[at:at + batch], partition_of, Cycle(), threshold=4.0, version="v1", policy=policy,
+                          topics=s.topics, now_ms=1)
+        records, alerts = records + len(plan.records), alerts + len(plan.decided)
+    return {"windows_per_s": len(windows) / (time.perf_counter() - started), "records": records, "alerts": alerts}
+
+
+def op_plan_setup(n: int, seed: int) -> dict:
+    _loaded["plan"] = (plan_windows(n, seed),)
+    return {"windows": n}
+
+
+def op_plan_run(batch: int) -> dict:
+    return time_plan(*_loaded["plan"], batch)
 
 
 def _child() -> None:
