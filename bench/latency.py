@@ -9,7 +9,8 @@ event clock, which runs ``--speed`` times as fast as the wall clock (default 120
 time every 30 s, so the default cadence, a one-hour bin, has every sensor scored once per 30 s);
 the first ``--warmup`` seconds fill every sensor's buffer past ``min_events`` (10) and are not
 measured, then ``--duration`` seconds are. ``--score-every`` sets ``stream.score_every`` (0: every
-new event, coalesced per batch).
+new event, coalesced per batch); ``--no-overlap`` runs each batch's model call in the loop's thread
+(``stream.overlap`` off), to measure what the second thread gives.
 
 Latency of a score = its Kafka CreateTime (set when the streamer hands the record to its producer,
 ``msg.timestamp()``) − the produce time of the event that completed its scoring point. With a
@@ -154,6 +155,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="event-time seconds per wall-clock second of the load (default 120)")
     p.add_argument("--drain-timeout", type=float, default=180.0, help="most seconds to wait for a backlog (180)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-overlap", action="store_true",
+                   help="stream.overlap off: each batch's model call in the loop's thread (the current code only)")
     p.add_argument("--no-baseline", action="store_true", help="measure the current code only (no baseline run)")
     p.add_argument("--baseline-commit", default=BASELINE_COMMIT,
                    help=f"the commit measured first (default {BASELINE_COMMIT})")
@@ -360,7 +363,8 @@ def start_replica(settings) -> subprocess.Popen:
                VIGIL_MODEL_DIR=str(settings.model_dir), VIGIL_STREAM__GROUP_ID=s.group_id,
                VIGIL_STREAM__METRICS_PORT="0", VIGIL_STREAM__MAX_WAIT=f"{s.max_wait.total_seconds()}s",
                VIGIL_STREAM__MAX_BATCH_WINDOWS=str(s.max_batch_windows), VIGIL_STREAM__POLL_EVENTS=str(s.poll_events),
-               VIGIL_STREAM__SCORE_EVERY=format_span(s.score_every), VIGIL_LOG_LEVEL="warning")
+               VIGIL_STREAM__SCORE_EVERY=format_span(s.score_every), VIGIL_STREAM__OVERLAP=str(s.overlap).lower(),
+               VIGIL_LOG_LEVEL="warning")
     return subprocess.Popen([sys.executable, "-m", "vigil.cli.main", "stream"], env=env, cwd=REPO)
 
 
@@ -393,7 +397,7 @@ def measure(args: argparse.Namespace) -> dict:
     tmp = tempfile.TemporaryDirectory(prefix="vigil-bench-latency-")
     settings = bench_settings("latency", rid, max_wait=timedelta(milliseconds=args.max_wait_ms),
                               max_batch_windows=args.max_batch, poll_events=args.poll_events,
-                              score_every=args.score_every)
+                              score_every=args.score_every, overlap=not args.no_overlap)
     cadence = Cadence.from_settings(settings)
     settings = settings.model_copy(update={"model_dir": args.model_dir or tmp.name})
     client, created, train_s, streamer, reader, others, group = redis_client(settings), [], None, None, None, [], None
@@ -461,7 +465,7 @@ def measure(args: argparse.Namespace) -> dict:
     report = {
         "p50_ms": r(created_ms["p50"]), "p99_ms": r(p99),
         "p99_ratio_to_target": None if p99 is None else round(p99 / TARGET_P99_MS, 4),
-        "score_every": format_span(args.score_every), "speed": args.speed,
+        "score_every": format_span(args.score_every), "speed": args.speed, "overlap": not args.no_overlap,
         "cpu_s_per_million_events": round(cpu_s / million, 2), "redis_cpu_s_per_million_events": round(redis_s / million, 2),
         "events_per_s": round(rate), "target_rate": args.rate, "scores": len(measured),
         "p95_ms": r(created_ms["p95"]), "max_ms": r(created_ms["max"]), "mean_ms": r(created_ms["mean"]),

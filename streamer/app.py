@@ -43,7 +43,7 @@ from streamer.readiness import ReadySet
 from streamer.rebalance import Rebalance, rewind_to_committed
 from streamer.records import plan_batch
 from streamer.retry import Retrier, Stopped
-from streamer.scoring import score_sensors
+from streamer.scoring import ModelThread, finish_batch, prepare_batch
 from streamer.silence import SilenceChange, SilenceWatch, read_silences
 
 log = get_logger("streamer")
@@ -95,6 +95,7 @@ class Streamer:
         self.rebalance = Rebalance(self.topic, self.buffer, self.journal, self.retry, self.metrics.lag,
                                    alerts_delivered_since(s, self.retry), work=self)
         self.cycle = Cycle()
+        self.model_calls = ModelThread(s.stream.overlap)
         self.pending = PendingEvents(len(s.features))
         self._next_lag = 0.0
         self._model_version: str | None = None
@@ -166,6 +167,7 @@ class Streamer:
         except (KafkaException, RuntimeError) as exc:
             log.warning("consumer close failed", error=str(exc))
         self.delivery.close(failed)
+        self.model_calls.close()
         if self.models is not None:
             self.models.close()
         if self._server is not None:
@@ -178,6 +180,8 @@ class Streamer:
         backlogged = False
         while not self.stop_event.is_set():
             self.health.beat()
+            if self.model_calls.done():  # the batch predicted meanwhile: its records leave now
+                self._send_scored()
             now = time.monotonic()
             # A full batch is scored at once, unless the consumer is behind: then waiting until
             # the deadline lets more of each sensor's events share one score (a sensor is scored
@@ -244,22 +248,39 @@ class Streamer:
         """The windows standing at their scoring points, scored before their sensors' later events
         are applied. A point this cycle already scored (the apply repeated after a Redis error) is
         not scored twice."""
-        fresh = [state for state in states if state.newest_ms != self.cycle.scored_end(state.sensor_id)]
+        fresh = [state for state in states if state.newest_ms not in (self.cycle.scored_end(state.sensor_id),
+                                                                     self.model_calls.window_end(state.sensor_id))]
         size = self.settings.stream.max_batch_windows
         for at in range(0, len(fresh), size):
             self._score_batch(fresh[at:at + size])
 
     def _score_batch(self, states: list[SensorState]) -> None:
-        """Stages 3-5: score one batch and send its records now; their state is written after the acks."""
+        """Stages 3-4: read and featurise one batch, then start its model call (in the second
+        thread with ``stream.overlap``); the batch before it leaves first (:meth:`_send_scored`)."""
         model = self.models.active if self.models is not None else None
         if not states or model is None:
             return
         t0 = time.perf_counter()
         min_events = self.settings.window.min_events
-        windows = self.retry(lambda: score_sensors(self.buffer, model, states, min_events), "redis")
+        prepared = self.retry(lambda: prepare_batch(self.buffer, model, states, min_events), "redis")
+        self._send_scored()
+        if prepared is None:
+            return
+        self.model_calls.submit(prepared, ({state.sensor_id: state.partition for state in states}, t0))
+        if not self.settings.stream.overlap:
+            self._send_scored()
+
+    def _send_scored(self) -> None:
+        """Stage 5 for the batch whose model call was last started (waiting for it): its windows
+        scored, its records sent now; their state is written after the acks."""
+        taken = self.model_calls.take()
+        if taken is None:
+            return
+        prepared, output, (partition_of, t0) = taken
+        model = prepared.model
+        windows = finish_batch(prepared, output)
         self.metrics.scoring_seconds.observe(time.perf_counter() - t0)
         self.metrics.batch_windows.observe(len(windows))
-        partition_of = {state.sensor_id: state.partition for state in states}
         plan = plan_batch(windows, partition_of, self.cycle, threshold=model.loaded.threshold, version=model.version,
                           policy=self.alerts, topics=self.settings.topics, now_ms=int(time.time() * 1000))
         self.metrics.scores.inc(len(windows))
@@ -309,6 +330,7 @@ class Streamer:
         size = self.settings.stream.max_batch_windows
         while len(self.ready):
             self._score_batch(self.ready.take(size))
+        self._send_scored()  # nothing is in flight when the cycle is made durable
         outcome = self.delivery.deliver(self.cycle, self._record_scored)
         if outcome is Outcome.ABORTED:
             self._rewind_after_abort()
@@ -338,6 +360,7 @@ class Streamer:
 
     # -- partitions gone elsewhere, aborted transactions ------------------------------------------
     def drop_partitions(self, lost: set[int]) -> None:
+        self._send_scored()  # its records are the cycle's: dropped or aborted with it below
         self.pending.drop_partitions(lost)
         self.cycle.drop_partitions(lost)
         self.ready.drop_partitions(lost)
@@ -345,6 +368,7 @@ class Streamer:
         self.abort_open_transaction()
 
     def keep_partitions(self, assigned: set[int]) -> None:
+        self._send_scored()
         self.pending.drop_partitions(set(self.pending.last_offsets) - set(assigned))
         self.cycle.keep_partitions(assigned)
         self.silence.keep_partitions(assigned)
@@ -358,6 +382,7 @@ class Streamer:
     def _rewind_after_abort(self) -> None:
         """After an aborted transaction: forget the cycle and re-read from the committed offsets."""
         self._clear_journal(self.cycle)  # those alerts never became visible
+        self.model_calls.discard()  # read in the aborted cycle: scored again when re-read
         self.cycle = Cycle()
         self.pending = PendingEvents(len(self.settings.features))
         assigned = set(self.rebalance.assigned)

@@ -190,6 +190,9 @@ class StreamSettings(BaseModel):
     apply_wait: Duration = Field(timedelta(seconds=1), description="longest a decoded event waits to be applied "
                                                                    "while the consumer is behind")
     max_batch_windows: int = Field(512, ge=1, description="most windows scored in one model call")
+    overlap: bool = Field(True, description="run each batch's model call in a second thread while the next "
+                                            "batch is read and featurised and events are applied; batches "
+                                            "still leave in order, all before the cycle's commit")
     max_wait: Duration = Field(
         timedelta(milliseconds=250),
         description="longest a ready window waits for its batch",

@@ -181,3 +181,53 @@ def test_a_second_score_in_the_cycle_continues_from_the_meta_the_first_left():
     # The same within one batch: the second window of a sensor sees the first's meta.
     both, _ = _plan([_window("a", 20 * DAY, 2.0), _window("a", 20 * DAY + hour, 2.0)], {"a": 0})
     assert [w.window_end for w, _ in both.decided] == [20 * DAY + hour]
+
+
+def _prepared(ids, ends, predict):
+    """A stand-in for a PreparedBatch: what ModelThread reads of it."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(sensor_ids=list(ids), keep=np.arange(len(ids)),
+                           batch=SimpleNamespace(newest_ms=np.array(ends, dtype=np.int64)), predict=predict)
+
+
+def test_the_model_thread_runs_a_call_while_the_loop_goes_on_and_hands_batches_back_in_order():
+    import threading
+
+    from streamer.scoring import ModelThread
+
+    calls = ModelThread(overlap=True)
+    release, started = threading.Event(), threading.Event()
+
+    def slow():
+        started.set()
+        release.wait(30)
+        return "first output"
+
+    calls.submit(_prepared(["a", "b"], [10, 20], slow), context="first")
+    assert started.wait(30)
+    assert not calls.done()  # the call runs; this thread is free
+    assert (calls.window_end("b"), calls.window_end("c")) == (20, None)
+    with pytest.raises(AssertionError, match="take the batch in flight first"):
+        calls.submit(_prepared(["c"], [5], lambda: "second"))
+    release.set()
+    prepared, output, context = calls.take()
+    assert (prepared.sensor_ids, output, context) == (["a", "b"], "first output", "first")
+    assert calls.take() is None and calls.window_end("a") is None
+
+    def broken():
+        raise RuntimeError("model failed")
+
+    calls.submit(_prepared(["a"], [30], broken))
+    with pytest.raises(RuntimeError, match="model failed"):
+        calls.take()  # the call's error surfaces in the loop's thread
+    calls.close()
+
+
+def test_without_overlap_the_model_call_runs_when_submitted():
+    from streamer.scoring import ModelThread
+
+    calls, ran = ModelThread(overlap=False), []
+    calls.submit(_prepared(["a"], [10], lambda: ran.append(1) or "out"))
+    assert ran == [1] and calls.done()
+    assert calls.take()[1] == "out"
