@@ -155,6 +155,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="event-time seconds per wall-clock second of the load (default 120)")
     p.add_argument("--drain-timeout", type=float, default=180.0, help="most seconds to wait for a backlog (180)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--overlap-min-windows", type=int, default=StreamSettings().overlap_min_windows,
+                   help="stream.overlap_min_windows (the current code only)")
     p.add_argument("--no-overlap", action="store_true",
                    help="stream.overlap off: each batch's model call in the loop's thread (the current code only)")
     p.add_argument("--no-baseline", action="store_true", help="measure the current code only (no baseline run)")
@@ -364,6 +366,7 @@ def start_replica(settings) -> subprocess.Popen:
                VIGIL_STREAM__METRICS_PORT="0", VIGIL_STREAM__MAX_WAIT=f"{s.max_wait.total_seconds()}s",
                VIGIL_STREAM__MAX_BATCH_WINDOWS=str(s.max_batch_windows), VIGIL_STREAM__POLL_EVENTS=str(s.poll_events),
                VIGIL_STREAM__SCORE_EVERY=format_span(s.score_every), VIGIL_STREAM__OVERLAP=str(s.overlap).lower(),
+               VIGIL_STREAM__OVERLAP_MIN_WINDOWS=str(s.overlap_min_windows),
                VIGIL_LOG_LEVEL="warning")
     return subprocess.Popen([sys.executable, "-m", "vigil.cli.main", "stream"], env=env, cwd=REPO)
 
@@ -397,7 +400,8 @@ def measure(args: argparse.Namespace) -> dict:
     tmp = tempfile.TemporaryDirectory(prefix="vigil-bench-latency-")
     settings = bench_settings("latency", rid, max_wait=timedelta(milliseconds=args.max_wait_ms),
                               max_batch_windows=args.max_batch, poll_events=args.poll_events,
-                              score_every=args.score_every, overlap=not args.no_overlap)
+                              score_every=args.score_every, overlap=not args.no_overlap,
+                              overlap_min_windows=args.overlap_min_windows)
     cadence = Cadence.from_settings(settings)
     settings = settings.model_copy(update={"model_dir": args.model_dir or tmp.name})
     client, created, train_s, streamer, reader, others, group = redis_client(settings), [], None, None, None, [], None
@@ -423,6 +427,9 @@ def measure(args: argparse.Namespace) -> dict:
         group = GroupProgress(settings) if others else None
         run = run_load(streamer, reader, load, args, group)
         cpu_s, redis_s = process_cpu_s(others) - cpu0, redis_cpu_s(client) - redis_cpu0
+        sample = streamer.metrics.registry.get_sample_value
+        batches = sample("vigil_batch_windows_count") or 0
+        run["windows_per_batch"] = round(sample("vigil_batch_windows_sum") / batches, 1) if batches else None
     finally:
         for other in others:
             other.send_signal(signal.SIGTERM)
@@ -466,6 +473,7 @@ def measure(args: argparse.Namespace) -> dict:
         "p50_ms": r(created_ms["p50"]), "p99_ms": r(p99),
         "p99_ratio_to_target": None if p99 is None else round(p99 / TARGET_P99_MS, 4),
         "score_every": format_span(args.score_every), "speed": args.speed, "overlap": not args.no_overlap,
+        "overlap_min_windows": args.overlap_min_windows,
         "cpu_s_per_million_events": round(cpu_s / million, 2), "redis_cpu_s_per_million_events": round(redis_s / million, 2),
         "events_per_s": round(rate), "target_rate": args.rate, "scores": len(measured),
         "p95_ms": r(created_ms["p95"]), "max_ms": r(created_ms["max"]), "mean_ms": r(created_ms["mean"]),

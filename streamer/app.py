@@ -95,7 +95,7 @@ class Streamer:
         self.rebalance = Rebalance(self.topic, self.buffer, self.journal, self.retry, self.metrics.lag,
                                    alerts_delivered_since(s, self.retry), work=self)
         self.cycle = Cycle()
-        self.model_calls = ModelThread(s.stream.overlap)
+        self.model_calls = ModelThread(s.stream.overlap, s.stream.overlap_min_windows)
         self.pending = PendingEvents(len(s.features))
         self._next_lag = 0.0
         self._model_version: str | None = None

@@ -103,11 +103,13 @@ class ModelThread:
     ``submit`` hands a prepared batch over; ``take`` waits for it and returns it with its output.
     The streamer takes the batch before it submits the next, before a cycle's delivery and before
     partitions change hands, so batches leave in the order they were read and nothing is in flight
-    when a cycle is committed. Without overlap the call runs in ``submit``.
+    when a cycle is committed. Without overlap, or for a batch of fewer than ``min_windows``
+    windows, the call runs in ``submit``.
     """
 
-    def __init__(self, overlap: bool):
+    def __init__(self, overlap: bool, min_windows: int = 1):
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="model-call") if overlap else None
+        self.min_windows = min_windows  # a smaller batch's call runs in submit: see stream.overlap_min_windows
         self._in_flight: tuple[PreparedBatch, Future | Scored, object] | None = None
         self._ends: dict[str, int] = {}  # sensor → window end, of the batch in flight
 
@@ -115,7 +117,8 @@ class ModelThread:
         """Start the batch's model call; ``context`` comes back with it. The previous batch must
         have been taken."""
         assert self._in_flight is None, "take the batch in flight first"
-        call = self._pool.submit(prepared.predict) if self._pool is not None else prepared.predict()
+        threaded = self._pool is not None and len(prepared.keep) >= self.min_windows
+        call = self._pool.submit(prepared.predict) if threaded else prepared.predict()
         self._in_flight = (prepared, call, context)
         self._ends = dict(zip(prepared.sensor_ids, prepared.batch.newest_ms[prepared.keep].tolist()))
 

@@ -193,6 +193,11 @@ class StreamSettings(BaseModel):
     overlap: bool = Field(True, description="run each batch's model call in a second thread while the next "
                                             "batch is read and featurised and events are applied; batches "
                                             "still leave in order, all before the cycle's commit")
+    overlap_min_windows: int = Field(512, ge=1, description="with overlap, a batch of fewer windows has its model "
+                                                            "call in the loop's thread: measured on 2 cores, the "
+                                                            "second thread paid for full batches of 512 (every event "
+                                                            "scored, or a backlog) and cost more than it gave for a "
+                                                            "cadence's batches of 50-100 (bench/README.md)")
     max_wait: Duration = Field(
         timedelta(milliseconds=250),
         description="longest a ready window waits for its batch",
