@@ -266,9 +266,8 @@ class Streamer:
         self._send_scored()
         if prepared is None:
             return
-        self.model_calls.submit(prepared, ({state.sensor_id: state.partition for state in states}, t0))
-        if not self.settings.stream.overlap:
-            self._send_scored()
+        if not self.model_calls.submit(prepared, ({state.sensor_id: state.partition for state in states}, t0)):
+            self._send_scored()  # called here (no overlap, or a small batch): it leaves at once
 
     def _send_scored(self) -> None:
         """Stage 5 for the batch whose model call was last started (waiting for it): its windows

@@ -113,14 +113,15 @@ class ModelThread:
         self._in_flight: tuple[PreparedBatch, Future | Scored, object] | None = None
         self._ends: dict[str, int] = {}  # sensor → window end, of the batch in flight
 
-    def submit(self, prepared: PreparedBatch, context: object = None) -> None:
+    def submit(self, prepared: PreparedBatch, context: object = None) -> bool:
         """Start the batch's model call; ``context`` comes back with it. The previous batch must
-        have been taken."""
+        have been taken. True: the call runs in the second thread; False: it has run here."""
         assert self._in_flight is None, "take the batch in flight first"
         threaded = self._pool is not None and len(prepared.keep) >= self.min_windows
         call = self._pool.submit(prepared.predict) if threaded else prepared.predict()
         self._in_flight = (prepared, call, context)
         self._ends = dict(zip(prepared.sensor_ids, prepared.batch.newest_ms[prepared.keep].tolist()))
+        return threaded
 
     def done(self) -> bool:
         """A batch waits to be taken and its model call has returned."""

@@ -228,7 +228,7 @@ def test_without_overlap_the_model_call_runs_when_submitted():
     from streamer.scoring import ModelThread
 
     calls, ran = ModelThread(overlap=False), []
-    calls.submit(_prepared(["a"], [10], lambda: ran.append(1) or "out"))
+    assert not calls.submit(_prepared(["a"], [10], lambda: ran.append(1) or "out"))
     assert ran == [1] and calls.done()
     assert calls.take()[1] == "out"
 
@@ -240,8 +240,8 @@ def test_a_batch_smaller_than_min_windows_is_called_in_the_loops_thread():
 
     calls, threads = ModelThread(overlap=True, min_windows=3), []
     record = lambda: threads.append(threading.current_thread()) or "out"  # noqa: E731
-    calls.submit(_prepared(["a", "b"], [1, 2], record))
+    assert not calls.submit(_prepared(["a", "b"], [1, 2], record))
     assert threads == [threading.current_thread()] and calls.take()[1] == "out"
-    calls.submit(_prepared(["a", "b", "c"], [1, 2, 3], record))
+    assert calls.submit(_prepared(["a", "b", "c"], [1, 2, 3], record))
     assert calls.take()[1] == "out" and threads[-1] is not threading.current_thread()
     calls.close()
