@@ -261,7 +261,7 @@ def op_main_scoring_run() -> dict:
 
 
 def plan_windows(n: int, seed: int) -> list:
-    """``n`` scored windows as ``score_sensors`` returns them, the same in the parent and the child
+    """``n`` scored windows as ``finish_batch`` returns them, the same in the parent and the child
     (only names both commits have): scores around a threshold of 4, explanations of three kinds,
     every head's value, and a tenth of the sensors with points above already in their meta, so the
     policy opens alerts as well as counting."""

@@ -77,12 +77,6 @@ def finish_batch(prepared: PreparedBatch, autoencoder: Scored) -> list[ScoredWin
     ]
 
 
-def score_sensors(buffer: RollingBuffer, model: ActiveModel, states: list[SensorState], min_events: int) -> list[ScoredWindow]:
-    """Score each sensor's window ending at its newest event; sensors with too few events are skipped."""
-    prepared = prepare_batch(buffer, model, states, min_events)
-    return finish_batch(prepared, prepared.predict()) if prepared is not None else []
-
-
 def batch_tensor(batch: WindowBatch, spec: WindowSpec, stats: FleetStats,
                  min_events: int) -> tuple[np.ndarray, np.ndarray, BinStats, np.ndarray, list]:
     """The model's input for the batch's windows that hold ``min_events`` events: their rows in
