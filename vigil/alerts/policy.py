@@ -77,7 +77,7 @@ class AlertStates:
     def from_metas(cls, metas: Sequence[Mapping[str, str]]) -> "AlertStates":
         """The states kept in the sensors' buffer meta (a missing or empty field reads 0)."""
         ids = np.array([m.get(sensor_meta.ALERT_ID) or "" for m in metas], dtype=object)
-        return cls(ids, *(np.array([int(m.get(f) or 0) for m in metas], dtype=np.int64) for f in _COUNTERS))
+        return cls(ids, *(np.array([sensor_meta.int_field(m, f) for m in metas], dtype=np.int64) for f in _COUNTERS))
 
     def __len__(self) -> int:
         return len(self.alert_id)
