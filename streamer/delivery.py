@@ -14,6 +14,9 @@ re-reads rather than loses (docs/guarantees.md).
 from __future__ import annotations
 
 import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as StillWaiting
 from enum import Enum
 from typing import Callable
 
@@ -23,12 +26,15 @@ from vigil.kafka.clients import error_code
 from vigil.logging import get_logger
 from streamer.cycle import Cycle
 from streamer.publish import Outgoing, Publisher, TransactionAborted, TransactionalPublisher
-from streamer.retry import Retrier
+from streamer.retry import Retrier, StopGrace
 
 log = get_logger("streamer")
 
 # Commit failures while the group rebalances (the partitions may or may not stay with us).
 _REBALANCING = {KafkaError.ILLEGAL_GENERATION, KafkaError.UNKNOWN_MEMBER_ID, KafkaError.REBALANCE_IN_PROGRESS}
+# A commit still waiting after this long has no group coordinator (the broker is away): each
+# further second counts as a wait for Kafka. A commit to a live broker takes milliseconds.
+COMMIT_PATIENCE_S = 5.0
 
 
 class Outcome(Enum):
@@ -45,7 +51,7 @@ class _Protocol:
 
     def __init__(self, producer: Producer, consumer: Consumer, topic: str, stop: threading.Event, retry: Retrier):
         self.publisher = self.publisher_class(producer, stop, retry.waiting)
-        self.consumer, self.topic, self.retry = consumer, topic, retry
+        self.consumer, self.topic, self.retry, self.stop = consumer, topic, retry, stop
 
     def start(self) -> None:
         pass
@@ -56,6 +62,7 @@ class _Protocol:
 
 class AtLeastOnce(_Protocol):
     mode = "at-least-once"
+    _committer: ThreadPoolExecutor | None = None
 
     def deliver(self, cycle: Cycle, record_scored: Callable[[], None]) -> Outcome:
         self.retry(self.publisher.flush, "kafka")
@@ -66,7 +73,7 @@ class AtLeastOnce(_Protocol):
 
         def commit() -> Outcome:
             try:
-                self.consumer.commit(offsets=offsets, asynchronous=False)
+                self._commit(offsets)
                 return Outcome.COMMITTED
             except KafkaException as exc:
                 code = error_code(exc)
@@ -81,12 +88,36 @@ class AtLeastOnce(_Protocol):
 
         return self.retry(commit, "kafka")
 
+    def _commit(self, offsets: list) -> None:
+        """``consumer.commit(asynchronous=False)``, in a thread: while the group has no coordinator
+        (the broker is away) librdkafka holds the commit with no timeout and serves no error
+        callback meanwhile, so waiting in it would hide the outage (no ``vigil_retries_total``, no
+        ``/readyz`` change, no liveness beat). From ``COMMIT_PATIENCE_S`` on, each second it still
+        waits counts as a wait for Kafka; after a stop it gets the publisher's grace, then
+        :class:`~streamer.retry.Stopped`. Its error, if it fails, is raised here."""
+        if self._committer is None:
+            self._committer = ThreadPoolExecutor(1, thread_name_prefix="commit")
+        call = self._committer.submit(self.consumer.commit, offsets=offsets, asynchronous=False)
+        started, grace = time.monotonic(), StopGrace(self.stop, "kafka", 30.0)
+        while True:
+            try:
+                call.result(timeout=1.0)
+                return
+            except StillWaiting:
+                waited = time.monotonic() - started
+                if waited >= COMMIT_PATIENCE_S:
+                    self.retry.waiting("kafka")
+                    log.warning("offset commit waiting for the group coordinator", waited_s=round(waited))
+                grace.check(KafkaException(KafkaError(KafkaError._TIMED_OUT)))
+
     def abort_open(self) -> bool:
         """Nothing is held back in this mode: there is never a transaction to abort."""
         return False
 
     def close(self, failed: bool) -> None:
         self.publisher.producer.flush(5)
+        if self._committer is not None:
+            self._committer.shutdown(wait=False, cancel_futures=True)
 
 
 class ExactlyOnce(_Protocol):

@@ -94,6 +94,36 @@ def test_at_least_once_raises_a_commit_error_that_is_neither_transient_nor_a_reb
         protocol(AtLeastOnce, kafka).deliver(scored_cycle(), lambda: None)
 
 
+def test_a_commit_held_without_a_coordinator_is_counted_as_a_wait_for_kafka(monkeypatch):
+    import streamer.delivery
+
+    monkeypatch.setattr(streamer.delivery, "COMMIT_PATIENCE_S", 0.0)
+    kafka, back = ScriptedKafka(), threading.Event()
+    commit = kafka.commit
+
+    def held(**kwargs):  # librdkafka's sync commit while the broker is away: no return, no callback
+        assert back.wait(30)
+        return commit(**kwargs)
+
+    kafka.commit = held
+    stop = threading.Event()
+    metrics, health = StreamMetrics(), Health()
+    delivery = AtLeastOnce(kafka, kafka, "events", stop, Retrier(stop, health, metrics.retries, max_backoff_s=0.01))
+    outcome = []
+    worker = threading.Thread(target=lambda: outcome.append(delivery.deliver(scored_cycle(), lambda: None)))
+    worker.start()
+    waits = lambda: metrics.registry.get_sample_value("vigil_retries_total", {"dependency": "kafka"}) or 0  # noqa: E731
+    waited = threading.Event()
+    for _ in range(300):  # up to 30 s
+        if waits() >= 2 or waited.wait(0.1):
+            break
+    assert waits() >= 2 and not health.ready()[0]  # the outage shows while the commit waits
+    back.set()
+    worker.join(30)
+    assert outcome == [Outcome.COMMITTED] and kafka.committed == [[(0, 46), (3, 8)]]
+    delivery.close(failed=False)
+
+
 def test_at_least_once_waits_out_a_coordinator_that_moved():
     kafka = ScriptedKafka(commit=[KafkaError(KafkaError.NOT_COORDINATOR, "moved")])
     assert protocol(AtLeastOnce, kafka).deliver(scored_cycle(), lambda: None) is Outcome.COMMITTED
