@@ -31,6 +31,15 @@ local vfmt = '<' .. string.rep('f', nf)
 local rsize, tsize = 4 + 4 * (3 * nf + nco), 4 + 4 * nf
 local ring_bytes = steps * rsize
 local zero = string.rep('\0', rsize)
+-- Scratch of add(), shared by every event: a table per event would be garbage at once.
+local d, e = {}, {}
+-- The format of m tail records, packed in one call (most calls write a run of the same size).
+local runfmts = {}
+local function runfmt(m)
+  local f = runfmts[m]
+  if not f then f = '<' .. string.rep('I4' .. string.rep('f', nf), m); runfmts[m] = f end
+  return f
+end
 
 -- One sensor's events: its meta hash and bins string, the partition they came from, the packed
 -- events, the label, its phase, and the window end just scored.
@@ -94,12 +103,10 @@ local function apply(meta, bins, part, blob, label, phase, just_scored)
 
   -- Welford's update in float64, stored back as float32: vigil/buffer/bins.py update() is the
   -- same arithmetic in the same order (the offline path), so change both or neither.
-  local function add(slot, vals)
+  local function add(slot, x)
     local f = {struct.unpack(rfmt, record(slot))}
-    local x = {struct.unpack(vfmt, vals)}
     local count = f[1]
     local n1 = count + 1
-    local d, e = {}, {}
     for i = 1, nf do
       local lo, hi = 1 + nf + i, 1 + 2 * nf + i
       local mean = 0
@@ -124,8 +131,16 @@ local function apply(meta, bins, part, blob, label, phase, just_scored)
   end
 
   -- The resend tail: the latest events as they arrived, a ring of cap records. It is read only
-  -- to check a late event; new records are written at the end, in place.
-  local tail, fresh = nil, {}
+  -- to check a late event; new records are written at the end, in place. This call's added
+  -- events are kept as numbers (fresh: per event its time modulo 2^32, then its values) and
+  -- packed into records once, at the end: the values came from float32, so they pack back to
+  -- the bytes that were sent.
+  local rlen = 1 + nf
+  local tail, fresh, nfresh = nil, {}, 0
+  local function fresh_record(k)
+    local at = (k - 1) * rlen + 1
+    return struct.pack(runfmt(1), unpack(fresh, at, at + nf))
+  end
   local function resent_event(rec)
     if not tail then
       tail = {}
@@ -133,7 +148,7 @@ local function apply(meta, bins, part, blob, label, phase, just_scored)
       for i = 0, math.min(tail_n, cap) - 1 do tail[i + 1] = string.sub(data, i * tsize + 1, (i + 1) * tsize) end
     end
     for _, r in ipairs(tail) do if r == rec then return true end end
-    for i = math.max(1, #fresh - cap + 1), #fresh do if fresh[i] == rec then return true end end
+    for k = math.max(1, nfresh - cap + 1), nfresh do if fresh_record(k) == rec then return true end end
     return false
   end
 
@@ -153,6 +168,7 @@ local function apply(meta, bins, part, blob, label, phase, just_scored)
   local step = 16 + 4 * nf
   local start_applied = applied
   local taken = 0
+  local top = newest and math.floor(newest / bin_ms)
   for pos = 1, #blob, step do
     local off, ts = struct.unpack('<dd', blob, pos)
     if off > applied and completes_point(ts) then break end
@@ -166,57 +182,60 @@ local function apply(meta, bins, part, blob, label, phase, just_scored)
     else
       applied = off
       local b = math.floor(ts / bin_ms)
-      local top = newest and math.floor(newest / bin_ms)
       if top and b <= top - steps then
         old = old + 1; old_offsets[#old_offsets + 1] = off
         old_list[#old_list + 1] = fmt(off)
+      elseif top and ts <= newest and cap > 0
+             and resent_event(struct.pack('<I4', ts % 4294967296) .. string.sub(blob, pos + 16, pos + step - 1)) then
+        resent = resent + 1
       else
-        local vals = string.sub(blob, pos + 16, pos + step - 1)
-        local rec = struct.pack('<I4', ts % 4294967296) .. vals
-        if top and ts <= newest and cap > 0 and resent_event(rec) then
-          resent = resent + 1
-        else
-          if not top then
-            newest = ts
-          elseif ts > newest then
-            if b > top then advance(top, b) end
-            newest = ts
-          end
-          add(b % steps, vals)
-          if cap > 0 then fresh[#fresh + 1] = rec end
-          n = n + 1
-          added = added + 1
+        if not top then
+          newest, top = ts, b
+        elseif ts > newest then
+          if b > top then advance(top, b); top = b end
+          newest = ts
         end
+        local x = {struct.unpack(vfmt, blob, pos + 16)}
+        add(b % steps, x)
+        if cap > 0 then
+          local at = nfresh * rlen
+          fresh[at + 1] = ts % 4294967296
+          for i = 1, nf do fresh[at + 1 + i] = x[i] end
+          nfresh = nfresh + 1
+        end
+        n = n + 1
+        added = added + 1
       end
     end
   end
 
+  -- The meta fields this call changed, written in one HSET.
+  local set = {}
   if added > 0 then
     for s in pairs(dirty) do redis.call('SETRANGE', bins, s * rsize, recs[s]) end
     -- The last cap of this batch's events go to the tail's next slots, in at most two runs.
-    local from = math.max(1, #fresh - cap + 1)
+    local from = math.max(1, nfresh - cap + 1)
     local slot = (tail_n + from - 1) % cap
-    local run = {}
-    for i = from, #fresh do
-      run[#run + 1] = fresh[i]
-      if slot + #run == cap or i == #fresh then
-        redis.call('SETRANGE', bins, ring_bytes + slot * tsize, table.concat(run))
-        slot, run = 0, {}
-      end
+    while from <= nfresh do
+      local m = math.min(nfresh - from + 1, cap - slot)
+      redis.call('SETRANGE', bins, ring_bytes + slot * tsize,
+                 struct.pack(runfmt(m), unpack(fresh, (from - 1) * rlen + 1, (from + m - 1) * rlen)))
+      from, slot = from + m, 0
     end
-    tail_n = tail_n + #fresh
+    tail_n = tail_n + nfresh
     redis.call('PEXPIRE', bins, ttl)
     pending = pending + added
-    redis.call('HSET', meta, 'newest', fmt(newest), 'n', fmt(n), 'pending', fmt(pending), 'tail', fmt(tail_n))
+    set = {'newest', fmt(newest), 'n', fmt(n), 'pending', fmt(pending), 'tail', fmt(tail_n)}
   end
   if applied ~= start_applied then
-    redis.call('HSET', meta, field, fmt(applied))
-    if label ~= '' then redis.call('HSET', meta, 'label', label) end
-    if not m[5] then redis.call('HSET', meta, 'part', part) end
+    set[#set + 1] = field; set[#set + 1] = fmt(applied)
+    if label ~= '' then set[#set + 1] = 'label'; set[#set + 1] = label end
+    if not m[5] then set[#set + 1] = 'part'; set[#set + 1] = part end
     if #old_list > 0 then
-      redis.call('HSET', meta, old_field, table.concat(old_list, ',', math.max(1, #old_list - 31)))
+      set[#set + 1] = old_field; set[#set + 1] = table.concat(old_list, ',', math.max(1, #old_list - 31))
     end
   end
+  if #set > 0 then redis.call('HSET', meta, unpack(set)) end
   if added > 0 or applied ~= start_applied then
     redis.call('PEXPIRE', meta, ttl)
   end
