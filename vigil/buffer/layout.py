@@ -92,6 +92,11 @@ class BufferLayout:
     def bins_key(self, sensor_id: str) -> str:
         return f"{self.tag(sensor_id)}:bins"
 
+    def sensor_keys(self, sensor_id: str) -> tuple[bytes, bytes]:
+        """The meta and bins keys as bytes, built once from the tag (the apply's hot path)."""
+        tag = self.tag(sensor_id).encode()
+        return tag + b":meta", tag + b":bins"
+
     def offsets_key(self, topic: str) -> str:
         return f"{self.prefix}:offsets:{topic}"
 
