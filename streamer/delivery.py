@@ -26,7 +26,7 @@ from vigil.kafka.clients import error_code
 from vigil.logging import get_logger
 from streamer.cycle import Cycle
 from streamer.publish import Outgoing, Publisher, TransactionAborted, TransactionalPublisher
-from streamer.retry import Retrier, StopGrace
+from streamer.retry import KAFKA_STOP_GRACE_S, Retrier, StopGrace
 
 log = get_logger("streamer")
 
@@ -98,7 +98,7 @@ class AtLeastOnce(_Protocol):
         if self._committer is None:
             self._committer = ThreadPoolExecutor(1, thread_name_prefix="commit")
         call = self._committer.submit(self.consumer.commit, offsets=offsets, asynchronous=False)
-        started, grace = time.monotonic(), StopGrace(self.stop, "kafka", 30.0)
+        started, grace = time.monotonic(), StopGrace(self.stop, "kafka", KAFKA_STOP_GRACE_S)
         while True:
             try:
                 call.result(timeout=1.0)

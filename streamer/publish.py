@@ -14,7 +14,7 @@ from confluent_kafka import KafkaError, KafkaException, Producer
 
 from vigil.kafka.clients import kafka_error
 from vigil.logging import get_logger
-from streamer.retry import StopGrace
+from streamer.retry import KAFKA_STOP_GRACE_S, StopGrace
 
 log = get_logger("streamer")
 
@@ -50,7 +50,7 @@ class Publisher:
             except BufferError:
                 self.producer.poll(0.05)  # local queue full: serve delivery reports first
 
-    def flush(self, stop_grace_s: float = 30.0) -> None:
+    def flush(self, stop_grace_s: float = KAFKA_STOP_GRACE_S) -> None:
         """Block until every record sent so far is acknowledged (re-sending failures)."""
         waited, grace = 0.0, StopGrace(self.stop, "kafka", stop_grace_s)
         while True:

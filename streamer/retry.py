@@ -45,6 +45,11 @@ class Stopped(Exception):
     """Shutdown was requested and the dependency stayed away through the grace period."""
 
 
+# How long a shutdown still waits for Kafka to take the batch's records and its offset commit:
+# longer than for Redis (retrying's default), as a broker's leader election takes seconds.
+KAFKA_STOP_GRACE_S = 30.0
+
+
 class StopGrace:
     """How long a shutdown may still wait for a dependency, so it can finish its batch: once
     ``stop`` is set, :meth:`check` says so, and raises :class:`Stopped` when ``grace_s`` have

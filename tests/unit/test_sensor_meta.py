@@ -11,6 +11,8 @@ def _hash_fields(script: str) -> set[str]:
     """Every quoted field name in the script's HMGET/HSET calls on the meta hash."""
     calls = re.findall(r"redis\.call\('H(?:MGET|SET)', meta, ([^\n]*)", script)
     assert calls, "no HMGET/HSET on the meta hash found: has the script changed shape?"
+    # The fields a call changed are gathered in the table `set` and written in one HSET.
+    calls += re.findall(r"\bset(?:\[#set \+ 1\])? = ([^\n]*)", script)
     names = {name for call in calls for name in re.findall(r"'([a-z_]+)'", call)}
     # Per-partition fields are built as prefix .. partition in local variables.
     names |= set(re.findall(r"'([a-z]+:)' \.\. part", script))
