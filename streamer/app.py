@@ -32,10 +32,11 @@ from vigil.logging import get_logger
 from vigil.registry import ModelRegistry
 from vigil.redis_client import connect
 from vigil.settings import VigilSettings
+from streamer.ahead import ReadAhead
 from streamer.cycle import Cycle
 from streamer.delivery import Outcome, delivery_for
 from streamer.health import Health, serve
-from streamer.ingest import DeadLetter, PendingEvents, split_messages, too_old_letters
+from streamer.ingest import DeadLetter, Ingested, PendingEvents, split_messages, too_old_letters
 from streamer.journal import AlertJournal, PendingAlert, alerts_delivered_since
 from streamer.metrics import StreamMetrics
 from streamer.model_watch import ModelWatcher, model_announcements
@@ -97,6 +98,7 @@ class Streamer:
         self.cycle = Cycle()
         self.model_calls = ModelThread(s.stream.overlap, s.stream.overlap_min_windows)
         self.pending = PendingEvents(len(s.features))
+        self.ahead = ReadAhead(self.consumer, self._decode, self._take_decoded) if s.stream.read_ahead else None
         self._next_lag = 0.0
         self._model_version: str | None = None
         self._server = None
@@ -121,7 +123,9 @@ class Streamer:
             self._server = serve(s.metrics_host, s.metrics_port, self.metrics.registry, self.health)
         self.delivery.start()
         r = self.rebalance
-        self.consumer.subscribe([self.topic], on_assign=r.on_assign, on_revoke=r.on_revoke, on_lost=r.on_lost)
+        guard = self.ahead.callback if self.ahead is not None else (lambda fn: fn)
+        self.consumer.subscribe([self.topic], on_assign=guard(r.on_assign), on_revoke=guard(r.on_revoke),
+                                on_lost=guard(r.on_lost))
         if self.models is not None:
             self.health.set("model", "no model loaded yet")
             waiting = 120.0 if self.models.registry.current_version() else 0.0  # load what exists first
@@ -168,6 +172,8 @@ class Streamer:
             log.warning("consumer close failed", error=str(exc))
         self.delivery.close(failed)
         self.model_calls.close()
+        if self.ahead is not None:
+            self.ahead.close()
         if self.models is not None:
             self.models.close()
         if self._server is not None:
@@ -177,7 +183,7 @@ class Streamer:
     def _cycle(self) -> None:
         s = self.settings.stream
         max_wait, apply_wait = s.max_wait.total_seconds(), s.apply_wait.total_seconds()
-        backlogged = False
+        backlogged = carry = False
         while not self.stop_event.is_set():
             self.health.beat()
             if self.model_calls.done():  # the batch predicted meanwhile: its records leave now
@@ -201,24 +207,38 @@ class Streamer:
             backlogged = len(messages) >= s.poll_events
             if messages:
                 self._take(messages)
+            read_ahead = False
             if self.pending.due(time.monotonic(), limit=s.apply_events, wait_s=apply_wait, behind=backlogged):
-                self._apply_pending()
+                read_ahead = backlogged and self.ahead is not None
+                if read_ahead:
+                    backlogged = self._apply_reading_ahead(max(timeout, 0.0))
+                else:
+                    self._apply_pending()
             self.retry.kafka_settled()
-            if not self.ready and not self.pending and (self.cycle.offsets or not messages):
-                break  # nothing waits to be scored: make what was consumed durable now
-        self._finish_cycle()
+            if not self.ready and (not self.pending or read_ahead) and (self.cycle.offsets or not messages):
+                # Nothing waits to be scored: make what was applied durable now. Events read
+                # ahead wait for the next cycle's apply (their offsets are not this cycle's).
+                carry = read_ahead
+                break
+        self._finish_cycle(apply_pending=not carry)
         self._model_check()
         self._report_lag()
 
     def _take(self, messages: list) -> None:
-        """Stage 1: decode (dead letters out); the valid events wait to be applied with the next ones."""
+        self._take_decoded(self._decode(messages), len(messages))
+
+    def _decode(self, messages: list) -> Ingested:
+        """Stage 1: decode; invalid messages become dead letters."""
         horizon = int(time.time() * 1000 + self.settings.stream.max_future.total_seconds() * 1000)
-        got = split_messages(messages, self.decoder, horizon)
+        return split_messages(messages, self.decoder, horizon)
+
+    def _take_decoded(self, got: Ingested, n_messages: int) -> None:
+        """Stage 1's result: dead letters out; the valid events wait to be applied with the next ones."""
         for err in got.errors:
             if err.fatal():
                 raise KafkaException(err)
             self.retry.kafka_error(err)
-        self.metrics.consumed.inc(len(messages) - len(got.errors))
+        self.metrics.consumed.inc(n_messages - len(got.errors))
         for dead in got.dead:
             self._dead_letter(dead)
         self.pending.add(got, time.monotonic())
@@ -243,6 +263,21 @@ class Streamer:
             self.ready.offer(result.states, time.monotonic())
         if self.silence.enabled and result.states:
             self._watch_silence(result.states)
+
+    def _apply_reading_ahead(self, timeout: float) -> bool:
+        """:meth:`_apply_pending` while the next consume calls are read and decoded (``ReadAhead``);
+        their events join the pending ones. Returns whether the consumer is still behind."""
+        sensors: set[str] = set()
+        limit = self.settings.stream.apply_events
+
+        def enough(n_messages: int, got: Ingested) -> bool:
+            sensors.update(got.batch.sensor_ids)
+            return PendingEvents.enough(n_messages, len(sensors), limit)
+
+        _, full = self.ahead.during(self._apply_pending, num=self.settings.stream.poll_events, timeout=timeout,
+                                    enough=enough)
+        self.ahead.hand_over()
+        return full is not False
 
     def _score_points(self, states: list[SensorState]) -> None:
         """The windows standing at their scoring points, scored before their sensors' later events
@@ -321,10 +356,10 @@ class Streamer:
         for record in outgoing:
             self.delivery.send(record)
 
-    def _finish_cycle(self) -> None:
-        """Apply what waits, score what is still ready, then have the delivery protocol make the
-        cycle durable."""
-        if self.pending:
+    def _finish_cycle(self, apply_pending: bool = True) -> None:
+        """Apply what waits (unless told to leave it to the next cycle), score what is still
+        ready, then have the delivery protocol make the cycle durable."""
+        if self.pending and apply_pending:
             self._apply_pending()
         size = self.settings.stream.max_batch_windows
         while len(self.ready):

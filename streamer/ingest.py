@@ -162,10 +162,13 @@ class PendingEvents:
         the oldest waited long enough, or as many sensors wait as `limit` events would fill at the
         per-sensor rule: what gathering holds grows with the sensors, so a flood of new ids, one
         event each, must not pile up until `limit`."""
-        return bool(self) and (not behind
-                               or len(self) >= min(limit, EVENTS_PER_SENSOR * len(self.sensors))
-                               or EVENTS_PER_SENSOR * len(self.sensors) >= limit
+        return bool(self) and (not behind or self.enough(len(self), len(self.sensors), limit)
                                or now - self.since >= wait_s)
+
+    @staticmethod
+    def enough(events: int, sensors: int, limit: int) -> bool:
+        """Events of this many sensors are worth applying together at once (see :meth:`due`)."""
+        return events >= min(limit, EVENTS_PER_SENSOR * sensors) or EVENTS_PER_SENSOR * sensors >= limit
 
     def drop_partitions(self, lost: set[int]) -> None:
         """Forget the events of partitions gone elsewhere (their new owner reads them again)."""
