@@ -2,7 +2,8 @@
 
 Each consume call is decoded at once (bad messages → DLQ); its valid events wait in
 ``PendingEvents`` while the consumer is behind, so that the next calls' events of the same sensors
-share their buffer write, and are applied to Redis when it has caught up (or enough wait). With a
+share their buffer write, and are applied to Redis when it has caught up (or enough wait); while
+it is behind, the next calls are read and decoded during the apply (``streamer/ahead.py``). With a
 scoring cadence (``stream.score_every``, the default) the apply stops at each scoring point and
 the windows standing there are scored before the rest is applied; with ``score_every`` 0 a new
 event makes its window ready, and ready windows are scored ``max_batch_windows`` at a time or when
