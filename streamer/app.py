@@ -3,7 +3,8 @@
 Each consume call is decoded at once (bad messages → DLQ); its valid events wait in
 ``PendingEvents`` while the consumer is behind, so that the next calls' events of the same sensors
 share their buffer write, and are applied to Redis when it has caught up (or enough wait); while
-it is behind, the next calls are read and decoded during the apply (``streamer/ahead.py``). With a
+it is behind, the next calls may be read and decoded during the apply (``stream.read_ahead``,
+``streamer/ahead.py``). With a
 scoring cadence (``stream.score_every``, the default) the apply stops at each scoring point and
 the windows standing there are scored before the rest is applied; with ``score_every`` 0 a new
 event makes its window ready, and ready windows are scored ``max_batch_windows`` at a time or when
@@ -183,28 +184,22 @@ class Streamer:
     # -- one cycle -----------------------------------------------------------------------------
     def _cycle(self) -> None:
         s = self.settings.stream
-        max_wait, apply_wait = s.max_wait.total_seconds(), s.apply_wait.total_seconds()
+        apply_wait = s.apply_wait.total_seconds()
         backlogged = carry = False
         while not self.stop_event.is_set():
             self.health.beat()
             if self.model_calls.done():  # the batch predicted meanwhile: its records leave now
                 self._send_scored()
-            now = time.monotonic()
             # A full batch is scored at once, unless the consumer is behind: then waiting until
             # the deadline lets more of each sensor's events share one score (a sensor is scored
             # once per batch, at its newest event), which is what lets the stream catch up.
             while len(self.ready) >= s.max_batch_windows and not backlogged:
                 self._score_batch(self.ready.take(s.max_batch_windows))
-            # The batch deadline counts from the longest-waiting ready window, and from the
-            # oldest decoded event not yet applied.
-            deadlines = [t + wait for t, wait in ((self.ready.first_ready_at, max_wait), (self.pending.since, apply_wait))
-                         if t is not None]
-            # A call waits for its poll_events at most half a max_wait: an event that arrives
-            # while the call fills waits in it, and at 25,000 events/s 5,000 take 200 ms to come.
-            timeout = min([*deadlines, now + max_wait / 2]) - now
+            now = time.monotonic()
+            timeout = self._deadline(now) - now
             if self.ready and timeout <= 0:
                 break
-            messages = self.consumer.consume(s.poll_events, max(timeout, 0.0))
+            messages = self.consumer.consume(s.poll_events, self._consume_timeout(now, backlogged))
             backlogged = len(messages) >= s.poll_events
             if messages:
                 self._take(messages)
@@ -224,6 +219,26 @@ class Streamer:
         self._finish_cycle(apply_pending=not carry)
         self._model_check()
         self._report_lag()
+
+    def _deadline(self, now: float) -> float:
+        """When the cycle stops waiting for events: the batch deadline, which counts from the
+        longest-waiting ready window and from the oldest decoded event not yet applied, and at
+        most half a ``max_wait`` from now (an event that arrives while a consume call fills waits
+        in it; at 25,000 events/s, 5,000 take 200 ms to come)."""
+        s = self.settings.stream
+        max_wait, apply_wait = s.max_wait.total_seconds(), s.apply_wait.total_seconds()
+        deadlines = [t + wait for t, wait in ((self.ready.first_ready_at, max_wait), (self.pending.since, apply_wait))
+                     if t is not None]
+        return min([*deadlines, now + max_wait / 2])
+
+    def _consume_timeout(self, now: float, backlogged: bool) -> float:
+        """How long the next consume call may wait for its ``poll_events``: until the deadline,
+        and not at all when decoded events are due already (events read ahead by the last apply,
+        the consumer having caught up meanwhile)."""
+        s = self.settings.stream
+        if self.pending.due(now, limit=s.apply_events, wait_s=s.apply_wait.total_seconds(), behind=backlogged):
+            return 0.0
+        return max(self._deadline(now) - now, 0.0)
 
     def _take(self, messages: list) -> None:
         self._take_decoded(self._decode(messages), len(messages))

@@ -3,11 +3,17 @@ Kafka and Redis in tests/integration and tests/faults): what is read while the w
 stops, and how a rebalance callback that fires in the reading thread is kept out of the work."""
 
 import threading
+from types import SimpleNamespace
 
 import pytest
 
 from streamer.ahead import ReadAhead
-from streamer.ingest import PendingEvents
+from streamer.app import Streamer
+from streamer.ingest import EVENTS_PER_SENSOR, Ingested, PendingEvents
+from streamer.readiness import ReadySet
+from vigil.buffer import EventBatch
+from vigil.events.schema import SensorEvent
+from vigil.settings import VigilSettings
 
 
 class Calls:
@@ -144,3 +150,35 @@ def test_an_error_of_the_reading_thread_is_raised_once_the_work_is_done():
 ])
 def test_enough_is_the_pending_events_rule(events, sensors, limit, expected):
     assert PendingEvents.enough(events, sensors, limit) is expected
+
+
+def pending_of(n_sensors: int, now: float) -> PendingEvents:
+    got = Ingested(EventBatch(1))
+    for i in range(n_sensors):
+        got.batch.add(SensorEvent(f"s-{i}", 1_767_225_600_000, (0.5,), None), partition=0, offset=i)
+        got.last_offsets[0] = i
+    pending = PendingEvents(1)
+    pending.add(got, now)
+    return pending
+
+
+def loop_state(pending: PendingEvents) -> SimpleNamespace:
+    """What Streamer._consume_timeout reads of the streamer: its settings, ready set and pending events."""
+    state = SimpleNamespace(settings=VigilSettings(), ready=ReadySet(), pending=pending)
+    state._deadline = lambda now: Streamer._deadline(state, now)
+    return state
+
+
+def test_the_next_consume_call_does_not_wait_when_events_read_ahead_are_already_due():
+    s = VigilSettings().stream
+    half_wait = s.max_wait.total_seconds() / 2
+    state = loop_state(PendingEvents(1))
+    assert Streamer._consume_timeout(state, 100.0, backlogged=False) == pytest.approx(half_wait)
+    # A few events wait and the consumer is behind: the call waits to gather more, as before.
+    state = loop_state(pending_of(3, now=100.0))
+    assert Streamer._consume_timeout(state, 100.0, backlogged=True) == pytest.approx(half_wait)
+    # The last call read ahead was short (caught up): they are due, so the call takes only what is there.
+    assert Streamer._consume_timeout(state, 100.0, backlogged=False) == 0.0
+    # Enough wait, although the consumer is still behind.
+    state = loop_state(pending_of(s.apply_events // EVENTS_PER_SENSOR, now=100.0))
+    assert Streamer._consume_timeout(state, 100.0, backlogged=True) == 0.0
