@@ -189,8 +189,10 @@ class StreamSettings(BaseModel):
                                                         "stream.apply_wait has passed")
     apply_wait: Duration = Field(timedelta(seconds=1), description="longest a decoded event waits to be applied "
                                                                    "while the consumer is behind")
-    read_ahead: bool = Field(True, description="while the consumer is behind, read and decode the next consume "
-                                               "calls in a second thread while events are applied to Redis")
+    # Off: on 2 cores shared with the broker and Redis it cost CPU and p99 (bench/README.md).
+    read_ahead: bool = Field(False, description="while the consumer is behind, read and decode the next consume "
+                                                "calls in a second thread while events are applied to Redis (for "
+                                                "a host with idle cores; measured slower on a busy 2-core one)")
     max_batch_windows: int = Field(512, ge=1, description="most windows scored in one model call")
     overlap: bool = Field(True, description="run each batch's model call in a second thread while the next "
                                             "batch is read and featurised and events are applied; batches "

@@ -41,6 +41,11 @@ def http_get(url: str) -> tuple[int, str]:
         return 0, str(exc)
 
 
+# The stream options of a test's read-ahead variant: consume calls small enough that a test's
+# fleet keeps the consumer behind (full calls) for most of the run, so the reading thread runs.
+READ_AHEAD = {False: {}, True: {"read_ahead": True, "poll_events": 200}}
+
+
 def isolated_settings(settings: VigilSettings, model_dir=None, **stream) -> VigilSettings:
     """Own topics, Redis key prefix and consumer group, so tests never see each other's data."""
     run = uuid.uuid4().hex[:8]

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
+import pytest
+
 from streamer.app import Streamer
 from vigil.alerts.backtest import backtest
 from vigil.cli.main import main
@@ -15,8 +17,8 @@ from vigil.kafka.produce import produce_frame
 from vigil.settings import AlertSettings
 from vigil.simulate import FleetSpec, generate_fleet
 
-from tests.integration.streaming import (alerting_copy, counter, isolated_settings, read_all, running, topics_of, values,
-                                         wait_consumed, wait_for)
+from tests.integration.streaming import (READ_AHEAD, alerting_copy, counter, isolated_settings, read_all, running,
+                                         topics_of, values, wait_consumed, wait_for)
 
 SENSORS = 12
 # No silence alerts, which only the stream can raise.
@@ -24,9 +26,11 @@ POLICY = {"for_points": 2, "for_duration": timedelta(hours=1), "clear_ratio": 0.
           "cooldown": timedelta(hours=6), "warmup_fraction": 0.5, "silent_bins": 0}
 
 
-def test_a_fleet_published_at_once_gets_the_backtests_alert_ids(settings, registry, tmp_path, monkeypatch):
+# read_ahead: the backlog is read and decoded during the applies, in a second thread.
+@pytest.mark.parametrize("read_ahead", [False, True], ids=["default", "read-ahead"])
+def test_a_fleet_published_at_once_gets_the_backtests_alert_ids(settings, registry, tmp_path, monkeypatch, read_ahead):
     # The default cadence (a bin), and consume calls that each hold days of a sensor's events.
-    cfg = isolated_settings(settings)
+    cfg = isolated_settings(settings, **READ_AHEAD[read_ahead])
     cfg = cfg.model_copy(update={"alerts": AlertSettings(**{**cfg.alerts.model_dump(), **POLICY})})
     fleet = generate_fleet(FleetSpec(sensors=SENSORS, days=10.6, alert_fraction=0.34, seed=808))
     models = alerting_copy(registry, tmp_path / "models", fleet.events, cfg)

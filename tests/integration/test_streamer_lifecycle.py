@@ -9,6 +9,8 @@ import signal
 import subprocess
 import sys
 
+import pytest
+
 from streamer.app import Streamer
 from vigil.kafka.clients import make_consumer, make_producer
 from vigil.kafka.produce import produce_frame
@@ -17,7 +19,7 @@ from vigil.simulate import FleetSpec, generate_fleet
 
 # env_of, committed and buffered live in streaming.py (tests/faults uses them too); other modules
 # still import them from here.
-from tests.integration.streaming import (buffered, committed, counter, env_of, free_port, http_get,
+from tests.integration.streaming import (READ_AHEAD, buffered, committed, counter, env_of, free_port, http_get,
                                          isolated_settings, running, stream_all, topics_of, wait_for)
 
 
@@ -96,8 +98,10 @@ def test_buffers_lost_by_redis_are_rebuilt_from_kafka_on_assignment(settings, re
         assert buffered(cfg, fleet.events.sensor_id.unique()) == len(fleet.events)
 
 
-def test_two_replicas_share_the_partitions_and_a_leaving_one_hands_over_cleanly(settings):
-    cfg = isolated_settings(settings, scoring=False)
+# read_ahead: rebalance callbacks then fire in the reading thread, while an apply may be in flight.
+@pytest.mark.parametrize("read_ahead", [False, True], ids=["default", "read-ahead"])
+def test_two_replicas_share_the_partitions_and_a_leaving_one_hands_over_cleanly(settings, read_ahead):
+    cfg = isolated_settings(settings, scoring=False, **READ_AHEAD[read_ahead])
     fleet = generate_fleet(FleetSpec(sensors=40, days=2, seed=1111))
     half = len(fleet.events) // 2
     with topics_of(cfg):
