@@ -53,6 +53,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import multiprocessing
 import os
 import shutil
 import signal
@@ -61,6 +62,7 @@ import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import ProcessPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 
@@ -408,7 +410,11 @@ def measure(args: argparse.Namespace) -> dict:
     try:
         if args.model_dir is None:
             log(f"run {rid}: training a quick model ({args.train_sensors} sensors, {args.epochs} epoch(s))")
-            version, train_s = train_quick_model(tmp.name, args, settings)
+            # In a child process: training asks TensorFlow for deterministic kernels, for good, and
+            # a process that did keeps its scorers off XLA (vigil.model.training.xla_scoring); the
+            # streamer here must score as `vigil stream` does.
+            with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+                version, train_s = pool.submit(train_quick_model, tmp.name, args, settings).result()
             log(f"trained {version} in {train_s:.1f} s")
         created = create_topics(settings, settings.topics.partitions())
         others = [start_replica(settings) for _ in range(args.replicas - 1)]

@@ -52,7 +52,8 @@ class ModelWatcher:
             self._loading = None
             try:
                 self.active = future.result()
-                log.info("model in use", version=version, threshold=self.active.loaded.threshold)
+                log.info("model in use", version=version, threshold=self.active.loaded.threshold,
+                         xla_from=self.active.predict.xla_from)
             except Exception as exc:  # a broken artifact must not stop the stream
                 self._refused.add(version)
                 log.error("cannot use model version", version=version, error=str(exc))

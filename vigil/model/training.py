@@ -8,7 +8,7 @@ import numpy as np
 
 from vigil.model.autoencoder import EncoderLatentAutoencoder
 from vigil.model.config import TrainConfig
-from vigil.model.predictor import BatchPredictor
+from vigil.model.predictor import BatchPredictor, keep_xla_off
 
 
 def seed_everything(seed: int) -> None:
@@ -18,6 +18,7 @@ def seed_everything(seed: int) -> None:
         import tensorflow as tf  # only to request deterministic ops; the model itself is backend-free
 
         tf.config.experimental.enable_op_determinism()
+        keep_xla_off()  # Keras refuses XLA once deterministic kernels are asked for
     os.environ.setdefault("PYTHONHASHSEED", str(seed))
 
 
