@@ -59,6 +59,12 @@ def redis_client(settings: VigilSettings) -> redis.Redis:
     return connect(settings)
 
 
+def redis_cpu_s(client: redis.Redis) -> float:
+    """Redis's CPU seconds so far (user and system): the server's share of a run's work."""
+    info = client.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
 def create_topics(settings: VigilSettings, partitions: dict[str, int]) -> list[str]:
     admin = AdminClient(settings.kafka.client_config())
     futures = admin.create_topics([NewTopic(n, num_partitions=p, replication_factor=1) for n, p in partitions.items()],

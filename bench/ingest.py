@@ -11,7 +11,9 @@ Both clocks start when the first non-empty ``consume`` call returns (so the cons
 not counted) and stop when the last event is in hand: for the bare loop when it has seen all N,
 for the streamer when the commit that covers every partition's last offset has returned (events
 decoded, applied to Redis in MULTI/EXEC, offsets committed). The last line of stdout is one JSON
-object; ``ratio_to_bare_consume`` = streamer events/s / bare events/s. Targets (issue):
+object; ``ratio_to_bare_consume`` = streamer events/s / bare events/s; ``streamer_cpu_us_per_event`` is
+this process's CPU over the streamer's phase (the consumer's threads included), per event, and
+``redis_cpu_us_per_event`` Redis's. Targets (issue):
 ≥ 50,000 events/s and ≥ 25% of the bare loop.
 
     .venv/bin/python bench/ingest.py            # 400 sensors x 12 days
@@ -29,7 +31,7 @@ import time
 from confluent_kafka import TopicPartition
 
 from _common import (fill_unset, bench_settings, create_topics, delete_groups, delete_prefix, delete_topics, fmt, log,
-                     print_table, produce_all, quiet_logs, redis_client, run_id)
+                     print_table, produce_all, quiet_logs, redis_client, redis_cpu_s, run_id)
 from streamer.app import Streamer
 from vigil.kafka.clients import make_consumer, make_producer
 from vigil.kafka.produce import frame_keys, frame_values
@@ -176,9 +178,12 @@ def main(argv=None) -> int:
         log(f"produced in {produce_s:.1f} s ({total / produce_s:,.0f} events/s); bare consume loop...")
         bare = bare_consume(settings, topic, total, args.timeout)
         log(f"bare consume: {bare:,.0f} events/s; streamer (scoring off)...")
+        cpu0, redis0 = time.process_time(), redis_cpu_s(client)
         ours = streamer_ingest(settings, ends, total, args.timeout)
+        cpu_us = (time.process_time() - cpu0) / total * 1e6
+        redis_us = (redis_cpu_s(client) - redis0) / total * 1e6
         log(f"streamer: {ours['events_per_s']:,.0f} events/s in {ours['seconds']:.1f} s, "
-            f"{ours['commits']:.0f} commits")
+            f"{ours['commits']:.0f} commits; CPU per event {cpu_us:.1f} µs here, {redis_us:.1f} µs in Redis")
         memory, stored = redis_bytes(client, settings.redis.key_prefix)
     finally:
         group = settings.stream.group_id
@@ -206,7 +211,8 @@ def main(argv=None) -> int:
         "dead_lettered": ours["dead_lettered"], "stored_events": stored, "redis_bytes": memory,
         "redis_bytes_per_stored_event": None if bytes_per_event is None else round(bytes_per_event, 3),
         "json_bytes_per_event": round(value_bytes, 1), "produce_events_per_s": round(total / produce_s),
-        "streamer_exit_code": ours["exit"],
+        "streamer_exit_code": ours["exit"], "streamer_cpu_us_per_event": round(cpu_us, 2),
+        "redis_cpu_us_per_event": round(redis_us, 2),
     }
     print(json.dumps(report))
     return 0

@@ -75,7 +75,7 @@ from confluent_kafka import TopicPartition  # noqa: E402
 
 from _load import Load  # noqa: E402
 from _common import (fill_unset, bench_settings, create_topics, delete_groups, delete_prefix, delete_topics,  # noqa: E402
-                     fmt, log, print_table, quiet_logs, redis_client, run_id)
+                     fmt, log, print_table, quiet_logs, redis_client, redis_cpu_s, run_id)
 from streamer.app import Streamer  # noqa: E402
 from trainer.fit import fit_and_register  # noqa: E402
 from vigil.events.frame import event_table  # noqa: E402
@@ -371,11 +371,6 @@ def start_replica(settings) -> subprocess.Popen:
                VIGIL_STREAM__OVERLAP_MIN_WINDOWS=str(s.overlap_min_windows),
                VIGIL_LOG_LEVEL="warning")
     return subprocess.Popen([sys.executable, "-m", "vigil.cli.main", "stream"], env=env, cwd=REPO)
-
-
-def redis_cpu_s(client) -> float:
-    info = client.info("cpu")
-    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
 
 
 def ratio(new, old) -> float | None:

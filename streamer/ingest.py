@@ -83,35 +83,38 @@ def split_messages(messages: list[Message], decoder: EventDecoder, max_timestamp
     """``max_timestamp_ms``: later events are dead letters (a clock far ahead would make the
     sensor's window drop everything real as too old)."""
     out = Ingested(EventBatch(len(decoder.schema.features)))
-    add, dead, last, sources = out.batch.add, out.dead, out.last_offsets, out.sources
-    decode = decoder.decode
-    newest = -1
+    kept = []
     for msg in messages:
         err = msg.error()
-        if err is not None:
+        if err is None:
+            kept.append(msg)
+        else:
             out.errors.append(err)
-            continue
-        partition, offset = msg.partition(), msg.offset()
-        last[partition] = offset
-        record_ms = msg.timestamp()[1]
-        if record_ms > newest:
-            newest = record_ms
-        value = msg.value()
-        try:
-            event = decode(value)
-        except EventError as exc:
-            dead.append(DeadLetter(Source.of(msg, value), exc.reason, exc.detail))
-            continue
-        except Exception as exc:  # noqa: BLE001 - no message may stop the partition
-            dead.append(DeadLetter(Source.of(msg, value), "invalid", f"{type(exc).__name__}: {exc}"[:500]))
-            continue
-        if event.timestamp_ms > max_timestamp_ms:
-            dead.append(DeadLetter(Source.of(msg, value), "future_timestamp",
-                                   f"timestamp {event.timestamp_ms} is after the allowed {max_timestamp_ms}"))
-            continue
-        add(event, partition, offset)
-        sources.append(Source(msg.topic() or "", partition, offset, msg.key(), value, msg.headers()))
+    if not kept:
+        return out
+    partitions = [msg.partition() for msg in kept]
+    offsets = [msg.offset() for msg in kept]
+    values = [msg.value() for msg in kept]
+    out.last_offsets.update(zip(partitions, offsets))  # in Kafka order: the last offset per partition wins
+    newest = max(msg.timestamp()[1] for msg in kept)
     out.newest_record_ms = newest if newest > 0 else None
+
+    got = decoder.decode_many(values)
+    rows, dead = got.rows, {i: (exc.reason, exc.detail) for i, exc in got.errors.items()}
+    if got.timestamps and max(got.timestamps) > max_timestamp_ms:
+        for i, ts in zip(rows, got.timestamps):
+            if ts > max_timestamp_ms:
+                dead[i] = ("future_timestamp", f"timestamp {ts} is after the allowed {max_timestamp_ms}")
+    columns = (got.sensor_ids, got.timestamps, got.values, got.labels)
+    if len(dead) > len(got.errors):  # future events leave the columns too
+        keep = [j for j, i in enumerate(rows) if i not in dead]
+        rows = [rows[j] for j in keep]
+        columns = tuple([column[j] for j in keep] for column in columns)
+    sensor_ids, timestamps, events, labels = columns
+    out.batch = EventBatch(out.batch.n_features, sensor_ids, [partitions[i] for i in rows], [offsets[i] for i in rows],
+                           timestamps, events, labels)
+    out.sources = [Source.of(kept[i], values[i]) for i in rows]
+    out.dead = [DeadLetter(Source.of(kept[i], values[i]), *dead[i]) for i in sorted(dead)]
     return out
 
 

@@ -60,31 +60,51 @@ def test_decoder_rejects_with_the_schema_reason(raw, reason):
         assert full.value.reason == reason
 
 
-def test_fast_path_takes_the_common_case_without_pydantic():
-    raw = json.dumps(VALID[0]).encode()
-    event = DECODER._fast(raw)
-    assert event is not None and event.values == (1.5, -2.0) and event.label == 0
-    assert DECODER._fast(json.dumps(VALID[2]).encode()) is None  # ISO text → the full validator
+def _declined_to_pydantic(monkeypatch) -> list:
+    """The rows the fast checks hand to the full validator, which now refuses them all."""
+    declined = []
+
+    def refuse(raw):
+        declined.append(raw)
+        raise EventError("invalid", "declined by the fast checks")
+
+    monkeypatch.setattr(DECODER, "_full", refuse)
+    return declined
 
 
-def test_fast_path_never_accepts_what_pydantic_rejects():
-    # Boundary values on each rule: the fast path may decline (None) but must not accept invalid data.
+def test_fast_path_takes_the_common_case_without_pydantic(monkeypatch):
+    declined = _declined_to_pydantic(monkeypatch)
+    raws = [json.dumps(VALID[0]).encode(), json.dumps(VALID[2]).encode(), json.dumps(VALID[1]).encode()]
+    got = DECODER.decode_many(raws)
+    assert got.rows == [0, 2] and got.values == [(1.5, -2.0), (0.0, 3.25)] and got.labels == [0, None]
+    assert got.sensor_ids == ["s-1", " s-2 "] and got.timestamps == [1767225600000] * 2
+    assert declined == [raws[1]] and list(got.errors) == [1]  # ISO text → the full validator
+
+
+def test_fast_path_never_accepts_what_pydantic_rejects(monkeypatch):
+    # Boundary values on each rule: the fast path may decline but must not accept invalid data.
     edge = [
         {"sensor_id": "s", "timestamp": 631152000000 - 1, "feature_1": 1, "feature_2": 2},
+        {"sensor_id": "s", "timestamp": 4102444800000, "feature_1": 1, "feature_2": 2},
         {"sensor_id": "s" * 257, "timestamp": 1767225600000, "feature_1": 1, "feature_2": 2},
         {"sensor_id": "   ", "timestamp": 1767225600000, "feature_1": 1, "feature_2": 2},
         {"sensor_id": "s", "timestamp": 1767225600000, "feature_1": 1, "feature_2": 2, "10_days_alert_label": True},
         {"sensor_id": "s", "timestamp": 1767225600000, "feature_1": 1, "feature_2": 2, "10_days_alert_label": 0.5},
+        {"sensor_id": "s", "timestamp": 1767225600000, "feature_1": 2**53 + 1, "feature_2": 2},
     ]
-    for data in edge:
-        raw = json.dumps(data).encode()
-        fast = DECODER._fast(raw)
+    raws = [json.dumps(data).encode() for data in edge]
+    full = []
+    for raw in raws:
         try:
-            full = SCHEMA.parse_json(raw)
+            full.append(SCHEMA.parse_json(raw))
         except EventError:
-            assert fast is None, data
-        else:
-            assert fast in (None, full), data
+            full.append(None)
+    declined = _declined_to_pydantic(monkeypatch)
+    got = DECODER.decode_many(raws)
+    for i, event in zip(got.rows, zip(got.sensor_ids, got.timestamps, got.values, got.labels)):
+        assert full[i] == event, edge[i]
+    assert all(raws[i] in declined for i, event in enumerate(full) if event is None)
+    assert len(declined) == len(edge)  # each of these is a boundary the fast checks leave alone
 
 
 def test_huge_integer_feature_is_not_finite_not_a_crash():

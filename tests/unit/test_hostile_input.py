@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 import math
 
-from hypothesis import given, settings, strategies as st
+from hypothesis import example, given, settings, strategies as st
 
 from streamer.ingest import split_messages
 from vigil.events.decode import EventDecoder
-from vigil.events.schema import (MAX_FEATURE_MAGNITUDE, MAX_SENSOR_ID_LENGTH, MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS,
+from vigil.events.schema import (MAX_FEATURE_MAGNITUDE, EventError, MAX_SENSOR_ID_LENGTH, MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS,
                                  REASONS, EventSchema)
 
 DECODER = EventDecoder(EventSchema(["feature_1", "feature_2"]), max_bytes=4096)
@@ -61,6 +61,15 @@ near_valid = st.fixed_dictionaries(
     optional={"10_days_alert_label": scalars, "extra": values},
 )
 as_json = (st.dictionaries(fields, values, max_size=6) | near_valid).map(lambda d: json.dumps(d, allow_nan=True).encode())
+# Mostly valid events, off by one on each rule now and then: what the fast checks accept.
+plausible = st.fixed_dictionaries(
+    {"sensor_id": st.text(max_size=3) | st.sampled_from(["s" * 256, "s" * 257, " \t", "\u00a0", "a\u2028"]),
+     "timestamp": st.integers(MIN_TIMESTAMP_MS - 2, MIN_TIMESTAMP_MS + 2) | st.integers(MAX_TIMESTAMP_MS - 2, MAX_TIMESTAMP_MS + 2)
+     | st.integers(MIN_TIMESTAMP_MS, MAX_TIMESTAMP_MS) | st.sampled_from(["2026-01-01T00:00:00Z", 1.767e12]),
+     "feature_1": st.floats(width=32, allow_nan=False, allow_infinity=False) | st.integers(-(2**53) - 2, 2**53 + 2),
+     "feature_2": st.floats(-4e38, 4e38) | st.sampled_from([2**53, 2**53 + 1, -(2**53) - 1, 10**39])},
+    optional={"10_days_alert_label": st.sampled_from([0, 1, None, True, False, 2, 0.0, 1.0, "1"])},
+).map(lambda d: json.dumps(d).encode())
 deep = st.integers(1, 5000).map(lambda n: b"[" * n + b"]" * n)
 messages = st.lists(st.binary(max_size=300) | as_json | deep | st.none(), min_size=1, max_size=30)
 
@@ -76,6 +85,24 @@ def test_every_message_is_an_event_or_a_dead_letter_with_a_reason(raws):
         sensor_id.encode("utf-8")
         assert MIN_TIMESTAMP_MS <= ts <= min(MAX_TIMESTAMP_MS, HORIZON_MS)
         assert all(math.isfinite(v) and abs(v) <= MAX_FEATURE_MAGNITUDE for v in vals)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(plausible | plausible | st.binary(max_size=300) | as_json | st.none(), min_size=1, max_size=30))
+@example([json.dumps({"sensor_id": "s", "timestamp": MIN_TIMESTAMP_MS + i, "feature_1": 1.5, "feature_2": 2.5,
+                      "10_days_alert_label": label}).encode() for i, label in enumerate([0, 1, 2, -1, None])])
+def test_a_call_decoded_at_once_gets_each_values_own_verdict(raws):
+    """``decode_many``'s column checks decide exactly as the full validator does value by value."""
+    got = DECODER.decode_many(raws)
+    events = dict(zip(got.rows, zip(got.sensor_ids, got.timestamps, got.values, got.labels)))
+    assert sorted([*events, *got.errors]) == list(range(len(raws)))
+    for i, raw in enumerate(raws):
+        try:
+            expected = DECODER._full(raw)
+        except EventError as exc:
+            assert got.errors[i].reason == exc.reason, raw
+        else:
+            assert events[i] == tuple(expected), raw
 
 
 def _event(sensor, ts, offset, partition=0):
