@@ -20,8 +20,8 @@ from vigil.events.schema import EventError
 from streamer.publish import Outgoing
 
 TRUNCATED_BYTES = 65_536  # what a dead letter keeps of a value too large for the DLQ topic
-# Events per sensor at which gathering more stops paying: the buffer's script costs about 31 µs
-# an event at one event a call and 9 µs at 14 (bench/README.md, latency.py), most of the gain by 8.
+# Events per sensor at which gathering more stops paying: the buffer script's cost per event falls
+# steeply up to about this many a sensor per call, then slowly (bench/README.md, apply.py).
 EVENTS_PER_SENSOR = 8
 
 

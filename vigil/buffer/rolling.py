@@ -8,8 +8,8 @@ to its bin (:mod:`vigil.buffer.bins`) and skips events at or below the offset it
 for that partition, so a batch re-consumed after a crash changes nothing. With a scoring cadence
 (``ScoringPoints``) a sensor's events stop at each scoring point, its window is scored as it stands
 there, and its remaining events follow in another round. ``read_batch`` fetches
-the bins of many sensors in one pipeline (``read_many`` and ``read_one`` as per-sensor windows): a
-fixed few kilobytes per sensor, however many events.
+the bins of many sensors in one pipeline of a few commands (``read_many`` and ``read_one`` as
+per-sensor windows): a fixed few kilobytes per sensor, however many events.
 """
 
 from __future__ import annotations
@@ -28,11 +28,13 @@ from vigil.buffer.cadence import Cadence
 from vigil.buffer.bins import BinStats, SensorBins
 from vigil.buffer import meta as sensor_meta
 from vigil.buffer.layout import BufferLayout
-from vigil.buffer.scripts import APPLY, RAISE_OFFSETS
+from vigil.buffer.scripts import APPLY, RAISE_OFFSETS, READ_HASHES
 
-# Sensors per call of the apply script: one call runs atomically, so it blocks Redis for as long
-# as it takes (at about 8 events a sensor and 9 µs an event, 256 sensors hold it about 20 ms).
+# Sensors per call of the apply script: one call runs atomically and blocks Redis while it runs, so
+# a call is kept to some tens of milliseconds at the events a sensor gathers (bench/README.md, apply.py).
 SENSORS_PER_CALL = 256
+# Sensors per command of a read (the hashes' script, MGET): each runs atomically too.
+SENSORS_PER_READ = 512
 
 
 @dataclass(frozen=True)
@@ -136,6 +138,7 @@ class RollingBuffer:
         self.topic = topic
         self._apply = client.register_script(APPLY)
         self._raise_offsets = client.register_script(RAISE_OFFSETS)
+        self._read_hashes = client.register_script(READ_HASHES)
         # Redis Cluster: one sensor's keys share a slot (hash tag), so its script runs on one node.
         self.cluster = isinstance(client, RedisCluster)
 
@@ -240,18 +243,38 @@ class RollingBuffer:
     def read_batch(self, states: list[SensorState]) -> WindowBatch:
         """The sensors' windows and meta hashes in one pipeline. A sensor whose bins are on
         another grid (a changed setting, an older Vigil) reads as empty until its next event."""
-        pipe = self.client.pipeline(transaction=False)
-        for state in states:
-            pipe.hgetall(self.layout.meta_key(state.sensor_id))
-            pipe.get(self.layout.bins_key(state.sensor_id))
-        replies = pipe.execute()
-        metas = [sensor_meta.text_fields(m) for m in replies[0::2]]
+        hashes, strings = self._fetch([s.sensor_id for s in states], bins=True)
+        metas = [sensor_meta.text_fields(m) for m in hashes]
         newest = np.array([sensor_meta.int_field(m, sensor_meta.NEWEST, s.newest_ms) for m, s in zip(metas, states)],
                           dtype=np.int64)
-        strings = [data if m.get(sensor_meta.GRID) == self.layout.grid else None
-                   for m, data in zip(metas, replies[1::2])]
+        strings = [data if m.get(sensor_meta.GRID) == self.layout.grid else None for m, data in zip(metas, strings)]
         return WindowBatch([s.sensor_id for s in states], newest, self.layout.decode_rings(strings, newest), metas,
                            self.layout.bin_ms)
+
+    def _fetch(self, sensor_ids: list[str], bins: bool) -> tuple[list[dict], list]:
+        """Each sensor's meta hash (raw) and, with ``bins``, its bins string (None where absent),
+        in one pipeline. Off a cluster that is a few commands for many sensors (the hashes' script
+        and MGET) rather than a command or two a sensor, whose packing and parsing in redis-py
+        took most of a read's time. On a cluster, where one command's keys share a slot, it is
+        HGETALL and GET a sensor, routed by slot."""
+        layout = self.layout
+        pipe = self.client.pipeline(transaction=False)
+        if self.cluster:
+            for sensor_id in sensor_ids:
+                pipe.hgetall(layout.meta_key(sensor_id))
+                if bins:
+                    pipe.get(layout.bins_key(sensor_id))
+            replies = pipe.execute()
+            return (replies[0::2], replies[1::2]) if bins else (replies, [])
+        for start in range(0, len(sensor_ids), SENSORS_PER_READ):
+            chunk = sensor_ids[start:start + SENSORS_PER_READ]
+            self._read_hashes(keys=[layout.meta_key(s) for s in chunk], client=pipe)
+            if bins:
+                pipe.mget([layout.bins_key(s) for s in chunk])
+        replies = pipe.execute() if sensor_ids else []
+        step = 2 if bins else 1
+        hashes = [dict(zip(flat[0::2], flat[1::2])) for reply in replies[0::step] for flat in reply]
+        return hashes, [data for reply in replies[1::2] for data in reply] if bins else []
 
     def read_one(self, state: SensorState) -> SensorWindow:
         return self.read_many([state])[0]
@@ -268,10 +291,8 @@ class RollingBuffer:
 
     def state_many(self, sensor_ids: list[str]) -> list[SensorState | None]:
         """Each sensor's state from its meta hash (None where Redis holds nothing), one pipeline."""
-        pipe = self.client.pipeline(transaction=False)
-        for sensor_id in sensor_ids:
-            pipe.hgetall(self.layout.meta_key(sensor_id))
-        return [_state(sensor_id, sensor_meta.text_fields(meta)) for sensor_id, meta in zip(sensor_ids, pipe.execute())]
+        hashes, _ = self._fetch(sensor_ids, bins=False)
+        return [_state(sensor_id, sensor_meta.text_fields(meta)) for sensor_id, meta in zip(sensor_ids, hashes)]
 
     def update_meta(self, fields: dict[str, dict[str, str | int]]) -> None:
         """Write per-sensor meta fields (scored marks, alert state) in one pipeline."""

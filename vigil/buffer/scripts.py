@@ -252,6 +252,14 @@ end
 return out
 """.replace("SHARED_ARGS", str(SHARED_ARGS)).replace("PER_SENSOR_ARGS", str(PER_SENSOR_ARGS))
 
+# KEYS: meta hashes. Returns each one's fields and values, as HGETALL does: many sensors' hashes in
+# one command, where a pipeline of HGETALLs costs redis-py a command's packing and parsing each.
+READ_HASHES = r"""
+local out = {}
+for i = 1, #KEYS do out[i] = redis.call('HGETALL', KEYS[i]) end
+return out
+"""
+
 # KEYS[1]: the topic's applied-offsets hash. ARGV: partition, offset pairs. Offsets only move
 # forward, so a replayed batch does not rewind them.
 RAISE_OFFSETS = r"""
