@@ -249,3 +249,22 @@ def test_a_buffer_of_another_grid_or_the_raw_layout_is_rebuilt_keeping_the_alert
     other = RollingBuffer(redis_client, BufferLayout(buffer.layout.prefix, 2, 10 * DAY, steps=480), "events")
     other.apply(batch_of([("s", T0 + 2000, 5.0)], first_offset=51))
     assert window_of(other).n_events == 1 and window_of(buffer).n_events == 0  # each reads only its own grid
+
+
+def test_many_sensors_read_and_write_their_meta_in_chunks_as_one_by_one(buffer, redis_client):
+    from vigil.buffer.rolling import SENSORS_PER_READ
+
+    sensors = [f"s{i:04d}" for i in range(SENSORS_PER_READ + 90)]  # two chunks of each command
+    buffer.apply(batch_of([(s, T0 + i * 60_000 + k * 3_600_000, float(i + k)) for k in range(3)
+                           for i, s in enumerate(sensors)]))
+    buffer.update_meta({s: {"alert_id": f"a-{s}", "alert_end": T0 + i} for i, s in enumerate(sensors) if i % 3})
+    states = buffer.state_many([*sensors, "absent"])
+    assert states[-1] is None and [s.sensor_id for s in states[:-1]] == sensors
+    batch = buffer.read_batch(states[:-1])
+    for i, sensor in enumerate(sensors):
+        meta = {k.decode(): v.decode() for k, v in redis_client.hgetall(buffer.layout.meta_key(sensor)).items()}
+        assert batch.metas[i] == meta and (meta.get("alert_id") == f"a-{sensor}") == bool(i % 3)
+        assert states[i].n_stored == 3 and batch.newest_ms[i] == T0 + i * 60_000 + 2 * 3_600_000
+        assert batch.records[i]["n"].sum() == 3
+        one = buffer.read_one(states[i])
+        assert one.bins.records.tobytes() == batch.sensor_bins(i).records.tobytes()

@@ -28,12 +28,12 @@ from vigil.buffer.cadence import Cadence
 from vigil.buffer.bins import BinStats, SensorBins
 from vigil.buffer import meta as sensor_meta
 from vigil.buffer.layout import BufferLayout
-from vigil.buffer.scripts import APPLY, RAISE_OFFSETS, READ_HASHES
+from vigil.buffer.scripts import APPLY, RAISE_OFFSETS, READ_HASHES, WRITE_HASHES
 
 # Sensors per call of the apply script: one call runs atomically and blocks Redis while it runs, so
 # a call is kept to some tens of milliseconds at the events a sensor gathers (bench/README.md, apply.py).
 SENSORS_PER_CALL = 256
-# Sensors per command of a read (the hashes' script, MGET): each runs atomically too.
+# Sensors per command of a read or a meta write (the hashes' scripts, MGET): each runs atomically too.
 SENSORS_PER_READ = 512
 
 
@@ -139,6 +139,7 @@ class RollingBuffer:
         self._apply = client.register_script(APPLY)
         self._raise_offsets = client.register_script(RAISE_OFFSETS)
         self._read_hashes = client.register_script(READ_HASHES)
+        self._write_hashes = client.register_script(WRITE_HASHES)
         # Redis Cluster: one sensor's keys share a slot (hash tag), so its script runs on one node.
         self.cluster = isinstance(client, RedisCluster)
 
@@ -295,12 +296,25 @@ class RollingBuffer:
         return [_state(sensor_id, sensor_meta.text_fields(meta)) for sensor_id, meta in zip(sensor_ids, hashes)]
 
     def update_meta(self, fields: dict[str, dict[str, str | int]]) -> None:
-        """Write per-sensor meta fields (scored marks, alert state) in one pipeline."""
+        """Write per-sensor meta fields (scored marks, alert state) in one pipeline: off a cluster,
+        a script call per ``SENSORS_PER_READ`` sensors (as :meth:`_fetch` reads), on one an HSET
+        a sensor."""
         if not fields:
             return
         pipe = self.client.pipeline(transaction=False)
-        for sensor_id, mapping in fields.items():
-            pipe.hset(self.layout.meta_key(sensor_id), mapping=mapping)
+        if self.cluster:
+            for sensor_id, mapping in fields.items():
+                pipe.hset(self.layout.meta_key(sensor_id), mapping=mapping)
+        else:
+            items = list(fields.items())
+            for start in range(0, len(items), SENSORS_PER_READ):
+                keys, args = [], []
+                for sensor_id, mapping in items[start:start + SENSORS_PER_READ]:
+                    keys.append(self.layout.meta_key(sensor_id))
+                    args.append(len(mapping))
+                    for name, value in mapping.items():
+                        args += (name, value)
+                self._write_hashes(keys=keys, args=args, client=pipe)
         pipe.execute()
 
     def partition_offsets(self) -> dict[int, int]:

@@ -260,6 +260,18 @@ for i = 1, #KEYS do out[i] = redis.call('HGETALL', KEYS[i]) end
 return out
 """
 
+# KEYS: meta hashes. ARGV: per key, how many fields it gets, then their names and values. Many
+# sensors' HSETs in one command (see READ_HASHES).
+WRITE_HASHES = r"""
+local a = 1
+for i = 1, #KEYS do
+  local n = tonumber(ARGV[a])
+  if n > 0 then redis.call('HSET', KEYS[i], unpack(ARGV, a + 1, a + 2 * n)) end
+  a = a + 1 + 2 * n
+end
+return #KEYS
+"""
+
 # KEYS[1]: the topic's applied-offsets hash. ARGV: partition, offset pairs. Offsets only move
 # forward, so a replayed batch does not rewind them.
 RAISE_OFFSETS = r"""
