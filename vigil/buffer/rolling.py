@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
+import orjson
 import redis
 from redis.cluster import RedisCluster
 from redis.crc import key_slot
@@ -308,13 +309,11 @@ class RollingBuffer:
         else:
             items = list(fields.items())
             for start in range(0, len(items), SENSORS_PER_READ):
-                keys, args = [], []
-                for sensor_id, mapping in items[start:start + SENSORS_PER_READ]:
-                    keys.append(self.layout.meta_key(sensor_id))
-                    args.append(len(mapping))
-                    for name, value in mapping.items():
-                        args += (name, value)
-                self._write_hashes(keys=keys, args=args, client=pipe)
+                chunk = items[start:start + SENSORS_PER_READ]
+                rows = [[x for name, value in mapping.items() for x in (name, value if type(value) is str else str(value))]
+                        for _, mapping in chunk]
+                self._write_hashes(keys=[self.layout.meta_key(sensor_id) for sensor_id, _ in chunk],
+                                   args=[orjson.dumps(rows)], client=pipe)
         pipe.execute()
 
     def partition_offsets(self) -> dict[int, int]:

@@ -260,14 +260,13 @@ for i = 1, #KEYS do out[i] = redis.call('HGETALL', KEYS[i]) end
 return out
 """
 
-# KEYS: meta hashes. ARGV: per key, how many fields it gets, then their names and values. Many
-# sensors' HSETs in one command (see READ_HASHES).
+# KEYS: meta hashes. ARGV[1]: JSON, per key the list of its field names and values (all text).
+# Many sensors' HSETs in one command and one argument (see READ_HASHES): redis-py packs each
+# argument of a command on its own, in Python.
 WRITE_HASHES = r"""
-local a = 1
+local rows = cjson.decode(ARGV[1])
 for i = 1, #KEYS do
-  local n = tonumber(ARGV[a])
-  if n > 0 then redis.call('HSET', KEYS[i], unpack(ARGV, a + 1, a + 2 * n)) end
-  a = a + 1 + 2 * n
+  if #rows[i] > 0 then redis.call('HSET', KEYS[i], unpack(rows[i])) end
 end
 return #KEYS
 """
