@@ -32,7 +32,8 @@ Baseline in the same invocation (unless ``--no-baseline``): commit ``--baseline-
 raw-event buffer before per-bin accumulators), measured first under the same load by that
 commit's own copy of this file, run from a temporary git worktree of it in a subprocess (its
 ``vigil``, ``streamer`` and ``trainer`` on ``PYTHONPATH``), then the current code here, one after
-the other. Its events carry wall-clock times (that file has no event clock). Each trains its own
+the other. A baseline commit whose copy has ``--score-every`` gets this run's; an older one scores
+at every new event. Its events carry wall-clock times (that file has no event clock). Each trains its own
 quick model with the same recipe and seed; ``--model-dir`` applies to the current code's run only.
 
 The last line of stdout is one JSON object: the current code's figures at the top level
@@ -277,6 +278,10 @@ def measure_baseline(args: argparse.Namespace) -> dict:
         if not all(Path(f).resolve().is_relative_to(Path(worktree).resolve()) for f in where):
             raise RuntimeError(f"the baseline would import {where}, not the worktree at {worktree}")
         command = [sys.executable, "bench/latency.py", *forwarded_args(args)]
+        # A baseline that has a scoring cadence (after 2e09be8) runs at this run's; an older one
+        # scores at every new event, as it did.
+        if "--score-every" in (Path(worktree) / "bench" / "latency.py").read_text():
+            command += ["--score-every", format_span(args.score_every)]
         log(f"baseline ({args.baseline_commit}) first: {' '.join(command[1:])} in {worktree}")
         limit = args.warmup + args.duration + args.drain_timeout + 600  # + training, start-up and clean-up
         # stderr (progress, logs) is echoed, and its progress lines mark the load for the CPU
