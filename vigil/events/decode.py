@@ -79,7 +79,7 @@ class EventDecoder:
         if n == 0:
             return Decoded([], [], [], [], [], {})
         datas = self._load_all(raws)
-        declined = np.zeros(n, dtype=bool)  # rows the column checks leave to decode()
+        declined = np.zeros(n, dtype=bool)  # rows the column checks leave to the full validator
 
         def decline(column: list, wrong, placeholder) -> None:
             # Only the rows of a column with an unexpected type are visited one by one.
