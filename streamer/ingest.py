@@ -16,7 +16,6 @@ from confluent_kafka import KafkaError, Message
 
 from vigil.buffer import EventBatch
 from vigil.events.decode import EventDecoder
-from vigil.events.schema import EventError
 from streamer.publish import Outgoing
 
 TRUNCATED_BYTES = 65_536  # what a dead letter keeps of a value too large for the DLQ topic
@@ -105,14 +104,12 @@ def split_messages(messages: list[Message], decoder: EventDecoder, max_timestamp
         for i, ts in zip(rows, got.timestamps):
             if ts > max_timestamp_ms:
                 dead[i] = ("future_timestamp", f"timestamp {ts} is after the allowed {max_timestamp_ms}")
-    columns = (got.sensor_ids, got.timestamps, got.values, got.labels)
-    if len(dead) > len(got.errors):  # future events leave the columns too
+    out.batch = EventBatch(out.batch.n_features, got.sensor_ids, [partitions[i] for i in rows],
+                           [offsets[i] for i in rows], got.timestamps, got.values, got.labels)
+    if len(dead) > len(got.errors):  # future events leave the batch too
         keep = [j for j, i in enumerate(rows) if i not in dead]
         rows = [rows[j] for j in keep]
-        columns = tuple([column[j] for j in keep] for column in columns)
-    sensor_ids, timestamps, events, labels = columns
-    out.batch = EventBatch(out.batch.n_features, sensor_ids, [partitions[i] for i in rows], [offsets[i] for i in rows],
-                           timestamps, events, labels)
+        out.batch = out.batch.rows(keep)
     out.sources = [Source.of(kept[i], values[i]) for i in rows]
     out.dead = [DeadLetter(Source.of(kept[i], values[i]), *dead[i]) for i in sorted(dead)]
     return out
