@@ -210,6 +210,40 @@ def test_keys_expire_after_the_window(buffer, redis_client):
         assert 10 * DAY < ttl_ms <= buffer.layout.ttl_ms
 
 
+def test_keys_get_their_ttl_again_only_once_it_was_set_a_bin_ago(buffer, redis_client):
+    layout = buffer.layout
+    meta, bins = layout.meta_key("s"), layout.bins_key("s")
+    buffer.apply(batch_of([("s", T0, 1.0)]))
+    assert int(redis_client.hget(meta, "ttl_at")) > 0
+
+    def shorten() -> None:  # as if a day of the TTL had run
+        for key in (meta, bins):
+            redis_client.pexpire(key, DAY)
+
+    def refreshed() -> bool:
+        ttls = [redis_client.pttl(key) for key in (meta, bins)]
+        assert all(0 < t <= layout.ttl_ms for t in ttls)
+        return min(ttls) > DAY
+
+    shorten()
+    buffer.apply(batch_of([("s", T0 + 1000, 2.0)], first_offset=1))
+    assert not refreshed()  # set moments ago: left as it is
+
+    now_ms = int(redis_client.hget(meta, "ttl_at"))
+    redis_client.hset(meta, "ttl_at", now_ms - layout.bin_ms)
+    buffer.apply(batch_of([("s", T0 + 2000, 3.0)], first_offset=2))
+    assert refreshed()  # set a bin ago: set again, and when is recorded
+    assert int(redis_client.hget(meta, "ttl_at")) >= now_ms
+
+    shorten()
+    buffer.apply(batch_of([("s", T0 + 2000, 3.0)], first_offset=2))
+    assert not refreshed()  # a replayed event changes nothing, the TTL included
+
+    redis_client.hset(meta, "ttl_at", now_ms + DAY)  # a clock that went back (another Redis node)
+    buffer.apply(batch_of([("s", T0 + 3000, 4.0)], first_offset=3))
+    assert refreshed()
+
+
 def test_inspect_reports_counts_times_and_offsets(buffer):
     buffer.apply(batch_of([("s", T0 + i * 1000, float(i)) for i in range(5)], partition=2, first_offset=40))
     report = buffer.inspect("s")

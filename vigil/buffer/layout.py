@@ -61,8 +61,9 @@ class BufferLayout:
 
     @property
     def ttl_ms(self) -> int:
-        # A silent sensor's keys outlive its last write by a window (plus a bin and the grace for
-        # a lagging stream); active sensors' bins leave the window by event time instead.
+        # A silent sensor's keys outlive its last write by a window and the grace for a lagging
+        # stream, plus up to a bin: the apply sets the TTL again only once it was set a bin ago
+        # (scripts.py). Active sensors' bins leave the window by event time instead.
         return self.window_ms + self.bin_ms + self.ttl_grace_ms
 
     @cached_property

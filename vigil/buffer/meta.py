@@ -6,7 +6,7 @@ parties write it:
 * the Lua apply script (``vigil/buffer/scripts.py``): the newest event time, events stored
   (``n``) and since the last score (``pending``), the grid the bins were written on (``grid``),
   events written to the resend tail (``tail``), the latest label, the partition the sensor first
-  came from, and per events partition the last applied offset (``o:<p>``) and the recent too-old
+  came from, when it last set the keys' TTL (``ttl_at``), and per events partition the last applied offset (``o:<p>``) and the recent too-old
   offsets (``old:<p>``);
 * the streamer, after a score: ``pending`` back to 0, ``scored_end``, the explanation, and the
   alert state (:class:`vigil.alerts.AlertState`, fields ``ALERT_FIELDS``);
@@ -27,6 +27,7 @@ TAIL = "tail"  # events ever written to the resend tail (the next slot is this m
 PENDING = "pending"  # events applied since the last score
 LABEL = "label"  # the latest labelled event's label ("0"/"1")
 HOME_PARTITION = "part"  # the events partition the sensor first arrived on
+TTL_AT = "ttl_at"  # when the apply last set the sensor's keys' TTL (Redis clock, ms)
 APPLIED_PREFIX = "o:"  # o:<partition>: the last offset applied from that partition
 TOO_OLD_PREFIX = "old:"  # old:<partition>: comma-separated offsets of its latest too-old events
 
@@ -44,7 +45,7 @@ SILENT_ID = "silent_id"  # the open silence alert, "" when none
 SILENT_END = "silent_end"  # the newest event time that silence alert was about: a newer event clears it
 SILENT_FIELDS = (SILENT_ID, SILENT_END)
 
-WRITTEN_BY_APPLY = (NEWEST, STORED, PENDING, GRID, TAIL, LABEL, HOME_PARTITION)
+WRITTEN_BY_APPLY = (NEWEST, STORED, PENDING, GRID, TAIL, LABEL, HOME_PARTITION, TTL_AT)
 READ_BY_APPLY = (SCORED_END,)  # a scoring point already scored is not a point again
 PREFIXES = (APPLIED_PREFIX, TOO_OLD_PREFIX)
 

@@ -22,6 +22,12 @@ local bin_ms, steps, ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3
 local nf, cap, grid = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
 local every, min_events = tonumber(ARGV[7]), tonumber(ARGV[8])
 local function fmt(x) return string.format('%d', x) end
+-- Redis's clock, once a call: a sensor's keys get their TTL again only when it was last set a bin
+-- or more ago (the field ttl_at), not at every call. A PEXPIRE is among the costliest commands a
+-- script calls, and a live sensor comes several times a minute; the keys still outlive the last
+-- event by the TTL less a bin, which the TTL holds as slack (BufferLayout.ttl_ms).
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 
 -- One bin's record: count, then per feature the mean above the minimum, the minimum, the maximum,
 -- then the co-moments (upper triangle).
@@ -45,10 +51,12 @@ end
 -- events, the label, its phase, and the window end just scored.
 local function apply(meta, bins, part, blob, label, phase, just_scored)
   local field, old_field = 'o:' .. part, 'old:' .. part
-  local m = redis.call('HMGET', meta, field, 'newest', 'n', 'pending', 'part', old_field, 'grid', 'tail', 'scored_end')
+  local m = redis.call('HMGET', meta, field, 'newest', 'n', 'pending', 'part', old_field, 'grid', 'tail', 'scored_end',
+                       'ttl_at')
   local applied = tonumber(m[1]) or -1
   local newest = tonumber(m[2])
   local n, pending, tail_n = tonumber(m[3]) or 0, tonumber(m[4]) or 0, tonumber(m[8]) or 0
+  local ttl_at = tonumber(m[10])
 
   -- Bins written on another grid (or a hash without one: the raw events of the layout before bins)
   -- cannot be converted: the sensor's buffer starts again from the events to come, and what this
@@ -64,7 +72,7 @@ local function apply(meta, bins, part, blob, label, phase, just_scored)
       end
     end
     if #drop > 0 then redis.call('HDEL', meta, unpack(drop)) end
-    applied, newest, n, pending, tail_n, m[6] = -1, nil, 0, 0, 0, nil
+    applied, newest, n, pending, tail_n, m[6], ttl_at = -1, nil, 0, 0, 0, nil, nil
     redis.call('SET', bins, string.rep('\0', ring_bytes + cap * tsize), 'PX', ttl)
     redis.call('HSET', meta, 'grid', grid)
   end
@@ -223,7 +231,6 @@ local function apply(meta, bins, part, blob, label, phase, just_scored)
       from, slot = from + m, 0
     end
     tail_n = tail_n + nfresh
-    redis.call('PEXPIRE', bins, ttl)
     pending = pending + added
     set = {'newest', fmt(newest), 'n', fmt(n), 'pending', fmt(pending), 'tail', fmt(tail_n)}
   end
@@ -235,10 +242,12 @@ local function apply(meta, bins, part, blob, label, phase, just_scored)
       set[#set + 1] = old_field; set[#set + 1] = table.concat(old_list, ',', math.max(1, #old_list - 31))
     end
   end
-  if #set > 0 then redis.call('HSET', meta, unpack(set)) end
-  if added > 0 or applied ~= start_applied then
+  if (added > 0 or applied ~= start_applied) and (not ttl_at or now - ttl_at >= bin_ms or now < ttl_at) then
+    redis.call('PEXPIRE', bins, ttl)
     redis.call('PEXPIRE', meta, ttl)
+    set[#set + 1] = 'ttl_at'; set[#set + 1] = fmt(now)
   end
+  if #set > 0 then redis.call('HSET', meta, unpack(set)) end
   local other = (m[5] and m[5] ~= part) and 1 or 0
   return {added, dup, old, n, newest or -1, pending, resent, other, old_offsets, taken}
 end
