@@ -40,6 +40,40 @@ class Source(NamedTuple):
                    msg.value() if value is None else value, msg.headers())
 
 
+@dataclass
+class Sources:
+    """Per event of a batch, its message's ``Source``, kept as columns: a tuple built per event
+    cost more than the event's decode, and only the few that become dead letters are ever read."""
+
+    topics: list[str] = field(default_factory=list)
+    partitions: list[int] = field(default_factory=list)
+    offsets: list[int] = field(default_factory=list)
+    keys: list[bytes | None] = field(default_factory=list)
+    values: list[bytes | None] = field(default_factory=list)
+    headers: list[list | None] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.offsets)
+
+    def __getitem__(self, i: int) -> Source:
+        return Source(self.topics[i], self.partitions[i], self.offsets[i], self.keys[i], self.values[i],
+                      self.headers[i])
+
+    def _columns(self) -> tuple[list, ...]:
+        return self.topics, self.partitions, self.offsets, self.keys, self.values, self.headers
+
+    def extend(self, other: "Sources") -> None:
+        for mine, theirs in zip(self._columns(), other._columns()):
+            mine += theirs
+
+    def rows(self, keep: list[int]) -> "Sources":
+        return Sources(*([column[i] for i in keep] for column in self._columns()))
+
+    def of_offsets(self, wanted: set[tuple[int, int]]) -> list[Source]:
+        """The sources of these (partition, offset) pairs, in batch order."""
+        return [self[i] for i, key in enumerate(zip(self.partitions, self.offsets)) if key in wanted]
+
+
 @dataclass(frozen=True)
 class DeadLetter:
     source: Source
@@ -71,7 +105,7 @@ class DeadLetter:
 @dataclass
 class Ingested:
     batch: EventBatch
-    sources: list[Source] = field(default_factory=list)  # per event of the batch
+    sources: Sources = field(default_factory=Sources)  # per event of the batch
     dead: list[DeadLetter] = field(default_factory=list)
     last_offsets: dict[int, int] = field(default_factory=dict)  # every message counts, valid or not
     errors: list[KafkaError] = field(default_factory=list)  # consumer-level errors, not messages
@@ -95,7 +129,7 @@ def split_messages(messages: list[Message], decoder: EventDecoder, max_timestamp
     offsets = [msg.offset() for msg in kept]
     values = [msg.value() for msg in kept]
     out.last_offsets.update(zip(partitions, offsets))  # in Kafka order: the last offset per partition wins
-    newest = max(msg.timestamp()[1] for msg in kept)
+    newest = max([msg.timestamp()[1] for msg in kept])
     out.newest_record_ms = newest if newest > 0 else None
 
     got = decoder.decode_many(values)
@@ -110,17 +144,17 @@ def split_messages(messages: list[Message], decoder: EventDecoder, max_timestamp
         keep = [j for j, i in enumerate(rows) if i not in dead]
         rows = [rows[j] for j in keep]
         out.batch = out.batch.rows(keep)
-    out.sources = [Source.of(kept[i], values[i]) for i in rows]
+    out.sources = Sources([kept[i].topic() or "" for i in rows], out.batch.partitions[:], out.batch.offsets[:],
+                          [kept[i].key() for i in rows], [values[i] for i in rows], [kept[i].headers() for i in rows])
     out.dead = [DeadLetter(Source.of(kept[i], values[i]), *dead[i]) for i in sorted(dead)]
     return out
 
 
-def too_old_letters(sources: list[Source], offsets: list[tuple[int, int]], window_ms: int) -> list[DeadLetter]:
+def too_old_letters(sources: Sources, offsets: list[tuple[int, int]], window_ms: int) -> list[DeadLetter]:
     """Dead letters for the events the buffer found older than the sensor's window."""
-    wanted = set(offsets)
     return [DeadLetter(src, "too_old", f"timestamp is more than the window ({window_ms // 3_600_000} h) older "
                                        "than the sensor's newest event")
-            for src in sources if (src.partition, src.offset) in wanted]
+            for src in sources.of_offsets(set(offsets))]
 
 
 class PendingEvents:
@@ -132,7 +166,7 @@ class PendingEvents:
 
     def clear(self) -> None:
         self.batch = EventBatch(self.n_features)
-        self.sources: list[Source] = []
+        self.sources = Sources()
         self.last_offsets: dict[int, int] = {}  # every message counts, valid or not
         self.newest_record_ms: list[int] = []  # per consume call
         self.since: float | None = None  # when the oldest of them was taken
@@ -149,7 +183,7 @@ class PendingEvents:
             return
         self.batch.extend(got.batch)
         self.sensors.update(got.batch.sensor_ids)
-        self.sources += got.sources
+        self.sources.extend(got.sources)
         for partition, offset in got.last_offsets.items():
             self.last_offsets[partition] = max(offset, self.last_offsets.get(partition, -1))
         if got.newest_record_ms is not None:
@@ -174,7 +208,7 @@ class PendingEvents:
         """Forget the events of partitions gone elsewhere (their new owner reads them again)."""
         keep = [i for i, p in enumerate(self.batch.partitions) if p not in lost]
         self.batch = self.batch.rows(keep)
-        self.sources = [self.sources[i] for i in keep]
+        self.sources = self.sources.rows(keep)
         self.last_offsets = {p: o for p, o in self.last_offsets.items() if p not in lost}
         self.sensors = set(self.batch.sensor_ids)
         if not self:

@@ -141,8 +141,10 @@ def test_pending_events_gather_consume_calls_and_keep_what_a_dead_letter_needs()
     # A too-old event's dead letter carries the original value and headers, the message long gone.
     letter, = too_old_letters(pending.sources, [(0, 2)], 10 * 86_400_000)
     assert letter.record("dlq").value == second.sources[0].value
+    assert (letter.source.topic, letter.source.partition, letter.source.offset) == ("events", 0, 2)
     assert ("traceparent", b"00-abc-01") in letter.headers() and letter.reason == "too_old"
     pending.drop_partitions({0})
     assert pending.batch.sensor_ids == ["b"] and pending.last_offsets == {3: 1} and len(pending.sources) == 1
+    assert pending.sources[0] == first.sources[1] and pending.sources[0][1:3] == (3, 1)  # b's, partition 3
     pending.drop_partitions({3})
     assert not pending and pending.since is None

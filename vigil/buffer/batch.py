@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import chain
 
 import numpy as np
 
@@ -73,5 +74,7 @@ class EventBatch:
         records = np.empty(len(self), dtype=dtype)
         records["offset"] = self.offsets
         records["ts"] = self.timestamps
-        records["v"] = np.asarray(self.values, dtype=np.float32).reshape(len(self), self.n_features)
+        # One flat pass: numpy reading the tuples as a nested sequence took three times as long.
+        records["v"] = np.fromiter(chain.from_iterable(self.values), dtype=np.float32,
+                                   count=len(self) * self.n_features).reshape(len(self), self.n_features)
         return records
