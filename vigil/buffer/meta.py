@@ -6,8 +6,8 @@ parties write it:
 * the Lua apply script (``vigil/buffer/scripts.py``): the newest event time, events stored
   (``n``) and since the last score (``pending``), the grid the bins were written on (``grid``),
   events written to the resend tail (``tail``), the latest label, the partition the sensor first
-  came from, when it last set the keys' TTL (``ttl_at``), and per events partition the last applied offset (``o:<p>``) and the recent too-old
-  offsets (``old:<p>``);
+  came from, when it last set the keys' TTL (``ttl_at``), and per events partition the last
+  applied offset (``o:<p>``) and the recent too-old offsets (``old:<p>``);
 * the streamer, after a score: ``pending`` back to 0, ``scored_end``, the explanation, and the
   alert state (:class:`vigil.alerts.AlertState`, fields ``ALERT_FIELDS``);
 * the streamer, after a silence alert or its clear (``SILENT_FIELDS``, ``streamer/silence.py``);
