@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from _common import delete_prefix, fmt, log, print_table, redis_client, run_id
-from vigil.buffer import scripts
+from vigil.buffer import meta as sensor_meta, scripts
 from vigil.buffer.batch import EventBatch
 from vigil.buffer.layout import BufferLayout
 from vigil.buffer.rolling import RollingBuffer
@@ -84,14 +84,19 @@ def timed_apply(client, buffer: RollingBuffer, batch: EventBatch) -> tuple[float
     return (evalsha_usec(client) - before) / 1e6, wall
 
 
+def arithmetic_meta(client, buffer: RollingBuffer, sensor: str) -> dict:
+    """The sensor's meta hash without ``ttl_at``: when the keys' TTL was last set is Redis's clock,
+    not the arithmetic (and older scripts lack it)."""
+    clock = sensor_meta.TTL_AT.encode()
+    return {k: v for k, v in client.hgetall(buffer.layout.meta_key(sensor)).items() if k != clock}
+
+
 def same_state(client, ours: RollingBuffer, theirs: RollingBuffer, sensors: int) -> bool:
     for s in range(sensors):
         sensor = f"s{s}"
         if client.get(ours.layout.bins_key(sensor)) != client.get(theirs.layout.bins_key(sensor)):
             return False
-        # When the keys' TTL was last set is Redis's clock, not the arithmetic (older scripts lack it).
-        if ({k: v for k, v in client.hgetall(ours.layout.meta_key(sensor)).items() if k != b"ttl_at"}
-                != {k: v for k, v in client.hgetall(theirs.layout.meta_key(sensor)).items() if k != b"ttl_at"}):
+        if arithmetic_meta(client, ours, sensor) != arithmetic_meta(client, theirs, sensor):
             return False
     return True
 
