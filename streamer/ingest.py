@@ -20,8 +20,9 @@ from streamer.publish import Outgoing
 
 TRUNCATED_BYTES = 65_536  # what a dead letter keeps of a value too large for the DLQ topic
 # Events per sensor at which gathering more stops paying: the buffer script's cost per event falls
-# steeply up to about this many a sensor per call, then slowly (bench/README.md, apply.py).
-EVENTS_PER_SENSOR = 8
+# steeply up to about this many a sensor per call (its fixed cost per sensor is shared by more
+# events), then no more than the noise (bench/README.md, apply.py).
+EVENTS_PER_SENSOR = 16
 
 
 class Source(NamedTuple):

@@ -182,11 +182,11 @@ class StreamSettings(BaseModel):
     # buffer); the decoded events of several calls are applied together, so a sensor's events
     # share one buffer write however few each call holds (docs/operations.md, bench/README.md).
     poll_events: int = Field(5000, ge=1, description="most messages taken from Kafka per consume call")
-    apply_events: int = Field(50_000, ge=1, description="while the consumer is behind, decoded events wait to be "
-                                                        "applied to the buffers together, so each sensor's share one "
-                                                        "buffer write: until 8 per sensor or this many have "
-                                                        "gathered, this many / 8 sensors wait, or "
-                                                        "stream.apply_wait has passed")
+    apply_events: int = Field(100_000, ge=1, description="while the consumer is behind, decoded events wait to be "
+                                                         "applied to the buffers together, so each sensor's share one "
+                                                         "buffer write: until 16 per sensor or this many have "
+                                                         "gathered, this many / 16 sensors wait, or "
+                                                         "stream.apply_wait has passed")
     apply_wait: Duration = Field(timedelta(seconds=1), description="longest a decoded event waits to be applied "
                                                                    "while the consumer is behind")
     # Off: on 2 cores shared with the broker and Redis it cost CPU and p99 (bench/README.md).

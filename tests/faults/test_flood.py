@@ -37,8 +37,9 @@ RETAINED_BYTES_PER_SENSOR = 8
 # message its payload plus its op and message structs (measured ~370 B; 512 allowed, as in
 # test_outages.py); the slack covers one consume call of 5000 events (~10 MiB of Python objects),
 # tracemalloc's own traces and what the allocator keeps of what was freed. The decoded events of
-# several calls wait together (stream.apply_events): about 500 bytes each (estimated), 25 MiB at
-# 50,000.
+# several calls wait together (stream.apply_events), but a flood of new ids, one event each, is
+# applied once stream.apply_events / EVENTS_PER_SENSOR sensors wait (6,250 at the defaults): at
+# most two calls' events, about 500 bytes each (estimated).
 LIBRDKAFKA_BYTES_PER_MESSAGE = 512
 RSS_SLACK = 64 * 2**20
 

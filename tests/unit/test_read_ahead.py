@@ -141,12 +141,15 @@ def test_an_error_of_the_reading_thread_is_raised_once_the_work_is_done():
     assert done == [None]
 
 
+K = EVENTS_PER_SENSOR
+
+
 @pytest.mark.parametrize("events, sensors, limit, expected", [
-    (7 * 100, 100, 50_000, False),  # under 8 events a sensor
-    (8 * 100, 100, 50_000, True),  # 8 a sensor: each sensor's events share one call
-    (49_999, 10_000, 50_000, True),  # as many sensors as the limit / 8: apply now
-    (50_000, 7_000, 50_000, True),  # the limit
-    (40_000, 6_000, 50_000, False),
+    ((K - 1) * 100, 100, 50_000, False),  # under K events a sensor
+    (K * 100, 100, 50_000, True),  # K a sensor: each sensor's events share one call
+    (49_999, 50_000 // K, 50_000, True),  # as many sensors as the limit / K: apply now
+    (40_000, 50_000 // K - 1, 50_000, False),
+    (50_000, 50_000 // K - 1, 50_000, True),  # the limit
 ])
 def test_enough_is_the_pending_events_rule(events, sensors, limit, expected):
     assert PendingEvents.enough(events, sensors, limit) is expected
