@@ -113,7 +113,7 @@ def _event(sensor, ts, offset, partition=0):
 
 
 def test_pending_events_gather_consume_calls_and_keep_what_a_dead_letter_needs():
-    from streamer.ingest import PendingEvents, too_old_letters
+    from streamer.ingest import EVENTS_PER_SENSOR, PendingEvents, too_old_letters
 
     pending = PendingEvents(2)
     first = split_messages([_event("a", 1_767_225_600_000, 0), _event("b", 1_767_225_600_000, 1, partition=3)],
@@ -128,16 +128,17 @@ def test_pending_events_gather_consume_calls_and_keep_what_a_dead_letter_needs()
     assert not pending.due(10.1, limit=100, wait_s=0.25, behind=True)
     assert pending.due(10.1, limit=3, wait_s=0.25, behind=True)
     assert pending.due(10.3, limit=100, wait_s=0.25, behind=True)
-    fresh = PendingEvents(2)  # new sensors, one event each: limit / 8 of them are as many as may wait
+    k = EVENTS_PER_SENSOR
+    fresh = PendingEvents(2)  # new sensors, one event each: limit / k of them are as many as may wait
     fresh.add(split_messages([_event(s, 1_767_225_600_000, i) for i, s in enumerate("abc")], DECODER,
                              HORIZON_MS), 0.0)
-    assert not fresh.due(0.0, limit=32, wait_s=1.0, behind=True)
+    assert not fresh.due(0.0, limit=4 * k, wait_s=1.0, behind=True)
     fresh.add(split_messages([_event("d", 1_767_225_600_000, 3)], DECODER, HORIZON_MS), 0.0)
-    assert fresh.due(0.0, limit=32, wait_s=1.0, behind=True)
-    one_sensor = PendingEvents(2)  # eight events of one sensor are worth a buffer write
-    for offset in range(8):
+    assert fresh.due(0.0, limit=4 * k, wait_s=1.0, behind=True)
+    one_sensor = PendingEvents(2)  # k events of one sensor are worth a buffer write
+    for offset in range(k):
         one_sensor.add(split_messages([_event("a", 1_767_225_600_000 + offset, offset)], DECODER, HORIZON_MS), 0.0)
-        assert one_sensor.due(0.0, limit=100, wait_s=1.0, behind=True) == (offset == 7)
+        assert one_sensor.due(0.0, limit=10 * k, wait_s=1.0, behind=True) == (offset == k - 1)
     # A too-old event's dead letter carries the original value and headers, the message long gone.
     letter, = too_old_letters(pending.sources, [(0, 2)], 10 * 86_400_000)
     assert letter.record("dlq").value == second.sources[0].value
