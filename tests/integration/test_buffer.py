@@ -302,3 +302,45 @@ def test_many_sensors_read_and_write_their_meta_in_chunks_as_one_by_one(buffer, 
         assert batch.records[i]["n"].sum() == 3
         one = buffer.read_one(states[i])
         assert one.bins.records.tobytes() == batch.sensor_bins(i).records.tobytes()
+
+
+def _fleet_rows(sensors, per_sensor, seed):
+    """``per_sensor`` events of each sensor, ten minutes apart, interleaved as a consume call holds them."""
+    rng = np.random.default_rng(seed)
+    return [(s, T0 + k * 600_000 + i, float(v)) for k in range(per_sensor)
+            for i, (s, v) in enumerate(zip(sensors, rng.normal(size=len(sensors))))]
+
+
+def test_a_batch_of_several_calls_equals_its_sensors_applied_one_at_a_time(buffer, redis_client):
+    from vigil.buffer.rolling import SENSORS_PER_CALL
+
+    sensors = [f"s{i:04d}" for i in range(2 * SENSORS_PER_CALL + 40)]  # three calls, streamed down one connection
+    rows = _fleet_rows(sensors, 5, seed=3)
+    result = buffer.apply(batch_of(rows, partition=2, first_offset=100))
+    alone = RollingBuffer(redis_client, BufferLayout(f"{buffer.layout.prefix}-alone", 2, 10 * DAY, steps=240,
+                                                     resent_tail=16), "events")
+    for sensor in sensors:
+        mine = [(i, row) for i, row in enumerate(rows) if row[0] == sensor]
+        one = EventBatch(2)
+        for i, (sid, ts, value) in mine:
+            one.add(SensorEvent(sid, ts, (value, -value), None), 2, 100 + i)
+        alone.apply(one)
+    assert result.added == len(rows) and sorted(result.states) == sorted(sensors)
+    states = buffer.state_many(sensors)
+    assert [result.states[s] for s in sensors] == states == alone.state_many(sensors)
+    assert buffer.read_batch(states).records.tobytes() == alone.read_batch(states).records.tobytes()
+    assert buffer.partition_offsets() == {2: 100 + len(rows) - 1}
+
+
+def test_the_apply_loads_its_script_again_when_redis_has_forgotten_it(buffer, redis_client):
+    from vigil.buffer.rolling import SENSORS_PER_CALL
+
+    sensors = [f"s{i:04d}" for i in range(SENSORS_PER_CALL + 10)]
+    buffer.apply(batch_of(_fleet_rows(sensors, 2, seed=4), partition=1))
+    redis_client.script_flush()  # as a restarted Redis: every EVALSHA of the round answers NOSCRIPT
+    later = _fleet_rows(sensors, 2, seed=5)
+    result = buffer.apply(batch_of([(s, ts + 2 * 600_000, v) for s, ts, v in later], partition=1,
+                                   first_offset=2 * len(sensors)))
+    assert result.added == len(later) and result.duplicates == 0
+    assert [state.n_stored for state in buffer.state_many(sensors)] == [4] * len(sensors)
+    assert buffer.partition_offsets() == {1: 4 * len(sensors) - 1}

@@ -185,7 +185,7 @@ def test_acl_user_streams_and_runs_every_vigil_command_within_its_prefix(setting
     fleet = generate_fleet(FleetSpec(sensors=12, days=1, seed=1203))
     sensors = fleet.events.sensor_id.unique()
     with topics_of(cfg):
-        streamer = stream_all(cfg, fleet.events)  # Lua apply, MULTI/EXEC, offsets hash: as `vigil`
+        streamer = stream_all(cfg, fleet.events)  # Lua apply, offsets hash: as `vigil`
     assert counter(streamer, "vigil_buffer_writes_total", result="added") == len(fleet.events)
     assert streamer.settings.redis.key_prefix == ACL_PREFIX
 

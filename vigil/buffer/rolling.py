@@ -1,9 +1,8 @@
 """``RollingBuffer``: each sensor's last window in Redis, as per-bin accumulators applied idempotently.
 
 ``apply`` writes a batch of events: the Lua script applies up to ``SENSORS_PER_CALL`` sensors' events
-a call, and the calls and the per-partition applied offsets go in one MULTI/EXEC transaction (on
-Redis Cluster, where no transaction spans slots: one call per slot's sensors, in a pipeline split by
-slot, then the offsets). The script adds each event
+a call (on Redis Cluster, one slot's sensors), the calls streamed down one connection (on a cluster,
+a pipeline split by slot), then the per-partition applied offsets. The script adds each event
 to its bin (:mod:`vigil.buffer.bins`) and skips events at or below the offset it already applied
 for that partition, so a batch re-consumed after a crash changes nothing. With a scoring cadence
 (``ScoringPoints``) a sensor's events stop at each scoring point, its window is scored as it stands
@@ -58,11 +57,12 @@ class ApplyResult:
     too_old: list[tuple[int, int]] = field(default_factory=list)  # (partition, offset): older than the window
     other_partition: list[tuple[str, int]] = field(default_factory=list)  # (sensor, partition) first seen elsewhere
 
-    def add(self, groups: dict[tuple[str, int], list[int]], replies: list) -> dict[tuple[str, int], list[int]]:
-        """Fold one round of the apply script's replies in; returns the rows of the sensors that
-        stopped at a scoring point, still to apply."""
+    def add(self, items: list[tuple[tuple[str, int], list[int]]], replies: list) -> dict[tuple[str, int], list[int]]:
+        """Fold the apply script's replies for ``items`` ((sensor, partition) and its rows, in the
+        call's order) in; returns the rows of the sensors that stopped at a scoring point, still to
+        apply."""
         stopped = {}
-        for (sensor_id, partition), rows, reply in zip(groups, groups.values(), replies):
+        for ((sensor_id, partition), rows), reply in zip(items, replies):
             added, dup, _old, n, newest, pending, resent, other = reply[:8]  # Redis integers: ints already
             self.added += added
             self.duplicates += dup
@@ -155,25 +155,42 @@ class RollingBuffer:
         groups, just_scored = batch.groups(), {}
         offsets = [x for pair in sorted(batch.last_offsets().items()) for x in pair]
         while True:
-            # Without points the offsets are raised in the one transaction. With them, after the
-            # last round: a Redis that loses its latest writes loses the raise before the events.
-            replies = self._apply_rows(batch, packed, groups, points, just_scored,
-                                       offsets if points is None else None)
-            stopped = result.add(groups, replies)
+            stopped = self._apply_rows(result, batch, packed, groups, points, just_scored)
             if not stopped:
                 break
             points.score([result.states[sensor_id] for sensor_id, _ in stopped])
             just_scored = {key: result.states[key[0]].newest_ms for key in stopped}
             groups = stopped
-        if points is not None:
-            self._raise(offsets)
+        # The topic's applied offsets follow the last round's replies, so they never run ahead of
+        # the sensors: a Redis that loses its latest writes loses the raise first.
+        self._raise(offsets)
         return result
 
-    def _apply_rows(self, batch: EventBatch, packed: np.ndarray, groups: dict[tuple[str, int], list[int]],
-                    points: ScoringPoints | None, just_scored: dict[tuple[str, int], int], offsets: list | None) -> list:
-        """The script over ``groups``, many sensors a call, all in one transaction (on Redis
-        Cluster, where no transaction spans slots: one call per slot's sensors, in a pipeline split
-        by slot, then the offsets). Returns one reply per group, in the order of ``groups``."""
+    def _apply_rows(self, result: ApplyResult, batch: EventBatch, packed: np.ndarray,
+                    groups: dict[tuple[str, int], list[int]], points: ScoringPoints | None,
+                    just_scored: dict[tuple[str, int], int]) -> dict[tuple[str, int], list[int]]:
+        """One round: the script over ``groups``, many sensors a call, its replies folded into
+        ``result``. Returns the rows of the sensors that stopped at a scoring point."""
+        stopped: dict[tuple[str, int], list[int]] = {}
+
+        def fold(items: list, replies: list) -> None:
+            stopped.update(result.add(items, replies))
+
+        calls = self._calls(batch, packed, groups, points, just_scored)
+        if self.cluster:
+            calls = list(calls)
+            for (_, _, items), replies in zip(calls, self._cluster_scripts(self._apply, [c[:2] for c in calls])):
+                fold(items, replies)
+        else:
+            self._stream_calls(calls, fold)
+        return stopped
+
+    def _calls(self, batch: EventBatch, packed: np.ndarray, groups: dict[tuple[str, int], list[int]],
+               points: ScoringPoints | None, just_scored: dict[tuple[str, int], int]):
+        """The script's calls over ``groups``, as (keys, args, items) with items the calls'
+        ((sensor, partition), rows) in order: up to ``SENSORS_PER_CALL`` sensors a call, on Redis
+        Cluster one slot's sensors. A call is yielded once full, so it can go to Redis while the
+        next is packed."""
         layout = self.layout
         order = np.fromiter((i for rows in groups.values() for i in rows), dtype=np.intp,
                             count=sum(len(rows) for rows in groups.values()))
@@ -182,44 +199,64 @@ class RollingBuffer:
         every = points.cadence.every_ms if points is not None else 0
         shared = [layout.bin_ms, layout.steps, layout.ttl_ms, layout.n_features, layout.resent_tail, layout.grid,
                   every, points.min_events if points is not None else 0]
-        calls: dict[object, tuple[list, list, list]] = {}  # chunk → (keys, args, groups' positions)
+        filling: dict[int, tuple[list, list, list]] = {}  # slot (0 off a cluster) → the call being filled
         # Keys and arguments go as bytes: redis-py's encoder returns bytes at its first check,
         # and at one event a sensor it was a third of the apply's Python time.
         start = 0
-        for at, (key, rows) in enumerate(groups.items()):
+        for key, rows in groups.items():
             sensor_id, partition = key
             end = start + len(rows) * size
             meta_key, bins_key = layout.sensor_keys(sensor_id)
-            chunk = (key_slot(meta_key), at // SENSORS_PER_CALL) if self.cluster else at // SENSORS_PER_CALL
-            keys, args, where = calls.setdefault(chunk, ([], list(shared), []))
+            slot = key_slot(meta_key) if self.cluster else 0
+            call = filling.get(slot)
+            if call is None:
+                call = filling[slot] = ([], list(shared), [])
+            keys, args, items = call
             keys += (meta_key, bins_key)
             scored = just_scored.get(key)
             args += (b"%d" % partition, blob[start:end], _label_arg(batch.last_label(rows)),
                      b"%d" % points.cadence.phase(sensor_id) if every else b"0",
                      b"" if scored is None else b"%d" % scored)
-            where.append(at)
+            items.append((key, rows))
             start = end
-        if self.cluster:
-            # Each call is atomic and skips what it already applied; the topic's offsets follow
-            # the sensors, so they never run ahead.
-            replies = self._cluster_scripts(self._apply, [(keys, args) for keys, args, _ in calls.values()])
-            if offsets is not None:
-                self._raise(offsets)
-        else:
-            pipe = self.client.pipeline(transaction=True)
-            for keys, args, _ in calls.values():
-                self._apply(keys=keys, args=args, client=pipe)
-            if offsets is not None:
-                self._raise_offsets(keys=[self.layout.offsets_key(self.topic)], args=offsets, client=pipe)
-            replies = pipe.execute()[:len(calls)]
-        out: list = [None] * len(groups)
-        for (_, _, where), reply in zip(calls.values(), replies):
-            for at, one in zip(where, reply):
-                out[at] = one
-        return out
+            if len(items) == SENSORS_PER_CALL:
+                yield filling.pop(slot)
+        yield from filling.values()
+
+    def _stream_calls(self, calls, fold: Callable[[list, list], None]) -> None:
+        """Off a cluster: the calls down one connection, each sent as soon as it is packed, their
+        replies read in order and folded as they come. Redis runs one call while Python packs the
+        next or folds the one before; a MULTI/EXEC would hold every reply until the last call ran.
+        Each call is atomic and skips the events it already applied, so a round cut short (a lost
+        connection) is applied again whole by the caller's retry."""
+        pool = self.client.connection_pool
+        connection = pool.get_connection()
+        sent, missing = [], []
+        try:
+            for keys, args, items in calls:
+                connection.send_packed_command(
+                    connection.pack_command("EVALSHA", self._apply.sha, len(keys), *keys, *args), check_health=not sent)
+                sent.append((keys, args, items))
+            for call in sent:
+                try:
+                    replies = connection.read_response()
+                except redis.exceptions.NoScriptError:
+                    missing.append(call)
+                else:
+                    fold(call[2], replies)
+        except BaseException:
+            connection.disconnect()  # replies still on their way must not be read as the next command's
+            raise
+        finally:
+            pool.release(connection)
+        if missing:  # Redis restarted (or flushed its scripts) since the last call: load it again
+            self.client.script_load(APPLY)
+            self._stream_calls(missing, fold)
 
     def _raise(self, offsets: list) -> None:
         """Raise the topic's applied offsets (partition, offset pairs) on their own."""
+        if not offsets:
+            return
         call = ([self.layout.offsets_key(self.topic)], offsets)
         if self.cluster:
             self._cluster_scripts(self._raise_offsets, [call])
