@@ -255,8 +255,6 @@ class RollingBuffer:
 
     def _raise(self, offsets: list) -> None:
         """Raise the topic's applied offsets (partition, offset pairs) on their own."""
-        if not offsets:
-            return
         call = ([self.layout.offsets_key(self.topic)], offsets)
         if self.cluster:
             self._cluster_scripts(self._raise_offsets, [call])
