@@ -124,6 +124,21 @@ def test_the_calibrator_is_monotone_and_keeps_rising_past_every_normal_value():
     assert np.allclose(back(grid), z)
 
 
+def test_the_calibrated_value_is_the_normal_quantile_of_half_its_tail_probability():
+    from scipy.stats import norm
+
+    normal = np.random.default_rng(1).exponential(1.0, 4000)
+    c = Calibrator.fit(normal)
+    raw = np.concatenate([[0.0, -1.0, np.inf, np.nan], np.linspace(0, 40, 401)])
+    z = c(raw)
+    # the tail probability Calibrator gives each value, recovered from its own body and tail
+    body = np.maximum(1.0 - np.interp(raw, c.x, c.p, left=0.0), 0.1)
+    tail = np.minimum(0.1 * np.exp(-np.maximum(raw - c.tail_base, 0.0) / c.tail_scale), 0.1)
+    sf = np.clip(np.where(np.isfinite(raw), np.where(raw > c.tail_base, tail, body), 1.0), 1e-300, 1.0)
+    assert z.tobytes() == norm.isf(sf / 2).tobytes()  # the same bits: 0.0 at the median, never -0.0
+    assert not np.signbit(z[:2]).any()
+
+
 def test_the_detector_scores_the_largest_calibrated_value_and_refuses_other_heads():
     rng = np.random.default_rng(0)
     normal = rng.exponential(1.0, (2000, len(DETECTOR_HEADS)))
