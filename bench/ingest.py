@@ -10,7 +10,7 @@ A synthetic fleet (default 400 sensors x 12 days, about 690k events) is produced
 Both clocks start when the first non-empty ``consume`` call returns (so the consumer-group join is
 not counted) and stop when the last event is in hand: for the bare loop when it has seen all N,
 for the streamer when the commit that covers every partition's last offset has returned (events
-decoded, applied to Redis in MULTI/EXEC, offsets committed). The last line of stdout is one JSON
+decoded, applied to Redis by the buffer's script calls, offsets committed). The last line of stdout is one JSON
 object; ``ratio_to_bare_consume`` = streamer events/s / bare events/s; ``streamer_cpu_us_per_event`` is
 this process's CPU over the streamer's phase (the consumer's threads included), per event, and
 ``redis_cpu_us_per_event`` Redis's (``bare_cpu_us_per_event``: the bare loop's, the client's own share). Targets (issue):
