@@ -201,7 +201,9 @@ class StreamSettings(BaseModel):
                                                             "call in the loop's thread: measured on 2 cores, the "
                                                             "second thread paid for full batches of 512 (every event "
                                                             "scored, or a backlog) and cost more than it gave for a "
-                                                            "cadence's batches of 50-100 (bench/README.md)")
+                                                            "cadence's batches of 50-100 at 5,000 sensors; with a core "
+                                                            "to spare (500 sensors at 25,000 events/s), 1 lowered p99 "
+                                                            "(bench/README.md)")
     max_wait: Duration = Field(
         timedelta(milliseconds=250),
         description="longest a ready window waits for its batch",
