@@ -197,13 +197,12 @@ class StreamSettings(BaseModel):
     overlap: bool = Field(True, description="run each batch's model call in a second thread while the next "
                                             "batch is read and featurised and events are applied; batches "
                                             "still leave in order, all before the cycle's commit")
-    overlap_min_windows: int = Field(512, ge=1, description="with overlap, a batch of fewer windows has its model "
-                                                            "call in the loop's thread: measured on 2 cores, the "
-                                                            "second thread paid for full batches of 512 (every event "
-                                                            "scored, or a backlog) and cost more than it gave for a "
-                                                            "cadence's batches of 50-100 at 5,000 sensors; with a core "
-                                                            "to spare (500 sensors at 25,000 events/s), 1 lowered p99 "
-                                                            "(bench/README.md)")
+    overlap_min_windows: int = Field(1, ge=1, description="with overlap, a batch of fewer windows has its model "
+                                                          "call in the loop's thread. 1 (every batch to the second "
+                                                          "thread): on 2 cores it lowered the default cadence's p99 "
+                                                          "at 500 sensors and did not raise it at 5,000 "
+                                                          "(bench/README.md); a saturated host may measure 512 "
+                                                          "(full batches only) better")
     max_wait: Duration = Field(
         timedelta(milliseconds=250),
         description="longest a ready window waits for its batch",
