@@ -75,9 +75,10 @@ class Calibrator:
         tail = TAIL_FRACTION * np.exp(-np.maximum(raw - self.tail_base, 0.0) / self.tail_scale)
         sf = np.where(raw > self.tail_base, np.minimum(tail, TAIL_FRACTION), np.maximum(body, TAIL_FRACTION))
         sf = np.clip(np.where(np.isfinite(raw), sf, 1.0), 1e-300, 1.0)
-        # scipy.stats' norm.isf is -ndtri after argument checks that cost it 30 times the ufunc
-        # on a batch of a few windows (a cadence's points come a few sensors at a time). 0 - x,
-        # not -x: a value at the median reads 0.0 as norm.isf gives it, not -0.0.
+        # scipy.stats' norm.isf is -ndtri behind argument handling that costs more than the ufunc
+        # on a batch of a few windows (a cadence's points come a few sensors at a time; figures
+        # in bench/README.md). 0 - x, not -x: a value at the median reads 0.0 as norm.isf gives
+        # it, not -0.0.
         return 0.0 - ndtri(sf / 2)
 
     def to_dict(self) -> dict:
