@@ -6,7 +6,8 @@ import pytest
 from vigil.buffer.bins import BinStats, bin_events
 from vigil.features import FleetStats, WindowSpec
 from vigil.features.heads import HEADS, HeadStats, head_statistics, horizons
-from vigil.model.detector import DETECTOR_HEADS, JOINT, SCORE_HEADS, Calibrator, Detector, FleetReference
+from vigil.model.detector import (DETECTOR_HEADS, JOINT, SCORE_HEADS, TAIL_FRACTION, Calibrator, Detector,
+                                  FleetReference)
 from vigil.model.explain import explain_scored, head_values
 from vigil.model.predictor import Scored
 
@@ -132,8 +133,8 @@ def test_the_calibrated_value_is_the_normal_quantile_of_half_its_tail_probabilit
     raw = np.concatenate([[0.0, -1.0, np.inf, np.nan], np.linspace(0, 40, 401)])
     z = c(raw)
     # the tail probability Calibrator gives each value, recovered from its own body and tail
-    body = np.maximum(1.0 - np.interp(raw, c.x, c.p, left=0.0), 0.1)
-    tail = np.minimum(0.1 * np.exp(-np.maximum(raw - c.tail_base, 0.0) / c.tail_scale), 0.1)
+    body = np.maximum(1.0 - np.interp(raw, c.x, c.p, left=0.0), TAIL_FRACTION)
+    tail = np.minimum(TAIL_FRACTION * np.exp(-np.maximum(raw - c.tail_base, 0.0) / c.tail_scale), TAIL_FRACTION)
     sf = np.clip(np.where(np.isfinite(raw), np.where(raw > c.tail_base, tail, body), 1.0), 1e-300, 1.0)
     assert z.tobytes() == norm.isf(sf / 2).tobytes()  # the same bits: 0.0 at the median, never -0.0
     assert not np.signbit(z[:2]).any()
