@@ -1,6 +1,7 @@
 import json
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from vigil.events.decode import EventDecoder
 from vigil.events.schema import EventError, EventSchema
@@ -90,7 +91,7 @@ def test_fast_path_never_accepts_what_pydantic_rejects(monkeypatch):
         {"sensor_id": "   ", "timestamp": 1767225600000, "feature_1": 1, "feature_2": 2},
         {"sensor_id": "s", "timestamp": 1767225600000, "feature_1": 1, "feature_2": 2, "10_days_alert_label": True},
         {"sensor_id": "s", "timestamp": 1767225600000, "feature_1": 1, "feature_2": 2, "10_days_alert_label": 0.5},
-        {"sensor_id": "s", "timestamp": 1767225600000, "feature_1": 2**53 + 1, "feature_2": 2},
+        {"sensor_id": "s", "timestamp": 1767225600000, "feature_1": 3.4028234663852886e38 * 1.0000001, "feature_2": 2},
     ]
     raws = [json.dumps(data).encode() for data in edge]
     full = []
@@ -105,6 +106,42 @@ def test_fast_path_never_accepts_what_pydantic_rejects(monkeypatch):
         assert full[i] == event, edge[i]
     assert all(raws[i] in declined for i, event in enumerate(full) if event is None)
     assert len(declined) == len(edge)  # each of these is a boundary the fast checks leave alone
+
+
+def _verdict(decode, raw):
+    try:
+        return decode(raw)
+    except EventError as exc:
+        return exc.reason
+
+
+@given(st.integers(min_value=-(2**140), max_value=2**140))
+def test_an_integer_feature_gets_the_float_the_full_validator_gives_it(value):
+    # Beyond 2**53 an integer has no exact float: the fast path must round it as float() does, and
+    # beyond float32 range refuse it as the full validator does.
+    raw = json.dumps({"sensor_id": "s", "timestamp": 1767225600000, "feature_1": value, "feature_2": 2}).encode()
+    assert _verdict(DECODER.decode, raw) == _verdict(SCHEMA.parse_json, raw)
+
+
+FIELD_VALUES = {
+    "sensor_id": st.one_of(st.text(max_size=300), st.sampled_from([" ", "\u2003", "a\ud800", "s-1"]), st.integers()),
+    "timestamp": st.one_of(st.integers(min_value=631152000000 - 2, max_value=4102444800000 + 2),
+                           st.floats(), st.sampled_from(["2026-01-01T00:00:00Z", "2026-02-30T00:00:00Z", True])),
+    "feature_1": st.one_of(st.floats(), st.integers(), st.booleans(), st.none(), st.text(max_size=3)),
+    "feature_2": st.floats(min_value=-1e40, max_value=1e40),
+    "10_days_alert_label": st.sampled_from([0, 1, 2, -1, None, True, False, 0.0, 1.0, 0.5, "1", float("nan")]),
+}
+
+
+@settings(max_examples=300)
+@given(st.fixed_dictionaries({}, optional=FIELD_VALUES))
+def test_the_decoder_gives_the_full_validators_verdict_on_any_event(data):
+    # Whatever the fast path takes, declines or refuses, a value ends as the full validator says:
+    # the same event, or the same reason.
+    raw = json.dumps(data).encode()
+    assert _verdict(DECODER.decode, raw) == _verdict(SCHEMA.parse_json, raw)
+    got = DECODER.decode_many([raw, raw])  # the batch's path (two rows) agrees with one row's
+    assert got.rows == ([0, 1] if not got.errors else [])
 
 
 def test_huge_integer_feature_is_not_finite_not_a_crash():
