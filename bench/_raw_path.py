@@ -4,7 +4,8 @@ and ``scoring.py``.
 The raw path is the real code of commit 8bb6346 (the last before per-bin buffers: raw events packed
 in time chunks, ``featurize_window`` on the events read back), not a re-implementation; main's
 scoring step before the detection heads is the real code of commit 2e09be8 (``MAIN_COMMIT``); the
-per-window records step is commit 6759781's ``plan_batch`` (``PER_WINDOW_COMMIT``, records.py).
+per-window records step is commit 6759781's ``plan_batch`` (``PER_WINDOW_COMMIT``, records.py); the
+orjson decoder is commit 33bb1e1's ``EventDecoder`` (``ORJSON_DECODE_COMMIT``, decode.py).
 :class:`RawPath` checks a commit out into a temporary git worktree and starts this file there in
 a child process, with the worktree on ``PYTHONPATH`` and as the working directory, on the same
 interpreter: ``PYTHONPATH`` comes before the editable install's finder, so ``import vigil`` in the
@@ -32,6 +33,7 @@ from pathlib import Path
 RAW_COMMIT = "8bb6346"
 MAIN_COMMIT = "2e09be8"  # main before the detection heads: the scoring step's speed target is against it
 PER_WINDOW_COMMIT = "6759781"  # the last plan_batch that ran the alert policy one window at a time (records.py)
+ORJSON_DECODE_COMMIT = "33bb1e1"  # the last EventDecoder on orjson and column checks (decode.py)
 REPO = Path(__file__).resolve().parent.parent
 DAY_MS = 86_400_000
 
@@ -317,6 +319,49 @@ def op_plan_setup(n: int, seed: int) -> dict:
 
 def op_plan_run(batch: int) -> dict:
     return time_plan(*_loaded["plan"], batch)
+
+
+def decode_values(n: int, features: int, sensors: int, seed: int) -> list[bytes]:
+    """Kafka message values as gateways send them: ``features`` features (``feature_1``...), one
+    label in ten (0 or 1), every value valid."""
+    import numpy as np
+    import orjson
+
+    rng = np.random.default_rng(seed)
+    values = (rng.normal(size=(n, features)) * 10 + 50).tolist()
+    out = []
+    for i in range(n):
+        event = {"sensor_id": f"sensor-{i % sensors:05d}", "timestamp": 1767225600000 + i * 1000,
+                 **{f"feature_{j + 1}": values[i][j] for j in range(features)}}
+        if i % 10 == 0:
+            event["10_days_alert_label"] = int(rng.integers(2))
+        out.append(orjson.dumps(event))
+    return out
+
+
+def time_decode(decoder, raws: list[bytes], batch: int) -> dict:
+    """One pass of ``decode_many`` over ``raws`` in consume calls of ``batch``: µs an event, and a
+    fingerprint of what it decoded (taken after the clock stops; both paths must agree)."""
+    started = time.perf_counter()
+    got = [decoder.decode_many(raws[at:at + batch]) for at in range(0, len(raws), batch)]
+    elapsed = time.perf_counter() - started
+    decoded = [sum(len(g.rows) for g in got), sum(len(i) for g in got for i in g.sensor_ids),
+               sum(sum(g.timestamps) for g in got),
+               round(sum(sum(map(sum, g.values)) + sum(label or 0 for label in g.labels) for g in got), 6)]
+    return {"us_per_event": elapsed / len(raws) * 1e6, "decoded": decoded}
+
+
+def op_decode_setup(n: int, features: int, sensors: int, seed: int) -> dict:
+    from vigil.events.decode import EventDecoder
+    from vigil.events.schema import EventSchema
+
+    schema = EventSchema([f"feature_{j + 1}" for j in range(features)])
+    _loaded["decode"] = (EventDecoder(schema), decode_values(n, features, sensors, seed))
+    return {"events": n}
+
+
+def op_decode_run(batch: int) -> dict:
+    return time_decode(*_loaded["decode"], batch)
 
 
 def _child() -> None:
