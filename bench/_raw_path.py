@@ -1,5 +1,5 @@
-"""Older code, measured in the same run as today's: the baselines of ``density.py``, ``memory.py``
-and ``scoring.py``.
+"""Older code, measured in the same run as today's: the baselines of ``density.py``, ``memory.py``,
+``scoring.py``, ``records.py`` and ``decode.py``.
 
 The raw path is the real code of commit 8bb6346 (the last before per-bin buffers: raw events packed
 in time chunks, ``featurize_window`` on the events read back), not a re-implementation; main's
